@@ -1,0 +1,177 @@
+"""Route handlers: validate (via the schemas), call one function per query, shape the answer."""
+
+import hashlib
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp_apispec import docs, headers_schema, match_info_schema, querystring_schema, \
+    request_schema, response_schema
+
+from taskservice import db, tasks
+from taskservice.api import schemas
+from taskservice.api.keys import POOL, SETTINGS
+from taskservice.api.problems import Problem
+
+TASK_NOT_FOUND = "Task not found"  # the replaced service's exact words; clients compare them
+
+
+def json_response(body: Any, status: int = 200, headers: dict | None = None) -> web.Response:
+    # default=str: asyncpg's own UUID type, which orjson does not know.
+    return web.Response(body=orjson.dumps(body, default=str), status=status, headers=headers,
+                        content_type="application/json")
+
+
+def problem_doc(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+INVALID = problem_doc("Invalid input; `errors` names each field")
+NOT_FOUND = problem_doc("No task has this id")
+UNAVAILABLE = problem_doc("The database is unavailable")
+
+
+def request_fingerprint(fields: dict[str, Any]) -> str:
+    """Stable hash of a create request, to tell a retry from a different request."""
+    return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@docs(tags=["tasks"], summary="Create a task",
+      responses={200: {"description": "Replay of an earlier create with the same Idempotency-Key"},
+                 409: problem_doc("Idempotency-Key already used with a different body"),
+                 413: problem_doc("Body too large"), 415: problem_doc("Body is not JSON"),
+                 400: problem_doc("Body is not valid JSON"), 422: INVALID, 503: UNAVAILABLE})
+@request_schema(schemas.TaskCreateSchema, put_into="body")
+@headers_schema(schemas.IdempotencyHeadersSchema, put_into="headers")
+@response_schema(schemas.TaskSchema, 201, description="Created; `Location` names the task")
+async def create_task(request: web.Request) -> web.Response:
+    body = request["body"]
+    settings = request.app[SETTINGS]
+    key = request["headers"]["idempotency_key"]
+    fields = {
+        "name": body["name"],
+        "description": body["description"],
+        "priority": body["priority"],
+        "kind": body["kind"] or settings.default_kind,
+        "payload": body["payload"],
+        "max_attempts": body["max_attempts"],
+        "timeout_seconds": body["timeout_seconds"] or settings.default_timeout_seconds,
+        "run_at": body["run_at"],
+    }
+    request_hash = request_fingerprint(fields) if key else None
+    async with request.app[POOL].acquire() as conn:
+        row = await tasks.create(conn, **fields, idempotency_key=key, request_hash=request_hash)
+        if row is None:
+            row = await tasks.get_by_idempotency_key(conn, key)
+            if row is None or row["request_hash"] != request_hash:
+                raise Problem(409, "This Idempotency-Key was already used with a different request.")
+            return json_response(tasks.public(row))
+    location = f"/api/v1/tasks/{row['id']}"
+    return json_response(tasks.public(row), status=201, headers={"Location": location})
+
+
+@docs(tags=["tasks"], summary="List tasks, newest first",
+      responses={422: INVALID, 503: UNAVAILABLE})
+@querystring_schema(schemas.TaskListQuerySchema, put_into="query")
+@response_schema(schemas.TaskPageSchema, 200)
+async def list_tasks(request: web.Request) -> web.Response:
+    query = request["query"]
+    filters = {"statuses": query["status"] or None, "priorities": query["priority"] or None,
+               "search": query["search"] or None}
+    page, page_size = query["page"], query["page_size"]
+    async with request.app[POOL].acquire() as conn:
+        rows = await tasks.list_page(conn, **filters, limit=page_size,
+                                     offset=(page - 1) * page_size)
+        total = await tasks.count(conn, **filters)
+    return json_response({"items": [tasks.public(r) for r in rows], "total": total,
+                          "page": page, "page_size": page_size})
+
+
+async def _task_or_404(request: web.Request):
+    async with request.app[POOL].acquire() as conn:
+        row = await tasks.get(conn, request["path"]["task_id"])
+    if row is None:
+        raise Problem(404, TASK_NOT_FOUND)
+    return row
+
+
+@docs(tags=["tasks"], summary="Get a task", responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskSchema, 200)
+async def get_task(request: web.Request) -> web.Response:
+    return json_response(tasks.public(await _task_or_404(request)))
+
+
+@docs(tags=["tasks"], summary="Get a task's status",
+      responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskStatusSchema, 200)
+async def get_task_status(request: web.Request) -> web.Response:
+    row = await _task_or_404(request)
+    return json_response({"task_id": row["id"], "status": row["status"]})
+
+
+@docs(tags=["tasks"], summary="Cancel a task",
+      description="NEW and PENDING tasks are cancelled at once (200). For an IN_PROGRESS task the "
+                  "cancellation is requested (202): the worker stops it and records CANCELLED. "
+                  "Cancelling a cancelled task is a no-op (200); a finished one is a conflict (409).",
+      responses={202: {"description": "Cancellation requested; the running attempt will stop",
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}},
+                 404: NOT_FOUND, 409: problem_doc("The task already finished"),
+                 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskSchema, 200, description="The task, now CANCELLED")
+async def cancel_task(request: web.Request) -> web.Response:
+    task_id = request["path"]["task_id"]
+    async with request.app[POOL].acquire() as conn:
+        row = await tasks.cancel(conn, task_id)
+        if row is None:
+            row = await tasks.get(conn, task_id)
+    if row is None:
+        raise Problem(404, TASK_NOT_FOUND)
+    if row["status"] in ("COMPLETED", "FAILED"):
+        raise Problem(409, f"Task already {row['status']}; a finished task cannot be cancelled.")
+    status = 202 if row["status"] == "IN_PROGRESS" else 200
+    return json_response(tasks.public(row), status=status)
+
+
+@docs(tags=["tasks"], summary="A task's status history, oldest first",
+      responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskEventsSchema, 200)
+async def list_task_events(request: web.Request) -> web.Response:
+    task_id = request["path"]["task_id"]
+    async with request.app[POOL].acquire() as conn:
+        rows = await tasks.events(conn, task_id)
+    if not rows:
+        raise Problem(404, TASK_NOT_FOUND)
+    items = [{k: r[k] for k in ("id", "from_status", "status", "attempt", "error", "created_at")}
+             for r in rows]
+    return json_response({"task_id": task_id, "items": items})
+
+
+@docs(tags=["health"], summary="The process is alive")
+@response_schema(schemas.HealthSchema, 200)
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@docs(tags=["health"], summary="The database answers", responses={503: UNAVAILABLE})
+@response_schema(schemas.HealthSchema, 200)
+async def ready(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        await db.ping(conn)
+    return json_response({"status": "ready"})
+
+
+def add_routes(app: web.Application) -> None:
+    for prefix in ("/api/v1/tasks", "/api/v1/tasks/"):
+        app.router.add_post(prefix, create_task)
+        app.router.add_get(prefix, list_tasks, allow_head=False)
+    app.router.add_get("/api/v1/tasks/{task_id}", get_task, allow_head=False)
+    app.router.add_delete("/api/v1/tasks/{task_id}", cancel_task)
+    app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
+    app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
+    app.router.add_get("/health", health, allow_head=False)
+    app.router.add_get("/ready", ready, allow_head=False)

@@ -1,0 +1,144 @@
+"""Marshmallow schemas: what requests may carry, and what responses look like (for the spec)."""
+
+import re
+
+import orjson
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from taskservice.tasks import PRIORITIES, STATUSES
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_SEARCH_LENGTH = 200
+KIND_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+# PostgreSQL text and jsonb cannot hold NUL characters; refuse them up front.
+def no_nul(value: str) -> None:
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+
+
+def _contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
+def valid_payload(value: dict) -> None:
+    if len(orjson.dumps(value)) > MAX_PAYLOAD_BYTES:
+        raise ValidationError(f"Must be at most {MAX_PAYLOAD_BYTES} bytes of JSON.")
+    if _contains_nul(value):
+        raise ValidationError("Must not contain NUL characters.")
+
+
+def valid_kind(value: str) -> None:
+    if not KIND_PATTERN.fullmatch(value):
+        raise ValidationError("Must be 1-100 letters, digits or _ . : -")
+
+
+class TaskCreateSchema(Schema):
+    name = fields.String(required=True, validate=[validate.Length(1, 255), no_nul])
+    description = fields.String(load_default=None, allow_none=True,
+                                validate=[validate.Length(max=10_000), no_nul])
+    priority = fields.String(load_default="MEDIUM", validate=validate.OneOf(PRIORITIES))
+    kind = fields.String(load_default=None, allow_none=True, validate=valid_kind,
+                         metadata={"description": "Handler to run; the configured default if omitted."})
+    payload = fields.Dict(keys=fields.String(), load_default=dict, validate=valid_payload,
+                          metadata={"description": "JSON object handed to the handler (at most 64 KiB)."})
+    max_attempts = fields.Integer(load_default=3, strict=True, validate=validate.Range(1, 20))
+    timeout_seconds = fields.Integer(load_default=None, allow_none=True, strict=True,
+                                     validate=validate.Range(1, 86_400))
+    run_at = fields.AwareDateTime(load_default=None, allow_none=True,
+                                  metadata={"description": "Run no earlier than this time."})
+
+
+class IdempotencyHeadersSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # every other header
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key", load_default=None,
+        validate=[validate.Length(1, 255), no_nul],
+        metadata={"description": "Repeat a create safely: the same key and body return the first task."})
+
+
+class TaskListQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # parameters the replaced service ignored are ignored here too
+
+    status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=None,
+                         metadata={"description": "Repeat to match any of several statuses."})
+    priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)), load_default=None,
+                           metadata={"description": "Repeat to match any of several priorities."})
+    search = fields.String(load_default=None,
+                           validate=[validate.Length(max=MAX_SEARCH_LENGTH), no_nul],
+                           metadata={"description": "Case-insensitive substring of name or description."})
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 10_000_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+class TaskIdPathSchema(Schema):
+    task_id = fields.UUID(required=True)
+
+
+class TaskSchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    description = fields.String(allow_none=True, required=True)
+    priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(allow_none=True, required=True)
+    finished_at = fields.DateTime(allow_none=True, required=True)
+    result = fields.Raw(allow_none=True, required=True, metadata={"description": "The handler's JSON result."})
+    error = fields.String(allow_none=True, required=True)
+    updated_at = fields.DateTime(required=True)
+    kind = fields.String(required=True)
+    payload = fields.Dict(required=True)
+    attempts = fields.Integer(required=True)
+    max_attempts = fields.Integer(required=True)
+    timeout_seconds = fields.Integer(required=True)
+    run_at = fields.DateTime(allow_none=True, required=True)
+    cancel_requested_at = fields.DateTime(allow_none=True, required=True)
+
+
+class TaskPageSchema(Schema):
+    items = fields.List(fields.Nested(TaskSchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+
+
+class TaskStatusSchema(Schema):
+    task_id = fields.UUID(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+
+
+class TaskEventSchema(Schema):
+    id = fields.Integer(required=True)
+    from_status = fields.String(allow_none=True, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    attempt = fields.Integer(required=True)
+    error = fields.String(allow_none=True, required=True)
+    created_at = fields.DateTime(required=True)
+
+
+class TaskEventsSchema(Schema):
+    task_id = fields.UUID(required=True)
+    items = fields.List(fields.Nested(TaskEventSchema), required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class ProblemSchema(Schema):
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "Field name → messages (422 only)."})

@@ -1,0 +1,98 @@
+"""Settings: one frozen object built from the environment at start-up and passed down."""
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip()
+    if value.lower() not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value.lower()
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://postgres:postgres@localhost:5432/taskservice"
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    host: str = "0.0.0.0"
+    port: int = 8000
+    log_level: str = "info"
+    log_format: str = "text"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    max_body_bytes: int = 1024 * 1024
+    default_kind: str = "noop"
+    default_timeout_seconds: int = 300
+    dispatcher_embedded: bool = True
+    worker_concurrency: int = 4
+    amqp_exchange: str = "taskservice"
+    amqp_queue: str = "taskservice.tasks"
+
+
+def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
+    """Read every setting from `env`; a bad value stops start-up with its name."""
+    defaults = Settings()
+    return Settings(
+        database_url=env.get("DATABASE_URL") or defaults.database_url,
+        amqp_url=env.get("AMQP_URL") or defaults.amqp_url,
+        host=env.get("HOST") or defaults.host,
+        port=_int(env, "PORT", defaults.port, 1, 65535),
+        log_level=_choice(env, "LOG_LEVEL", defaults.log_level,
+                          ("debug", "info", "warning", "error")),
+        log_format=_choice(env, "LOG_FORMAT", defaults.log_format, ("json", "text")),
+        db_pool_min=_int(env, "DB_POOL_MIN", defaults.db_pool_min, 0, 100),
+        db_pool_max=_int(env, "DB_POOL_MAX", defaults.db_pool_max, 1, 100),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes,
+                            1024, 64 * 1024 * 1024),
+        default_kind=env.get("DEFAULT_KIND") or defaults.default_kind,
+        default_timeout_seconds=_int(env, "DEFAULT_TIMEOUT_SECONDS",
+                                     defaults.default_timeout_seconds, 1, 86400),
+        dispatcher_embedded=_bool(env, "DISPATCHER_EMBEDDED", defaults.dispatcher_embedded),
+        worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency, 1, 256),
+        amqp_exchange=env.get("AMQP_EXCHANGE") or defaults.amqp_exchange,
+        amqp_queue=env.get("AMQP_QUEUE") or defaults.amqp_queue,
+    )

@@ -1,0 +1,21 @@
+"""The SQL files under sql/, read once at import and looked up by name ("tasks/get")."""
+
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+def load_queries(root: Path = SQL_DIR) -> Mapping[str, str]:
+    """Every `<area>/<verb>.sql` below `root`, keyed by `<area>/<verb>`."""
+    queries = {
+        path.relative_to(root).with_suffix("").as_posix(): path.read_text()
+        for path in sorted(root.rglob("*.sql"))
+    }
+    if not queries:
+        raise FileNotFoundError(f"no SQL files under {root}")
+    return MappingProxyType(queries)
+
+
+QUERIES = load_queries()

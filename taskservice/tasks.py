@@ -1,0 +1,69 @@
+"""Tasks in PostgreSQL: one function per SQL file under sql/tasks/, each taking a connection."""
+
+from datetime import datetime
+from typing import Any, Sequence
+from uuid import UUID
+
+import asyncpg
+
+from taskservice.sql import QUERIES
+
+STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
+FINISHED_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
+PRIORITIES = ("LOW", "MEDIUM", "HIGH")
+
+# The columns clients see; the rest (lease, idempotency) is bookkeeping.
+PUBLIC_FIELDS = (
+    "id", "name", "description", "priority", "status", "created_at", "started_at",
+    "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
+    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at",
+)
+
+
+def public(row: asyncpg.Record) -> dict[str, Any]:
+    """A task row as the API shows it."""
+    return {field: row[field] for field in PUBLIC_FIELDS}
+
+
+async def create(
+    conn: asyncpg.Connection, *, name: str, description: str | None, priority: str,
+    kind: str, payload: dict, max_attempts: int, timeout_seconds: int,
+    run_at: datetime | None, idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> asyncpg.Record | None:
+    """The new task, or None when `idempotency_key` already names a task."""
+    return await conn.fetchrow(
+        QUERIES["tasks/create"], name, description, priority, kind, payload,
+        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash)
+
+
+async def get(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(QUERIES["tasks/get"], task_id)
+
+
+async def get_by_idempotency_key(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(QUERIES["tasks/get_by_idempotency_key"], key)
+
+
+async def list_page(
+    conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+    priorities: Sequence[str] | None, search: str | None, limit: int, offset: int,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, search,
+                            limit, offset)
+
+
+async def count(
+    conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+    priorities: Sequence[str] | None, search: str | None,
+) -> int:
+    return await conn.fetchval(QUERIES["tasks/count"], statuses, priorities, search)
+
+
+async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
+    """The task after cancelling, or None when it is unknown, finished or already cancelled."""
+    return await conn.fetchrow(QUERIES["tasks/cancel"], task_id)
+
+
+async def events(conn: asyncpg.Connection, task_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(QUERIES["tasks/events"], task_id)

@@ -1,0 +1,111 @@
+"""Test fixtures: a fresh, migrated PostgreSQL database and per-run RabbitMQ names.
+
+Defaults work against the machine's services and against `make start`'s stack;
+TEST_DATABASE_URL (server only, no database name needed) and TEST_AMQP_URL override them.
+"""
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from taskservice import db
+from taskservice.api.app import create_app
+from taskservice.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres:postgres@localhost:5432/postgres")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/")
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def dbmate_url(url: str) -> str:
+    if "sslmode=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "sslmode=disable"
+
+
+def dbmate_binary() -> str:
+    beside_python = Path(sys.executable).parent / "dbmate"
+    found = str(beside_python) if beside_python.exists() else shutil.which("dbmate")
+    if not found:
+        pytest.exit("dbmate is not installed: run `make test` (it installs the dev dependencies)", 2)
+    return found
+
+
+def run_dbmate(url: str, *args: str) -> None:
+    subprocess.run([dbmate_binary(), "--url", dbmate_url(url), "--migrations-dir",
+                    str(ROOT / "db/migrations"), "--no-dump-schema", *args],
+                   check=True, capture_output=True, text=True)
+
+
+def require_service(name: str, url: str, how: str) -> None:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "localhost", parts.port), timeout=3).close()
+    except OSError as exc:
+        pytest.exit(f"{name} is not reachable at {parts.hostname}:{parts.port} ({exc}). {how}", 2)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    how = ("Start it with `make start` (Docker Compose publishes it on localhost), or point "
+           "{var} at a running server.")
+    require_service("PostgreSQL", SERVER_URL, how.format(var="TEST_DATABASE_URL"))
+    require_service("RabbitMQ", AMQP_URL, how.format(var="TEST_AMQP_URL"))
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(SERVER_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A database made for this run, migrated with dbmate, dropped at the end."""
+    name = f"taskservice_test_{RUN_ID}"
+    url = with_database(SERVER_URL, name)
+    run_dbmate(url, "create")
+    run_dbmate(url, "up")
+    yield url
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        amqp_url=AMQP_URL,
+        db_pool_min=1,
+        db_pool_max=10,
+        amqp_exchange=f"taskservice.test.{RUN_ID}",
+        amqp_queue=f"taskservice.test.{RUN_ID}.tasks",
+        dispatcher_embedded=False,
+    )
+
+
+@pytest.fixture
+async def pool(settings: Settings):
+    pool = await db.create_pool(settings)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings):
+    return await aiohttp_client(create_app(settings))

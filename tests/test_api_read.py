@@ -1,0 +1,125 @@
+"""GET endpoints: one task, its status, its history, and the filtered, paginated list."""
+
+import uuid
+
+import pytest
+
+TASKS = "/api/v1/tasks/"
+
+
+async def create(client, **body) -> dict:
+    resp = await client.post(TASKS, json={"name": "task", **body})
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def test_get_task(client):
+    task = await create(client, name="fetch me")
+    resp = await client.get(f"/api/v1/tasks/{task['id']}")
+    assert resp.status == 200
+    assert await resp.json() == task
+
+
+async def test_unknown_task_is_404_with_the_old_detail(client):
+    for path in ("", "/status", "/events"):
+        resp = await client.get(f"/api/v1/tasks/{uuid.uuid4()}{path}")
+        assert resp.status == 404
+        assert resp.content_type == "application/problem+json"
+        assert (await resp.json())["detail"] == "Task not found"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tasks/not-a-uuid", "/api/v1/tasks/123/status",
+                                  "/api/v1/tasks/zzz/events"])
+async def test_malformed_id_is_422(client, path):
+    resp = await client.get(path)
+    assert resp.status == 422
+    assert "task_id" in (await resp.json())["errors"]
+
+
+async def test_malformed_id_on_delete_is_422(client):
+    resp = await client.delete("/api/v1/tasks/nope")
+    assert resp.status == 422
+
+
+async def test_status(client):
+    task = await create(client)
+    resp = await client.get(f"/api/v1/tasks/{task['id']}/status")
+    assert resp.status == 200
+    assert await resp.json() == {"task_id": task["id"], "status": "NEW"}
+
+
+async def test_events_show_the_history(client):
+    task = await create(client)
+    await client.delete(f"/api/v1/tasks/{task['id']}")
+    resp = await client.get(f"/api/v1/tasks/{task['id']}/events")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["task_id"] == task["id"]
+    assert [(e["from_status"], e["status"]) for e in body["items"]] == [(None, "NEW"), ("NEW", "CANCELLED")]
+    assert body["items"][0]["created_at"] <= body["items"][1]["created_at"]
+
+
+async def test_list_filters_and_pages(client):
+    tag = uuid.uuid4().hex[:8]
+    created = [await create(client, name=f"{tag} item {i}", priority=("HIGH" if i % 2 else "LOW"))
+               for i in range(5)]
+    resp = await client.get(TASKS, params={"search": tag, "page_size": 2})
+    body = await resp.json()
+    assert resp.status == 200
+    assert body["total"] == 5 and body["page"] == 1 and body["page_size"] == 2
+    newest_first = [t["id"] for t in reversed(created)]
+    assert [t["id"] for t in body["items"]] == newest_first[:2]
+
+    page3 = await (await client.get(TASKS, params={"search": tag, "page_size": 2, "page": 3})).json()
+    assert [t["id"] for t in page3["items"]] == newest_first[4:]
+
+    past = await (await client.get(TASKS, params={"search": tag, "page_size": 2, "page": 9})).json()
+    assert past["items"] == [] and past["total"] == 5
+
+    high = await (await client.get(TASKS, params={"search": tag, "priority": "HIGH"})).json()
+    assert high["total"] == 2 and {t["priority"] for t in high["items"]} == {"HIGH"}
+
+
+async def test_list_filter_repeats_mean_any_of(client):
+    tag = uuid.uuid4().hex[:8]
+    keep = await create(client, name=tag)
+    cancelled = await create(client, name=tag)
+    await client.delete(f"/api/v1/tasks/{cancelled['id']}")
+    only_new = await (await client.get(f"{TASKS}?search={tag}&status=NEW")).json()
+    assert [t["id"] for t in only_new["items"]] == [keep["id"]]
+    both = await (await client.get(f"{TASKS}?search={tag}&status=NEW&status=CANCELLED")).json()
+    assert both["total"] == 2
+    assert (await (await client.get(f"{TASKS}?search={tag}&status=FAILED")).json())["total"] == 0
+
+
+async def test_search_is_case_insensitive_and_covers_description(client):
+    tag = uuid.uuid4().hex[:8]
+    by_name = await create(client, name=f"Quarterly {tag.upper()} Report")
+    by_description = await create(client, name="other", description=f"about {tag}")
+    found = await (await client.get(TASKS, params={"search": tag})).json()
+    assert {t["id"] for t in found["items"]} == {by_name["id"], by_description["id"]}
+
+
+@pytest.mark.parametrize("needle", ["100%", "a_b", "back\\slash", "it's", '"quoted"'])
+async def test_search_treats_wildcards_and_quotes_literally(client, needle):
+    tag = uuid.uuid4().hex[:8]
+    literal = await create(client, name=f"{tag} {needle} end")
+    decoys = {"100%": "1000", "a_b": "axb", "back\\slash": "backslash", "it's": "its",
+              '"quoted"': "quoted"}
+    await create(client, name=f"{tag} {decoys[needle]} end")
+    found = await (await client.get(TASKS, params={"search": f"{tag} {needle}"})).json()
+    assert [t["id"] for t in found["items"]] == [literal["id"]]
+
+
+@pytest.mark.parametrize("query", ["status=DONE", "priority=urgent", "page=0", "page=abc", "page_size=0",
+                                   "page_size=101", "search=" + "x" * 201])
+async def test_bad_list_parameters_are_422(client, query):
+    resp = await client.get(f"{TASKS}?{query}")
+    assert resp.status == 422
+    assert resp.content_type == "application/problem+json"
+    assert (await resp.json())["errors"]
+
+
+async def test_empty_search_means_no_filter(client):
+    resp = await client.get(TASKS, params={"search": ""})
+    assert resp.status == 200
