@@ -2,19 +2,42 @@
 
 import argparse
 import asyncio
-import logging
+import dataclasses
 import sys
 
-from taskservice.settings import SettingsError, load_settings
-
-log = logging.getLogger("taskservice")
+from taskservice.lifecycle import stop_on_signals
+from taskservice.settings import Settings, SettingsError, load_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="taskservice", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("api", help="serve the HTTP API (with the embedded dispatcher unless disabled)")
+    commands.add_parser("dispatcher", help="drain the outbox into RabbitMQ and reap expired leases")
+    worker = commands.add_parser("worker", help="consume and execute tasks")
+    worker.add_argument("--concurrency", type=int, metavar="N",
+                        help="tasks run at once (default: WORKER_CONCURRENCY)")
+    run = commands.add_parser("run", help="api + dispatcher + worker in one process, for local use")
+    run.add_argument("--concurrency", type=int, metavar="N",
+                     help="tasks run at once (default: WORKER_CONCURRENCY)")
     return parser.parse_args(argv)
+
+
+async def run_command(command: str, settings: Settings) -> None:
+    from taskservice import dispatcher, worker
+    from taskservice.api.server import serve
+
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    if command == "api":
+        await serve(settings, stop)
+    elif command == "dispatcher":
+        await dispatcher.main(settings, stop)
+    elif command == "worker":
+        await worker.main(settings, stop)
+    else:  # run: the API (with its embedded dispatcher) and a worker
+        api_settings = dataclasses.replace(settings, dispatcher_embedded=True)
+        await asyncio.gather(serve(api_settings, stop), worker.main(settings, stop))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,24 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"taskservice: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "concurrency", None) is not None:
+        if not 1 <= args.concurrency <= 256:
+            print("taskservice: --concurrency must be between 1 and 256", file=sys.stderr)
+            return 2
+        settings = dataclasses.replace(settings, worker_concurrency=args.concurrency)
 
     from taskservice.logs import configure_logging
     configure_logging(settings.log_level, settings.log_format)
     try:
         import uvloop
     except ImportError:
-        uvloop = None
-
-    if args.command == "api":
-        from taskservice.api.server import serve
-        runner = serve(settings)
-    else:  # argparse only accepts the commands above
-        raise AssertionError(args.command)
-
-    if uvloop is not None:
-        uvloop.run(runner)
+        asyncio.run(run_command(args.command, settings))
     else:
-        asyncio.run(runner)
+        uvloop.run(run_command(args.command, settings))
     return 0
 
 

@@ -1,8 +1,9 @@
 """Settings: one frozen object built from the environment at start-up and passed down."""
 
 import os
-from dataclasses import dataclass
-from typing import Mapping
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 class SettingsError(ValueError):
@@ -71,6 +72,15 @@ class Settings:
     worker_concurrency: int = 4
     amqp_exchange: str = "taskservice"
     amqp_queue: str = "taskservice.tasks"
+    dispatch_batch_size: int = 200
+    dispatch_poll_seconds: float = 1.0
+    reap_interval_seconds: float = 5.0
+    lease_seconds: float = 30.0
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    shutdown_grace_seconds: float = 10.0
+    handler_modules: tuple[str, ...] = ()
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
 
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
@@ -95,4 +105,17 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         worker_concurrency=_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency, 1, 256),
         amqp_exchange=env.get("AMQP_EXCHANGE") or defaults.amqp_exchange,
         amqp_queue=env.get("AMQP_QUEUE") or defaults.amqp_queue,
+        dispatch_batch_size=_int(env, "DISPATCH_BATCH_SIZE", defaults.dispatch_batch_size, 1, 5000),
+        dispatch_poll_seconds=_float(env, "DISPATCH_POLL_SECONDS", defaults.dispatch_poll_seconds,
+                                     0.05, 60),
+        reap_interval_seconds=_float(env, "REAP_INTERVAL_SECONDS", defaults.reap_interval_seconds,
+                                     0.1, 3600),
+        lease_seconds=_float(env, "LEASE_SECONDS", defaults.lease_seconds, 1, 3600),
+        retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", defaults.retry_base_seconds, 0, 3600),
+        retry_max_seconds=_float(env, "RETRY_MAX_SECONDS", defaults.retry_max_seconds, 0, 86400),
+        shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds,
+                                      0, 3600),
+        handler_modules=tuple(m.strip() for m in (env.get("HANDLER_MODULES") or "").split(",")
+                              if m.strip()),
+        worker_id=env.get("WORKER_ID") or defaults.worker_id,
     )

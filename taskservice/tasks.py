@@ -1,7 +1,8 @@
 """Tasks in PostgreSQL: one function per SQL file under sql/tasks/, each taking a connection."""
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -67,3 +68,42 @@ async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | No
 
 async def events(conn: asyncpg.Connection, task_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/events"], task_id)
+
+
+# -- execution: every write below is guarded by the attempt it owns --------------
+
+async def claim(conn: asyncpg.Connection, task_id: UUID, outbox_id: int, worker_id: str,
+                lease_seconds: float) -> asyncpg.Record | None:
+    """The task, now IN_PROGRESS under this worker's lease; None if it is not claimable."""
+    return await conn.fetchrow(QUERIES["tasks/claim"], task_id, outbox_id, worker_id, lease_seconds)
+
+
+async def renew_leases(conn: asyncpg.Connection, task_ids: Sequence[UUID], worker_id: str,
+                       lease_seconds: float) -> list[asyncpg.Record]:
+    return await conn.fetch(QUERIES["tasks/renew_leases"], task_ids, worker_id, lease_seconds)
+
+
+async def complete(conn: asyncpg.Connection, task_id: UUID, attempt: int, worker_id: str,
+                   result: Any) -> asyncpg.Record | None:
+    return await conn.fetchrow(QUERIES["tasks/complete"], task_id, attempt, worker_id, result)
+
+
+async def fail_attempt(conn: asyncpg.Connection, task_id: UUID, attempt: int, worker_id: str,
+                       error: str, retry_in_seconds: float, retryable: bool) -> asyncpg.Record | None:
+    """PENDING again (retry after the delay), or FAILED when attempts are exhausted or not retryable."""
+    return await conn.fetchrow(QUERIES["tasks/fail_attempt"], task_id, attempt, worker_id, error,
+                               retry_in_seconds, retryable)
+
+
+async def mark_cancelled(conn: asyncpg.Connection, task_id: UUID, attempt: int,
+                         worker_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(QUERIES["tasks/mark_cancelled"], task_id, attempt, worker_id)
+
+
+async def hand_back(conn: asyncpg.Connection, task_id: UUID, attempt: int,
+                    worker_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(QUERIES["tasks/hand_back"], task_id, attempt, worker_id)
+
+
+async def reap_expired(conn: asyncpg.Connection, batch_size: int) -> list[asyncpg.Record]:
+    return await conn.fetch(QUERIES["tasks/reap_expired"], batch_size)

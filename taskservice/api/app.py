@@ -1,10 +1,11 @@
 """The aiohttp application: middlewares, routes, the OpenAPI document and resource lifetimes."""
 
-from typing import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
-from aiohttp_apispec import setup_aiohttp_apispec, validation_middleware
+from aiohttp_apispec import AiohttpApiSpec, validation_middleware
 from marshmallow import ValidationError
 from webargs import core
 from webargs.aiohttpparser import AIOHTTPParser
@@ -14,6 +15,7 @@ from taskservice.api import schemas
 from taskservice.api.keys import POOL, SETTINGS
 from taskservice.api.problems import Problem, problem_middleware, validation_problem
 from taskservice.api.routes import add_routes
+from taskservice.dispatcher import run_dispatcher
 from taskservice.settings import Settings
 
 
@@ -51,6 +53,34 @@ async def database_pool(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+def finish_openapi3(spec: dict) -> dict:
+    """Turn the Swagger 2 leftovers of aiohttp-apispec's OpenAPI 3 output into OpenAPI 3."""
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            operation.pop("produces", None)  # Swagger 2 only; OpenAPI 3 names types per response
+            body = [p for p in operation["parameters"] if p["in"] == "body"]
+            if body:
+                operation["parameters"] = [p for p in operation["parameters"] if p["in"] != "body"]
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": body[0]["schema"]}},
+                }
+    return spec
+
+
+async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
+    """The dispatcher as a background task of the API process, unless disabled."""
+    settings = app[SETTINGS]
+    if not settings.dispatcher_embedded:
+        yield
+        return
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_dispatcher(app[POOL], settings, stop))
+    yield
+    stop.set()
+    await task
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -58,12 +88,18 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(database_pool)
+    app.cleanup_ctx.append(embedded_dispatcher)
     add_routes(app)
-    api_spec = setup_aiohttp_apispec(
-        app, title="taskservice", version=__version__, openapi_version="3.0.3",
+    api_spec = AiohttpApiSpec(
+        title="taskservice", version=__version__, openapi_version="3.0.3",
         url="/api/docs/swagger.json", swagger_path="/docs", static_path="/static/swagger",
         info={"description": "Asynchronous task management: create, watch and cancel tasks."},
     )
+    # Named up front: routes.problem_doc and routes.task_doc refer to them by name.
     api_spec.spec.components.schema("Problem", schema=schemas.ProblemSchema)
+    api_spec.spec.components.schema("Task", schema=schemas.TaskSchema)
+    # In place (the routes are all added): the spec is built now, so it can be finished below.
+    api_spec.register(app, in_place=True)
+    app["swagger_dict"] = finish_openapi3(app["swagger_dict"])
     app["_apispec_parser"] = RequestParser(error_handler=raise_validation_problem)
     return app

@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import signal
 
 from aiohttp import web
 
@@ -12,22 +11,15 @@ from taskservice.settings import Settings
 log = logging.getLogger(__name__)
 
 
-async def wait_for_stop_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set."""
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
     await site.start()
     log.info("api listening on http://%s:%d", settings.host, settings.port)
     try:
-        await wait_for_stop_signal()
+        await stop.wait()
         log.info("api stopping")
     finally:
         await runner.cleanup()

@@ -1,0 +1,92 @@
+"""RabbitMQ: connecting, the topology (declared the same way by every process), publishing."""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+
+from taskservice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# AMQP priority per task priority. Small values: RabbitMQ keeps one sub-queue per level.
+MAX_PRIORITY = 10
+AMQP_PRIORITY = {"LOW": 1, "MEDIUM": 5, "HIGH": 9}
+
+
+@dataclass(frozen=True)
+class Topology:
+    exchange: AbstractExchange
+    queue: AbstractQueue
+    dead_letter_queue: AbstractQueue
+
+
+def dead_letter_names(settings: Settings) -> tuple[str, str]:
+    return f"{settings.amqp_exchange}.dead", f"{settings.amqp_queue}.dead"
+
+
+async def connect(settings: Settings, stop: asyncio.Event | None = None) -> AbstractRobustConnection:
+    """A robust connection, retried with backoff until the broker answers (or `stop` is set)."""
+    delay = 0.5
+    while True:
+        try:
+            return await aio_pika.connect_robust(settings.amqp_url, timeout=10,
+                                                 client_properties={"connection_name": "taskservice"})
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+            if stop is not None and stop.is_set():
+                raise
+            log.warning("RabbitMQ unreachable (%s); retrying in %.1fs", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+
+
+async def declare_topology(channel: AbstractChannel, settings: Settings) -> Topology:
+    """Durable exchange, priority queue and dead-letter queue.
+
+    The one place the queue's arguments are written: redeclaring a queue with
+    other arguments fails with PRECONDITION_FAILED (design §10).
+    """
+    dead_exchange_name, dead_queue_name = dead_letter_names(settings)
+    dead_exchange = await channel.declare_exchange(dead_exchange_name, aio_pika.ExchangeType.FANOUT,
+                                                   durable=True)
+    dead_queue = await channel.declare_queue(dead_queue_name, durable=True)
+    await dead_queue.bind(dead_exchange)
+    exchange = await channel.declare_exchange(settings.amqp_exchange, aio_pika.ExchangeType.DIRECT,
+                                              durable=True)
+    queue = await channel.declare_queue(settings.amqp_queue, durable=True, arguments={
+        "x-max-priority": MAX_PRIORITY,
+        "x-dead-letter-exchange": dead_exchange_name,
+    })
+    await queue.bind(exchange, routing_key=settings.amqp_queue)
+    return Topology(exchange=exchange, queue=queue, dead_letter_queue=dead_queue)
+
+
+def task_message(outbox_id: int, task_id, priority: str) -> aio_pika.Message:
+    return aio_pika.Message(
+        orjson.dumps({"task_id": str(task_id), "outbox_id": outbox_id}),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        priority=AMQP_PRIORITY[priority],
+        message_id=str(outbox_id),
+    )
+
+
+def parse_task_message(body: bytes) -> tuple[str, int]:
+    """(task id, outbox id) from a message body; ValueError when it is not one of ours."""
+    data = orjson.loads(body)
+    if not isinstance(data, dict) or not isinstance(data.get("outbox_id"), int):
+        raise ValueError("not a task message")
+    return str(data["task_id"]), data["outbox_id"]
+
+
+async def publish_batch(exchange: AbstractExchange, routing_key: str, rows: Sequence) -> None:
+    """Publish every row and wait for all confirms; raises if any is nacked or returned."""
+    await asyncio.gather(*(
+        exchange.publish(task_message(row["id"], row["task_id"], row["priority"]), routing_key,
+                         mandatory=True, timeout=10)
+        for row in rows
+    ))

@@ -1,0 +1,125 @@
+"""The dispatcher: drains the outbox into RabbitMQ, and reaps attempts whose lease ran out.
+
+Two fronts call `run_dispatcher`: a background task of the API process
+(`taskservice.api.app.embedded_dispatcher`) and the standalone process (`main`).
+"""
+
+import asyncio
+import logging
+
+import asyncpg
+from aio_pika.abc import AbstractExchange
+
+from taskservice import broker, db, outbox, tasks
+from taskservice.lifecycle import wait_any, wait_for
+from taskservice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REAP_BATCH_SIZE = 100
+PUBLISH_RETRY_SECONDS = 2.0
+
+
+class PublishFailed(Exception):
+    def __init__(self, outbox_ids: list[int], reason: str) -> None:
+        super().__init__(reason)
+        self.outbox_ids = outbox_ids
+        self.reason = reason
+
+
+async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings) -> int:
+    """Publish one batch of due outbox rows; how many were published.
+
+    Claim, publish and mark happen in one transaction: if RabbitMQ does not
+    confirm every message, the transaction rolls back and the rows stay due.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await outbox.claim_due(conn, settings.dispatch_batch_size)
+        if not rows:
+            return 0
+        ids = [row["id"] for row in rows]
+        try:
+            await broker.publish_batch(exchange, settings.amqp_queue, rows)
+        except Exception as exc:  # whatever the broker did, the rows must stay due
+            raise PublishFailed(ids, f"{type(exc).__name__}: {exc}") from exc
+        await outbox.mark_published(conn, ids)
+    log.debug("published %d outbox rows", len(ids))
+    return len(ids)
+
+
+async def drain_forever(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings,
+                        wake: asyncio.Event, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        wake.clear()
+        try:
+            published = await drain_once(pool, exchange, settings)
+        except PublishFailed as exc:
+            log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
+                        len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
+            await record_publish_error(pool, exc)
+            await wait_for(stop, PUBLISH_RETRY_SECONDS)
+            continue
+        except db.UNAVAILABLE_ERRORS as exc:
+            log.warning("dispatcher: database unavailable (%s)", type(exc).__name__)
+            await wait_for(stop, 1.0)
+            continue
+        if published < settings.dispatch_batch_size:
+            # NOTIFY from a new outbox row wakes us at once; polling catches
+            # scheduled rows coming due and any notification that was lost.
+            await wait_any((stop, wake), settings.dispatch_poll_seconds)
+
+
+async def record_publish_error(pool: asyncpg.Pool, failure: PublishFailed) -> None:
+    try:
+        async with pool.acquire() as conn:
+            await outbox.record_publish_error(conn, failure.outbox_ids, failure.reason[:1000],
+                                              PUBLISH_RETRY_SECONDS)
+    except db.UNAVAILABLE_ERRORS:
+        pass  # the rows are still due; the next drain retries them anyway
+
+
+async def reap_forever(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        rescued = []
+        try:
+            async with pool.acquire() as conn:
+                rescued = await tasks.reap_expired(conn, REAP_BATCH_SIZE)
+        except db.UNAVAILABLE_ERRORS as exc:
+            log.warning("reaper: database unavailable (%s)", type(exc).__name__)
+        for row in rescued:
+            log.warning("rescued task %s after its lease expired on attempt %d: now %s",
+                        row["id"], row["attempts"], row["status"],
+                        extra={"task_id": str(row["id"]), "attempt": row["attempts"]})
+        if len(rescued) < REAP_BATCH_SIZE:
+            await wait_for(stop, settings.reap_interval_seconds)
+
+
+async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
+    """Drain the outbox and reap expired leases until `stop` is set."""
+    wake = asyncio.Event()
+    background = [
+        asyncio.create_task(db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
+        asyncio.create_task(reap_forever(pool, settings, stop)),
+    ]
+    connection = None
+    try:
+        connection = await broker.connect(settings, stop)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        topology = await broker.declare_topology(channel, settings)
+        log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
+        await drain_forever(pool, topology.exchange, settings, wake, stop)
+    finally:
+        stop.set()
+        await asyncio.gather(*background, return_exceptions=True)
+        if connection is not None:
+            await connection.close()
+        log.info("dispatcher stopped")
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    """The standalone dispatcher process."""
+    pool = await db.create_pool(settings)
+    try:
+        await run_dispatcher(pool, settings, stop)
+    finally:
+        await pool.close()

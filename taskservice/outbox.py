@@ -1,0 +1,21 @@
+"""The outbox in PostgreSQL: one function per SQL file under sql/outbox/."""
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from taskservice.sql import QUERIES
+
+
+async def claim_due(conn: asyncpg.Connection, batch_size: int) -> list[asyncpg.Record]:
+    """Due rows locked for the caller's transaction; their tasks become PENDING."""
+    return await conn.fetch(QUERIES["outbox/claim_due"], batch_size)
+
+
+async def mark_published(conn: asyncpg.Connection, outbox_ids: Sequence[int]) -> None:
+    await conn.execute(QUERIES["outbox/mark_published"], outbox_ids)
+
+
+async def record_publish_error(conn: asyncpg.Connection, outbox_ids: Sequence[int], error: str,
+                               retry_in_seconds: float) -> None:
+    await conn.execute(QUERIES["outbox/record_publish_error"], outbox_ids, error, retry_in_seconds)

@@ -1,0 +1,231 @@
+"""The worker: consumes task messages, runs handlers under a lease, records outcomes.
+
+A message is acked as soon as the claim (with its lease) is committed: from then
+on the database owns recovery (heartbeat + reaper), so a 2-hour task never
+trips RabbitMQ's consumer timeout.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+from aio_pika.abc import AbstractIncomingMessage
+
+from taskservice import broker, db, tasks
+from taskservice.handlers import Handler, HandlerContext, load_registry
+from taskservice.lifecycle import wait_for
+from taskservice.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AttemptTimedOut(Exception):
+    pass
+
+
+@dataclass
+class Attempt:
+    """A running handler, and why it was stopped, if it was."""
+    task: asyncpg.Record
+    handler_task: asyncio.Task
+    stop_reason: str | None = None  # "cancel" (client asked) or "shutdown" (worker stopping)
+
+
+def retry_delay(settings: Settings, attempt: int) -> float:
+    """Exponential backoff with jitter: about base·2^(attempt-1), capped."""
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def stop_attempt(running: Mapping[UUID, Attempt], task_id: UUID, reason: str) -> None:
+    attempt = running.get(task_id)
+    if attempt is not None and attempt.stop_reason is None:
+        attempt.stop_reason = reason
+        attempt.handler_task.cancel()
+
+
+def on_cancel_notify(running: Mapping[UUID, Attempt], payload: str | None) -> None:
+    if payload is None:
+        return  # (re)connected: the heartbeat catches requests missed meanwhile
+    try:
+        task_id = UUID(payload)
+    except ValueError:
+        return
+    if task_id in running:
+        log.info("cancel requested for running task %s", task_id, extra={"task_id": payload})
+        stop_attempt(running, task_id, "cancel")
+
+
+async def call_handler(handler: Handler, task: asyncpg.Record, ctx: HandlerContext) -> Any:
+    timeout = task["timeout_seconds"]
+    try:
+        async with asyncio.timeout(timeout):
+            return await handler(tasks.public(task), ctx)
+    except TimeoutError as exc:
+        raise AttemptTimedOut(f"timed out after {timeout}s") from exc
+
+
+async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt) -> None:
+    task, handler_task = attempt.task, attempt.handler_task
+    key = (task["id"], task["attempts"], settings.worker_id)
+    async with pool.acquire() as conn:
+        if handler_task.cancelled():
+            if attempt.stop_reason == "cancel":
+                row = await tasks.mark_cancelled(conn, *key)
+            else:
+                row = await tasks.hand_back(conn, *key)
+        elif (exc := handler_task.exception()) is not None:
+            error = str(exc) if isinstance(exc, AttemptTimedOut) else f"{type(exc).__name__}: {exc}"
+            row = await tasks.fail_attempt(conn, *key, error[:10_000],
+                                           retry_delay(settings, task["attempts"]), retryable=True)
+        else:
+            result = handler_task.result()
+            try:
+                orjson.dumps(result)
+            except TypeError as exc:
+                row = await tasks.fail_attempt(conn, *key, f"handler result is not JSON: {exc}",
+                                               retry_delay(settings, task["attempts"]), retryable=True)
+            else:
+                row = await tasks.complete(conn, *key, result)
+    context = {"task_id": str(task["id"]), "attempt": task["attempts"]}
+    if row is None:
+        log.warning("task %s attempt %d: outcome not recorded, the attempt is no longer ours",
+                    task["id"], task["attempts"], extra=context)
+    else:
+        log.info("task %s attempt %d: %s", task["id"], task["attempts"], row["status"], extra=context)
+
+
+async def run_attempt(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
+                      running: dict[UUID, Attempt], task: asyncpg.Record) -> None:
+    handler = registry.get(task["kind"])
+    if handler is None:
+        async with pool.acquire() as conn:
+            await tasks.fail_attempt(conn, task["id"], task["attempts"], settings.worker_id,
+                                     f"no handler registered for kind {task['kind']!r}", 0,
+                                     retryable=False)
+        log.error("task %s: unknown kind %r", task["id"], task["kind"],
+                  extra={"task_id": str(task["id"]), "attempt": task["attempts"]})
+        return
+    ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log)
+    attempt = Attempt(task, asyncio.create_task(call_handler(handler, task, ctx)))
+    running[task["id"]] = attempt
+    try:
+        await asyncio.wait([attempt.handler_task])
+    finally:
+        del running[task["id"]]
+    await record_outcome(pool, settings, attempt)
+
+
+async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, settings: Settings,
+                         registry: Mapping[str, Handler], running: dict[UUID, Attempt],
+                         slots: asyncio.Semaphore, stop: asyncio.Event) -> None:
+    try:
+        task_id, outbox_id = broker.parse_task_message(message.body)
+        task_uuid = UUID(task_id)
+    except ValueError:
+        log.error("unparseable message %s sent to the dead-letter queue", message.message_id)
+        await message.reject(requeue=False)
+        return
+    async with slots:
+        if stop.is_set():
+            await message.nack(requeue=True)  # another worker takes it
+            return
+        try:
+            async with pool.acquire() as conn:
+                task = await tasks.claim(conn, task_uuid, outbox_id, settings.worker_id,
+                                         settings.lease_seconds)
+        except db.UNAVAILABLE_ERRORS as exc:
+            log.warning("claim of task %s failed (%s); message requeued", task_id, type(exc).__name__)
+            await asyncio.sleep(1)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+        if task is None:
+            log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
+            return
+        await run_attempt(pool, settings, registry, running, task)
+
+
+async def renew_leases_forever(pool: asyncpg.Pool, settings: Settings, running: dict[UUID, Attempt],
+                               done: asyncio.Event) -> None:
+    """Heartbeat: renew this worker's leases at a third of their length, until `done`."""
+    while not await wait_for(done, settings.lease_seconds / 3):
+        if not running:
+            continue
+        try:
+            async with pool.acquire() as conn:
+                rows = await tasks.renew_leases(conn, list(running), settings.worker_id,
+                                                settings.lease_seconds)
+        except db.UNAVAILABLE_ERRORS as exc:
+            log.warning("lease renewal failed (%s)", type(exc).__name__)
+            continue
+        for row in rows:
+            if row["cancel_requested_at"] is not None:
+                stop_attempt(running, row["id"], "cancel")
+
+
+async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
+                     stop: asyncio.Event) -> None:
+    """Consume until `stop`; then let running attempts finish within the grace period and
+    hand back the rest."""
+    running: dict[UUID, Attempt] = {}
+    inflight: set[asyncio.Task] = set()
+    slots = asyncio.Semaphore(settings.worker_concurrency)
+    leases_done = asyncio.Event()
+    background = [
+        asyncio.create_task(db.listen(settings.database_url, "task_cancel",
+                                      lambda payload: on_cancel_notify(running, payload), stop)),
+        asyncio.create_task(renew_leases_forever(pool, settings, running, leases_done)),
+    ]
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        current = asyncio.current_task()
+        inflight.add(current)
+        try:
+            await handle_message(message, pool, settings, registry, running, slots, stop)
+        finally:
+            inflight.discard(current)
+
+    connection = None
+    try:
+        connection = await broker.connect(settings, stop)
+        channel = await connection.channel()
+        # Prefetch no more than we can run: a large prefetch would take low-priority
+        # messages before high-priority ones arrive (design §10).
+        await channel.set_qos(prefetch_count=settings.worker_concurrency)
+        topology = await broker.declare_topology(channel, settings)
+        consumer_tag = await topology.queue.consume(on_message)
+        log.info("worker %s consuming %s with concurrency %d", settings.worker_id,
+                 settings.amqp_queue, settings.worker_concurrency)
+        await stop.wait()
+        await topology.queue.cancel(consumer_tag)
+        log.info("worker stopping: %d attempts running", len(running))
+        if inflight:
+            await asyncio.wait(list(inflight), timeout=settings.shutdown_grace_seconds)
+        for task_id in list(running):
+            stop_attempt(running, task_id, "shutdown")
+        if inflight:
+            await asyncio.wait(list(inflight))
+    finally:
+        stop.set()
+        leases_done.set()
+        await asyncio.gather(*background, return_exceptions=True)
+        if connection is not None:
+            await connection.close()
+        log.info("worker stopped")
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    """The standalone worker process."""
+    registry = load_registry(settings.handler_modules)
+    pool = await db.create_pool(settings)
+    try:
+        await run_worker(pool, settings, registry, stop)
+    finally:
+        await pool.close()
