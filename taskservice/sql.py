@@ -1,8 +1,8 @@
 """The SQL files under sql/, read once at import and looked up by name ("tasks/get")."""
 
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
