@@ -14,10 +14,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import aio_pika
 import asyncpg
 import pytest
 
-from taskservice import db
+from taskservice import broker, db
 from taskservice.api.app import create_app
 from taskservice.settings import Settings
 
@@ -86,17 +87,38 @@ def database_url() -> str:
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+async def delete_broker_names(settings: Settings) -> None:
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        dead_exchange, dead_queue = broker.dead_letter_names(settings)
+        for queue in (settings.amqp_queue, dead_queue):
+            await channel.queue_delete(queue)
+        for exchange in (settings.amqp_exchange, dead_exchange):
+            await channel.exchange_delete(exchange)
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(
+async def settings(database_url: str):
+    """Settings for one test: its own exchange and queues, deleted afterwards."""
+    name = f"taskservice.test.{RUN_ID}.{uuid.uuid4().hex[:8]}"
+    settings = Settings(
         database_url=database_url,
         amqp_url=AMQP_URL,
         db_pool_min=1,
         db_pool_max=10,
-        amqp_exchange=f"taskservice.test.{RUN_ID}",
-        amqp_queue=f"taskservice.test.{RUN_ID}.tasks",
+        amqp_exchange=name,
+        amqp_queue=f"{name}.tasks",
         dispatcher_embedded=False,
+        dispatch_poll_seconds=0.2,
+        reap_interval_seconds=0.5,
+        retry_base_seconds=0.05,
+        retry_max_seconds=0.2,
+        shutdown_grace_seconds=1.0,
+        worker_id=f"test-worker-{uuid.uuid4().hex[:6]}",
     )
+    yield settings
+    await delete_broker_names(settings)
 
 
 @pytest.fixture
