@@ -34,7 +34,7 @@ async def connect(settings: Settings, stop: asyncio.Event | None = None) -> Abst
     delay = 0.5
     while True:
         try:
-            return await aio_pika.connect_robust(settings.amqp_url, timeout=10,
+            return await aio_pika.connect_robust(settings.amqp_url, timeout=10, reconnect_interval=1,
                                                  client_properties={"connection_name": "taskservice"})
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
             if stop is not None and stop.is_set():
@@ -42,6 +42,17 @@ async def connect(settings: Settings, stop: asyncio.Event | None = None) -> Abst
             log.warning("RabbitMQ unreachable (%s); retrying in %.1fs", type(exc).__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
+
+
+async def close(connection: AbstractRobustConnection | None) -> None:
+    """Close without hanging on a broker that is gone: a stopping process must still stop."""
+    if connection is None:
+        return
+    try:
+        async with asyncio.timeout(5):
+            await connection.close()
+    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+        log.warning("closing the RabbitMQ connection failed (%s)", type(exc).__name__)
 
 
 async def declare_topology(channel: AbstractChannel, settings: Settings) -> Topology:

@@ -111,8 +111,7 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, stop: asyncio.E
     finally:
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)
-        if connection is not None:
-            await connection.close()
+        await broker.close(connection)
         log.info("dispatcher stopped")
 
 

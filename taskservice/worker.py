@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import aio_pika
 import asyncpg
 import orjson
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from taskservice import broker, db, tasks
 from taskservice.handlers import Handler, HandlerContext, load_registry
@@ -170,6 +171,15 @@ async def renew_leases_forever(pool: asyncpg.Pool, settings: Settings, running: 
                 stop_attempt(running, row["id"], "cancel")
 
 
+async def stop_consuming(queue: AbstractQueue, consumer_tag: str) -> None:
+    try:
+        async with asyncio.timeout(5):
+            await queue.cancel(consumer_tag)
+    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+        # The broker is gone; it will requeue what we have not acked anyway.
+        log.warning("could not cancel the consumer (%s)", type(exc).__name__)
+
+
 async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
                      stop: asyncio.Event) -> None:
     """Consume until `stop`; then let running attempts finish within the grace period and
@@ -204,7 +214,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
         log.info("worker %s consuming %s with concurrency %d", settings.worker_id,
                  settings.amqp_queue, settings.worker_concurrency)
         await stop.wait()
-        await topology.queue.cancel(consumer_tag)
+        await stop_consuming(topology.queue, consumer_tag)
         log.info("worker stopping: %d attempts running", len(running))
         if inflight:
             await asyncio.wait(list(inflight), timeout=settings.shutdown_grace_seconds)
@@ -216,8 +226,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
         stop.set()
         leases_done.set()
         await asyncio.gather(*background, return_exceptions=True)
-        if connection is not None:
-            await connection.close()
+        await broker.close(connection)
         log.info("worker stopped")
 
 
