@@ -1,0 +1,141 @@
+"""The bench database: made fresh each run, migrated with dbmate, and filled for the list
+benchmark."""
+
+import asyncio
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from bench.server import ROOT
+
+FILL_SQL = (Path(__file__).resolve().parent / "fill_tasks.sql").read_text()
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def dbmate_url(url: str) -> str:
+    # dbmate's driver asks for TLS unless told otherwise; local PostgreSQL has none.
+    if "sslmode=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "sslmode=disable"
+
+
+def dbmate_binary() -> str:
+    beside_python = Path(sys.executable).parent / "dbmate"
+    found = str(beside_python) if beside_python.exists() else shutil.which("dbmate")
+    if not found:
+        raise RuntimeError("dbmate is not installed: run `make install`")
+    return found
+
+
+async def recreate(server_url: str, name: str) -> str:
+    """Drop and create database `name`, migrate it, and return its URL."""
+    conn = await asyncpg.connect(with_database(server_url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = with_database(server_url, name)
+    proc = await asyncio.create_subprocess_exec(
+        dbmate_binary(), "--url", dbmate_url(url), "--migrations-dir", str(ROOT / "db/migrations"),
+        "--no-dump-schema", "up",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"dbmate up failed:\n{output.decode(errors='replace')}")
+    return url
+
+
+async def server_version(url: str) -> str:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT version()")
+    finally:
+        await conn.close()
+
+
+async def checkpoint(url: str) -> None:
+    """Flush dirty pages now, so a checkpoint does not land in the middle of a measurement."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+async def fill_tasks(url: str, rows: int) -> dict[str, Any]:
+    """Replace every task with `rows` generated ones, the way a bulk load is done: secondary
+    indexes dropped and rebuilt from their own definitions, triggers off for the session
+    (the task_events history and the outbox are not part of the list benchmark), then
+    VACUUM ANALYZE so the planner and index-only scans see the table as it is."""
+    timings: dict[str, float] = {}
+    conn = await asyncpg.connect(url)
+    try:
+        clock = time.perf_counter()
+        await conn.execute("TRUNCATE tasks CASCADE")
+        indexes = await conn.fetch("""
+            SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
+            FROM pg_index AS i
+            WHERE i.indrelid = 'tasks'::regclass
+              AND NOT EXISTS (SELECT FROM pg_constraint AS c WHERE c.conindid = i.indexrelid)""")
+        for index in indexes:
+            await conn.execute(f"DROP INDEX {index['name']}")
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute("SET synchronous_commit = off")
+        await conn.execute("SET maintenance_work_mem = '512MB'")
+        await conn.execute("SELECT setseed(0.42)")
+        await conn.execute(FILL_SQL, rows)
+        timings["insert_s"] = round(time.perf_counter() - clock, 1)
+
+        clock = time.perf_counter()
+        for index in indexes:
+            await conn.execute(index["definition"])
+        timings["indexes_s"] = round(time.perf_counter() - clock, 1)
+
+        clock = time.perf_counter()
+        await conn.execute("RESET session_replication_role")
+        await conn.execute("VACUUM (ANALYZE) tasks")
+        await conn.execute("CHECKPOINT")
+        timings["vacuum_analyze_s"] = round(time.perf_counter() - clock, 1)
+
+        sizes = await conn.fetchrow("""
+            SELECT count(*) AS rows,
+                   pg_size_pretty(pg_table_size('tasks')) AS table_size,
+                   pg_size_pretty(pg_indexes_size('tasks')) AS indexes_size
+            FROM tasks""")
+        statuses = await conn.fetch("SELECT status, count(*) FROM tasks GROUP BY 1 ORDER BY 2 DESC")
+    finally:
+        await conn.close()
+    return {**timings, **dict(sizes), "statuses": {r["status"]: r["count"] for r in statuses}}
+
+
+async def explain(url: str, query: str, args: tuple, runs: int = 5) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, BUFFERS) of `query` with its real arguments, planned for them as
+    the API pool plans them (plan_cache_mode = force_custom_plan), plus the median time of
+    `runs` plain executions seen from the client (EXPLAIN ANALYZE's own clock reads add
+    overhead per row)."""
+    conn = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})
+    try:
+        timings = []
+        for _ in range(runs + 1):  # the first run only warms caches, as the benchmark's requests did
+            clock = time.perf_counter()
+            await conn.fetch(query, *args)
+            timings.append((time.perf_counter() - clock) * 1000)
+        lines = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {query}", *args)
+    finally:
+        await conn.close()
+    plan = "\n".join(row[0] for row in lines)
+    execution = next((line for line in plan.splitlines() if line.startswith("Execution Time:")), "")
+    return {
+        "plan": plan,
+        "explain_ms": float(execution.split(":")[1].split()[0]) if execution else None,
+        "median_ms": round(sorted(timings[1:])[len(timings[1:]) // 2], 2),
+    }

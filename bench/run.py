@@ -1,0 +1,312 @@
+"""`make bench`: start the API against a fresh database and measure it (design §9).
+
+Creates, gets by id, and list pages on a table of a million tasks, each beside its target,
+and the same run's pgbench ceiling for the create transaction so the create figure reads as
+a share of what PostgreSQL alone does on this machine. Prints a table and writes
+bench/results/latest.json (plus the server log and the list queries' plans beside it).
+Timings live here, never in a pass/fail test.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from yarl import URL
+
+from bench import ceiling, cpu, database, load
+from bench.server import ROOT, Server, running_api
+from taskservice.sql import QUERIES
+
+RESULTS_DIR = ROOT / "bench" / "results"
+PRIORITIES = ("LOW", "MEDIUM", "HIGH")
+DESCRIPTION = "Created by the benchmark to measure create throughput."
+
+# The issue's targets for the 2-core machine: measured and reported, never asserted in tests.
+CREATE_TARGET = {"min_rps": 2500, "max_p99_ms": 25}
+GET_TARGET = {"min_rps": 4000}
+FIRST_PAGE_TARGET = {"max_p99_ms": 15}
+DEEP_PAGE_TARGET = {"max_p99_ms": 50}
+
+# (scenario, query string, target). Search terms match the generated data (fill_tasks.sql):
+# "invoice" is in ~1 task in 12, "acct-04242" in ~50 tasks of a million.
+LIST_SCENARIOS = [
+    ("list p1 status=PENDING", {"status": "PENDING"}, FIRST_PAGE_TARGET),
+    ("list p1 status=COMPLETED", {"status": "COMPLETED"}, FIRST_PAGE_TARGET),
+    ("list p1 priority=HIGH", {"priority": "HIGH"}, FIRST_PAGE_TARGET),
+    ("list p1 search=invoice", {"search": "invoice"}, FIRST_PAGE_TARGET),
+    ("list p1 search=acct-04242", {"search": "acct-04242"}, FIRST_PAGE_TARGET),
+    ("list p1 no filter", {}, None),
+    ("list p2000 no filter", {"page": 2000}, DEEP_PAGE_TARGET),
+    ("list p2000 status=COMPLETED", {"status": "COMPLETED", "page": 2000}, DEEP_PAGE_TARGET),
+]
+PAGE_SIZE = 20
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--server-url", default=os.environ.get("BENCH_DATABASE_URL")
+                        or os.environ.get("DATABASE_URL")
+                        or "postgresql://postgres:postgres@localhost:5432/postgres",
+                        help="PostgreSQL to use (its database name is replaced by --database)")
+    parser.add_argument("--database", default="taskservice_bench",
+                        help="database to drop, re-create and benchmark (left in place afterwards)")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections, create/get")
+    parser.add_argument("--list-connections", type=int, default=4,
+                        help="concurrent connections for the list latency scenarios")
+    parser.add_argument("--pool-max", type=int, default=20, help="the API's DB_POOL_MAX (and min)")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of unmeasured load before each")
+    parser.add_argument("--create-seconds", type=float, default=20)
+    parser.add_argument("--get-seconds", type=float, default=15)
+    parser.add_argument("--list-seconds", type=float, default=8, help="per list scenario")
+    parser.add_argument("--pgbench-seconds", type=int, default=20)
+    parser.add_argument("--pgbench-threads", type=int, default=2)
+    parser.add_argument("--rows", type=int, default=1_000_000,
+                        help="tasks loaded for the list scenarios (0 skips them)")
+    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
+    return parser.parse_args(argv)
+
+
+def met(result: dict[str, Any], target: dict[str, float] | None) -> bool | None:
+    if not target:
+        return None
+    if result["errors"]:
+        return False
+    return (result["rps"] >= target.get("min_rps", 0)
+            and result["p99_ms"] <= target.get("max_p99_ms", float("inf")))
+
+
+def describe(target: dict[str, float] | None) -> str:
+    if not target:
+        return "-"
+    parts = []
+    if "min_rps" in target:
+        parts.append(f">= {target['min_rps']:,} req/s")
+    if "max_p99_ms" in target:
+        parts.append(f"p99 <= {target['max_p99_ms']} ms")
+    return ", ".join(parts)
+
+
+async def scenario(
+    server: Server, name: str, next_request: Callable[[int], load.Request], *, args: argparse.Namespace,
+    connections: int, seconds: float, expect_status: int = 200, target: dict | None = None,
+    on_response: Callable | None = None,
+) -> dict[str, Any]:
+    """Warm up, then measure, sampling CPU use over the measured part."""
+    async with load.open_session(connections) as session:
+        if args.warmup > 0:
+            await load.run_load(session, next_request, connections=connections, seconds=args.warmup,
+                                expect_status=expect_status, on_response=on_response)
+        work = load.run_load(session, next_request, connections=connections, seconds=seconds,
+                             expect_status=expect_status, on_response=on_response)
+        result, usage = await cpu.measure_during(work, seconds, {"server": server.pid}, args.database)
+    row = {"scenario": name, "connections": connections, **result, "cpu": usage,
+           "target": target, "target_text": describe(target), "met": met(result, target)}
+    print(f"  {name}: {result['rps']:,.0f} req/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
+          f"{result['errors']} errors; cpu {format_cpu(usage)}", flush=True)
+    return row
+
+
+def format_cpu(usage: dict[str, Any] | None) -> str:
+    if not usage:
+        return "n/a"
+    parts = [f"{key} {usage[key]:.0f}%" for key in ("server", "loadgen", "pgbench", "postgres")
+             if key in usage]
+    return (", ".join(parts) + f", others {usage['others']:.0f}%"
+            + f" (machine {usage['machine']:.0f}/{usage['machine_capacity']}%)")
+
+
+async def bench_create(server: Server, args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
+    url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
+
+    def next_request(n: int) -> load.Request:
+        body = {"name": f"bench task {n}", "description": DESCRIPTION, "priority": PRIORITIES[n % 3]}
+        return "POST", url, orjson.dumps(body)
+
+    def remember(resp) -> None:
+        ids.append(resp.headers["Location"].rsplit("/", 1)[1])
+
+    return await scenario(server, "create", next_request, args=args, connections=args.connections,
+                          seconds=args.create_seconds, expect_status=201, target=CREATE_TARGET,
+                          on_response=remember)
+
+
+async def bench_get(server: Server, args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
+    if not ids:
+        raise RuntimeError("no task ids to get: the create scenario made none")
+    urls = [URL(f"{server.base_url}/api/v1/tasks/{task_id}", encoded=True) for task_id in ids]
+    random.Random(7).shuffle(urls)
+
+    def next_request(n: int) -> load.Request:
+        return "GET", urls[n % len(urls)], None
+
+    return await scenario(server, "get by id", next_request, args=args, connections=args.connections,
+                          seconds=args.get_seconds, target=GET_TARGET)
+
+
+async def bench_ceiling(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    processes: dict[str, int] = {}
+    work = ceiling.run_pgbench(url, clients=args.connections, threads=args.pgbench_threads,
+                               seconds=args.pgbench_seconds, processes=processes)
+    result, usage = await cpu.measure_during(work, args.pgbench_seconds, processes, args.database)
+    result["cpu"] = usage
+    print(f"  pgbench create ceiling: {result['tps']:,.0f} tps, p50 {result['p50_ms']} ms, "
+          f"p99 {result['p99_ms']} ms, {result['failed']:.0f} failed; cpu {format_cpu(usage)}", flush=True)
+    return result
+
+
+def list_sql_args(query: dict[str, Any]) -> tuple:
+    """The API's arguments to list_page.sql / count.sql for a query string."""
+    page = query.get("page", 1)
+    filters = ([query["status"]] if "status" in query else None,
+               [query["priority"]] if "priority" in query else None,
+               query.get("search"))
+    return filters, (*filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+
+
+async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tuple[list, list[str]]:
+    rows, plans = [], []
+    for name, query, target in LIST_SCENARIOS:
+        full = URL(f"{server.base_url}/api/v1/tasks/?{urlencode({**query, 'page_size': PAGE_SIZE})}",
+                   encoded=True)
+
+        def next_request(n: int, full: URL = full) -> load.Request:
+            return "GET", full, None
+
+        row = await scenario(server, name, next_request, args=args, connections=args.list_connections,
+                             seconds=args.list_seconds, target=target)
+        # Where the time goes: each of the request's two queries, as the API runs them.
+        count_args, page_args = list_sql_args(query)
+        row["queries"] = {}
+        for query_name, sql_args in (("list_page", page_args), ("count", count_args)):
+            found = await database.explain(url, QUERIES[f"tasks/{query_name}"], sql_args)
+            plans.append(f"=== {name}: {query_name}.sql {sql_args}: median {found['median_ms']} ms\n"
+                         f"{found['plan']}\n")
+            row["queries"][query_name] = {k: found[k] for k in ("median_ms", "explain_ms")}
+        print(f"    list_page.sql {row['queries']['list_page']['median_ms']} ms, "
+              f"count.sql {row['queries']['count']['median_ms']} ms (median, direct)", flush=True)
+        rows.append(row)
+    return rows, plans
+
+
+def print_table(results: dict[str, Any]) -> None:
+    header = ("scenario", "conns", "req/s", "p50 ms", "p99 ms", "errors", "target", "met",
+              "cpu % srv/gen/pg/others")
+    lines = []
+    for row in results["scenarios"]:
+        usage = row.get("cpu") or {}
+        cpu_text = "/".join(f"{usage[k]:.0f}" for k in ("server", "loadgen", "postgres", "others")
+                            if k in usage)
+        verdict = {True: "yes", False: "NO", None: "-"}[row["met"]]
+        lines.append((row["scenario"], str(row["connections"]), f"{row['rps']:,.0f}",
+                      f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}", str(row["errors"]),
+                      row["target_text"], verdict, cpu_text))
+    pg = results.get("pgbench")
+    if pg:
+        usage = pg.get("cpu") or {}
+        cpu_text = "/".join(f"{usage[k]:.0f}" for k in ("pgbench", "postgres", "others") if k in usage)
+        lines.append(("pgbench create (ceiling)", str(pg["clients"]), f"{pg['tps']:,.0f}",
+                      f"{pg['p50_ms']:.1f}", f"{pg['p99_ms']:.1f}", f"{pg['failed']:.0f}", "-", "-",
+                      f"(pgbench/pg/others) {cpu_text}"))
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+
+    def fmt(cells) -> str:
+        return "  ".join(c.ljust(w) if i in (0, 6, 8) else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    print()
+    print(fmt(header))
+    print(fmt(["-" * w for w in widths]))
+    for line in lines:
+        print(fmt(line))
+    ratio = results.get("create_vs_pgbench")
+    if ratio is not None:
+        print(f"\ncreate req/s / pgbench create tps = {ratio:.2f} "
+              f"({results['scenarios'][0]['rps']:,.0f} / {pg['tps']:,.0f})")
+    fill = results.get("fill")
+    if fill:
+        print(f"list table: {fill['rows']:,} tasks ({fill['table_size']} + {fill['indexes_size']} indexes), "
+              f"loaded in {fill['insert_s']} s + {fill['indexes_s']} s indexes + "
+              f"{fill['vacuum_analyze_s']} s vacuum/analyze")
+    print(f"cpu: % of one core over the middle of each measurement: API server / load generator "
+          f"(this process) / PostgreSQL for the bench database / everything else on the machine; "
+          f"{os.cpu_count()} cores. Results: {results['output']}")
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    print(f"bench: database {args.database} (dropped and re-created)", flush=True)
+    url = await database.recreate(args.server_url, args.database)
+    results: dict[str, Any] = {
+        "started_at": started.isoformat(),
+        "git_commit": git_commit(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "loadavg_at_start": os.getloadavg()},
+        "postgres": await database.server_version(url),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                 if k != "server_url"},
+        "scenarios": [],
+        "output": str(args.output),
+    }
+    ids: list[str] = []
+    async with running_api(url, pool_max=args.pool_max, log_path=RESULTS_DIR / "server.log") as server:
+        print(f"bench: API at {server.base_url} (pid {server.pid}, pool {args.pool_max})", flush=True)
+        await database.checkpoint(url)
+        results["scenarios"].append(await bench_create(server, args, ids))
+        results["scenarios"].append(await bench_get(server, args, ids))
+        await database.checkpoint(url)
+        results["pgbench"] = await bench_ceiling(args, url)
+        results["create_vs_pgbench"] = round(results["scenarios"][0]["rps"] / results["pgbench"]["tps"], 3)
+        if args.rows > 0:
+            print(f"bench: loading {args.rows:,} tasks for the list scenarios", flush=True)
+            results["fill"] = await database.fill_tasks(url, args.rows)
+            print(f"  {results['fill']}", flush=True)
+            list_rows, plans = await bench_lists(server, args, url)
+            results["scenarios"].extend(list_rows)
+            (RESULTS_DIR / "explain.txt").write_text("\n".join(plans))
+    results["finished_at"] = datetime.now(UTC).isoformat()
+    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print_table(results)
+    return results
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    clock = time.perf_counter()
+    try:
+        (uvloop.run if uvloop is not None else asyncio.run)(main(args))
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    print(f"bench: finished in {time.perf_counter() - clock:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,95 @@
+"""The API under test: `python -m taskservice api` as a child process on a free port."""
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    pid: int
+    log_path: Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+async def wait_until_ready(proc: asyncio.subprocess.Process, base_url: str, log_path: Path,
+                           timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        while True:
+            if proc.returncode is not None:
+                raise RuntimeError(f"the API exited with {proc.returncode} before it was ready:\n"
+                                   f"{log_tail(log_path)}")
+            try:
+                async with session.get(f"{base_url}/ready") as resp:
+                    if resp.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"the API was not ready after {timeout:.0f} s:\n{log_tail(log_path)}")
+            await asyncio.sleep(0.2)
+
+
+async def stop(proc: asyncio.subprocess.Process, timeout: float = 15) -> None:
+    """SIGTERM, as a deployment would stop it; SIGKILL if it does not exit in time."""
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+@asynccontextmanager
+async def running_api(database_url: str, *, pool_max: int, log_path: Path) -> AsyncIterator[Server]:
+    """The API serving `database_url` without the embedded dispatcher (the bench measures the
+    HTTP path alone), stopped with SIGTERM on the way out, whatever happened."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "DISPATCHER_EMBEDDED": "false",
+        "LOG_LEVEL": "warning",
+        "DB_POOL_MIN": str(pool_max),
+        "DB_POOL_MAX": str(pool_max),
+    }
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "taskservice", "api", cwd=ROOT, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_ready(proc, base_url, log_path)
+        yield Server(base_url=base_url, pid=proc.pid, log_path=log_path)
+    finally:
+        # Shielded: a Ctrl-C while the bench unwinds must still not leave the server running.
+        await asyncio.shield(stop(proc))
