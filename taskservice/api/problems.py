@@ -1,8 +1,9 @@
 """RFC 9457 problem details: every error the API returns, in one shape."""
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -46,10 +47,7 @@ def describe_errors(errors: Mapping[str, Any]) -> str:
     """One sentence naming each invalid field, for clients that read only `detail`."""
     parts = []
     for field, messages in errors.items():
-        if isinstance(messages, list):
-            text = " ".join(str(m) for m in messages)
-        else:
-            text = "invalid value"
+        text = " ".join(str(m) for m in messages) if isinstance(messages, list) else "invalid value"
         parts.append(f"{field}: {text}")
     return "Invalid request. " + "; ".join(parts)
 

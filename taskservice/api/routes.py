@@ -5,8 +5,14 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp_apispec import docs, headers_schema, match_info_schema, querystring_schema, \
-    request_schema, response_schema
+from aiohttp_apispec import (
+    docs,
+    headers_schema,
+    match_info_schema,
+    querystring_schema,
+    request_schema,
+    response_schema,
+)
 
 from taskservice import db, tasks
 from taskservice.api import schemas
@@ -27,6 +33,11 @@ def problem_doc(description: str) -> dict:
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
+def task_doc(description: str, **extra: Any) -> dict:
+    return {"description": description, **extra,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}}
+
+
 INVALID = problem_doc("Invalid input; `errors` names each field")
 NOT_FOUND = problem_doc("No task has this id")
 UNAVAILABLE = problem_doc("The database is unavailable")
@@ -38,17 +49,18 @@ def request_fingerprint(fields: dict[str, Any]) -> str:
 
 
 @docs(tags=["tasks"], summary="Create a task",
-      responses={200: {"description": "Replay of an earlier create with the same Idempotency-Key"},
+      responses={201: task_doc("Created", headers={"Location": {
+                     "description": "The new task's URL", "schema": {"type": "string"}}}),
+                 200: task_doc("Replay of an earlier create with the same Idempotency-Key"),
                  409: problem_doc("Idempotency-Key already used with a different body"),
                  413: problem_doc("Body too large"), 415: problem_doc("Body is not JSON"),
                  400: problem_doc("Body is not valid JSON"), 422: INVALID, 503: UNAVAILABLE})
 @request_schema(schemas.TaskCreateSchema, put_into="body")
 @headers_schema(schemas.IdempotencyHeadersSchema, put_into="headers")
-@response_schema(schemas.TaskSchema, 201, description="Created; `Location` names the task")
 async def create_task(request: web.Request) -> web.Response:
     body = request["body"]
     settings = request.app[SETTINGS]
-    key = request["headers"]["idempotency_key"]
+    key = request["headers"].get("idempotency_key")
     fields = {
         "name": body["name"],
         "description": body["description"],
@@ -74,11 +86,11 @@ async def create_task(request: web.Request) -> web.Response:
 @docs(tags=["tasks"], summary="List tasks, newest first",
       responses={422: INVALID, 503: UNAVAILABLE})
 @querystring_schema(schemas.TaskListQuerySchema, put_into="query")
-@response_schema(schemas.TaskPageSchema, 200)
+@response_schema(schemas.TaskPageSchema, 200, description="One page of matching tasks")
 async def list_tasks(request: web.Request) -> web.Response:
     query = request["query"]
-    filters = {"statuses": query["status"] or None, "priorities": query["priority"] or None,
-               "search": query["search"] or None}
+    filters = {"statuses": query.get("status") or None, "priorities": query.get("priority") or None,
+               "search": query.get("search") or None}
     page, page_size = query["page"], query["page_size"]
     async with request.app[POOL].acquire() as conn:
         rows = await tasks.list_page(conn, **filters, limit=page_size,
@@ -98,7 +110,7 @@ async def _task_or_404(request: web.Request):
 
 @docs(tags=["tasks"], summary="Get a task", responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
 @match_info_schema(schemas.TaskIdPathSchema, put_into="path")
-@response_schema(schemas.TaskSchema, 200)
+@response_schema(schemas.TaskSchema, 200, description="The task")
 async def get_task(request: web.Request) -> web.Response:
     return json_response(tasks.public(await _task_or_404(request)))
 
@@ -106,7 +118,7 @@ async def get_task(request: web.Request) -> web.Response:
 @docs(tags=["tasks"], summary="Get a task's status",
       responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
 @match_info_schema(schemas.TaskIdPathSchema, put_into="path")
-@response_schema(schemas.TaskStatusSchema, 200)
+@response_schema(schemas.TaskStatusSchema, 200, description="The task's status")
 async def get_task_status(request: web.Request) -> web.Response:
     row = await _task_or_404(request)
     return json_response({"task_id": row["id"], "status": row["status"]})
@@ -116,8 +128,7 @@ async def get_task_status(request: web.Request) -> web.Response:
       description="NEW and PENDING tasks are cancelled at once (200). For an IN_PROGRESS task the "
                   "cancellation is requested (202): the worker stops it and records CANCELLED. "
                   "Cancelling a cancelled task is a no-op (200); a finished one is a conflict (409).",
-      responses={202: {"description": "Cancellation requested; the running attempt will stop",
-                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Task"}}}},
+      responses={202: task_doc("Cancellation requested; the running attempt will stop"),
                  404: NOT_FOUND, 409: problem_doc("The task already finished"),
                  422: INVALID, 503: UNAVAILABLE})
 @match_info_schema(schemas.TaskIdPathSchema, put_into="path")
@@ -139,7 +150,7 @@ async def cancel_task(request: web.Request) -> web.Response:
 @docs(tags=["tasks"], summary="A task's status history, oldest first",
       responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
 @match_info_schema(schemas.TaskIdPathSchema, put_into="path")
-@response_schema(schemas.TaskEventsSchema, 200)
+@response_schema(schemas.TaskEventsSchema, 200, description="The task's status changes")
 async def list_task_events(request: web.Request) -> web.Response:
     task_id = request["path"]["task_id"]
     async with request.app[POOL].acquire() as conn:
@@ -152,13 +163,13 @@ async def list_task_events(request: web.Request) -> web.Response:
 
 
 @docs(tags=["health"], summary="The process is alive")
-@response_schema(schemas.HealthSchema, 200)
+@response_schema(schemas.HealthSchema, 200, description="Alive")
 async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
 @docs(tags=["health"], summary="The database answers", responses={503: UNAVAILABLE})
-@response_schema(schemas.HealthSchema, 200)
+@response_schema(schemas.HealthSchema, 200, description="Ready to serve")
 async def ready(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         await db.ping(conn)

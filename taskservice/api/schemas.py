@@ -1,6 +1,7 @@
 """Marshmallow schemas: what requests may carry, and what responses look like (for the spec)."""
 
 import re
+from datetime import UTC, datetime
 
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -10,9 +11,16 @@ from taskservice.tasks import PRIORITIES, STATUSES
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_SEARCH_LENGTH = 200
 KIND_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+# Visible ASCII, like the tokens and UUIDs clients send: a header's other bytes
+# reach us undecodable (and PostgreSQL could not store them).
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[!-~]+")
 
 
-# PostgreSQL text and jsonb cannot hold NUL characters; refuse them up front.
+# PostgreSQL text and jsonb cannot hold NUL characters; refuse them up front,
+# and say so in the spec (NO_NUL) where a pattern can.
+NO_NUL = {"pattern": "^[^\\u0000]*$"}
+
+
 def no_nul(value: str) -> None:
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
@@ -35,48 +43,66 @@ def valid_payload(value: dict) -> None:
         raise ValidationError("Must not contain NUL characters.")
 
 
+def storable_time(value: datetime) -> None:
+    # Stored in UTC: an offset must not carry the time past year 1 or 9999 (asyncpg cannot encode it).
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("Must fall between years 1 and 9999 in UTC.") from None
+
+
+def valid_idempotency_key(value: str) -> None:
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(value):
+        raise ValidationError("Must be visible ASCII characters, without spaces.")
+
+
 def valid_kind(value: str) -> None:
     if not KIND_PATTERN.fullmatch(value):
         raise ValidationError("Must be 1-100 letters, digits or _ . : -")
 
 
 class TaskCreateSchema(Schema):
-    name = fields.String(required=True, validate=[validate.Length(1, 255), no_nul])
+    name = fields.String(required=True, validate=[validate.Length(1, 255), no_nul], metadata=NO_NUL)
     description = fields.String(load_default=None, allow_none=True,
-                                validate=[validate.Length(max=10_000), no_nul])
+                                validate=[validate.Length(max=10_000), no_nul], metadata=NO_NUL)
     priority = fields.String(load_default="MEDIUM", validate=validate.OneOf(PRIORITIES))
     kind = fields.String(load_default=None, allow_none=True, validate=valid_kind,
-                         metadata={"description": "Handler to run; the configured default if omitted."})
+                         metadata={"description": "Handler to run; the configured default if omitted.",
+                                   "pattern": f"^{KIND_PATTERN.pattern}$"})
     payload = fields.Dict(keys=fields.String(), load_default=dict, validate=valid_payload,
-                          metadata={"description": "JSON object handed to the handler (at most 64 KiB)."})
+                          metadata={"description": "JSON object handed to the handler "
+                                                   "(at most 64 KiB, no NUL characters)."})
     max_attempts = fields.Integer(load_default=3, strict=True, validate=validate.Range(1, 20))
     timeout_seconds = fields.Integer(load_default=None, allow_none=True, strict=True,
                                      validate=validate.Range(1, 86_400))
-    run_at = fields.AwareDateTime(load_default=None, allow_none=True,
+    run_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=storable_time,
                                   metadata={"description": "Run no earlier than this time."})
 
 
+# Optional query and header parameters have no load_default: a default of None would
+# document them as nullable, and a query string or header cannot carry null.
 class IdempotencyHeadersSchema(Schema):
     class Meta:
         unknown = EXCLUDE  # every other header
 
     idempotency_key = fields.String(
-        data_key="Idempotency-Key", load_default=None,
-        validate=[validate.Length(1, 255), no_nul],
-        metadata={"description": "Repeat a create safely: the same key and body return the first task."})
+        data_key="Idempotency-Key",
+        validate=[validate.Length(1, 255), valid_idempotency_key],
+        metadata={"description": "Repeat a create safely: the same key and body return the first task.",
+                  "pattern": f"^{IDEMPOTENCY_KEY_PATTERN.pattern}$"})
 
 
 class TaskListQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE  # parameters the replaced service ignored are ignored here too
 
-    status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), load_default=None,
+    status = fields.List(fields.String(validate=validate.OneOf(STATUSES)),
                          metadata={"description": "Repeat to match any of several statuses."})
-    priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)), load_default=None,
+    priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)),
                            metadata={"description": "Repeat to match any of several priorities."})
-    search = fields.String(load_default=None,
-                           validate=[validate.Length(max=MAX_SEARCH_LENGTH), no_nul],
-                           metadata={"description": "Case-insensitive substring of name or description."})
+    search = fields.String(validate=[validate.Length(max=MAX_SEARCH_LENGTH), no_nul],
+                           metadata={"description": "Case-insensitive substring of name or description.",
+                                     **NO_NUL})
     page = fields.Integer(load_default=1, validate=validate.Range(1, 10_000_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
