@@ -8,6 +8,7 @@ Figures are percent of one core, so on a 2-core machine the machine total tops o
 import asyncio
 import os
 import re
+import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,12 +75,8 @@ def snapshot(processes: dict[str, int], database: str) -> dict[str, float] | Non
         "other_postgres": others / TICKS,
         "machine_busy": busy / TICKS,
         "machine_total": total / TICKS,
-        "wall": _monotonic(),
+        "wall": time.monotonic(),
     }
-
-
-def _monotonic() -> float:
-    return asyncio.get_running_loop().time()
 
 
 def usage(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any] | None:
@@ -89,7 +86,8 @@ def usage(before: dict[str, float] | None, after: dict[str, float] | None) -> di
     wall = after["wall"] - before["wall"]
     if wall <= 0:
         return None
-    parts = [key for key in after if not key.startswith("machine_") and key != "wall"]
+    parts = [key for key in after
+             if key in before and not key.startswith("machine_") and key != "wall"]
     share = {key: round((after[key] - before[key]) / wall * 100, 1) for key in parts}
     total = after["machine_total"] - before["machine_total"]
     cores = os.cpu_count() or 1

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import orjson
 from yarl import URL
 
@@ -254,6 +256,11 @@ def git_commit() -> str | None:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    # SIGTERM or Ctrl-C (even where the shell ignores SIGINT for background jobs) unwinds
+    # through the `finally` blocks, so the API server and pgbench never outlive the run.
+    loop, current = asyncio.get_running_loop(), asyncio.current_task()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, current.cancel)
     started = datetime.now(UTC)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -301,9 +308,12 @@ def run(argv: list[str] | None = None) -> int:
     clock = time.perf_counter()
     try:
         (uvloop.run if uvloop is not None else asyncio.run)(main(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("bench: interrupted", file=sys.stderr)
         return 130
+    except (RuntimeError, OSError, asyncpg.PostgresError) as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
     print(f"bench: finished in {time.perf_counter() - clock:.0f} s")
     return 0
 
