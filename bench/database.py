@@ -5,6 +5,7 @@ import asyncio
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -139,3 +140,26 @@ async def explain(url: str, query: str, args: tuple, runs: int = 5) -> dict[str,
         "explain_ms": float(execution.split(":")[1].split()[0]) if execution else None,
         "median_ms": round(sorted(timings[1:])[len(timings[1:]) // 2], 2),
     }
+
+
+async def sample_wait_events(url: str, seconds: float, every: float = 0.1) -> dict[str, float]:
+    """What the bench database's active backends were doing over the middle 80% of the next
+    `seconds`: share of samples per wait event ("CPU" when not waiting). A create run that
+    shows mostly Lock:object is queueing on NOTIFY's commit lock, not doing work."""
+    conn = await asyncpg.connect(url)
+    counts: Counter = Counter()
+    try:
+        await asyncio.sleep(seconds * 0.1)
+        deadline = time.monotonic() + seconds * 0.8
+        while time.monotonic() < deadline:
+            for row in await conn.fetch("""
+                    SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS event
+                    FROM pg_stat_activity
+                    WHERE datname = current_database() AND state = 'active'
+                      AND backend_type = 'client backend' AND pid <> pg_backend_pid()"""):
+                counts[row["event"]] += 1
+            await asyncio.sleep(every)
+    finally:
+        await conn.close()
+    total = sum(counts.values())
+    return {event: round(n / total, 3) for event, n in counts.most_common(5)} if total else {}

@@ -113,12 +113,18 @@ async def scenario(
                                 expect_status=expect_status, on_response=on_response)
         work = load.run_load(session, next_request, connections=connections, seconds=seconds,
                              expect_status=expect_status, on_response=on_response)
-        result, usage = await cpu.measure_during(work, seconds, {"server": server.pid}, args.database)
-    row = {"scenario": name, "connections": connections, **result, "cpu": usage,
+        (result, usage), waits = await asyncio.gather(
+            cpu.measure_during(work, seconds, {"server": server.pid}, args.database),
+            database.sample_wait_events(server.database_url, seconds))
+    row = {"scenario": name, "connections": connections, **result, "cpu": usage, "db_waits": waits,
            "target": target, "target_text": describe(target), "met": met(result, target)}
     print(f"  {name}: {result['rps']:,.0f} req/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, "
-          f"{result['errors']} errors; cpu {format_cpu(usage)}", flush=True)
+          f"{result['errors']} errors; cpu {format_cpu(usage)}; db {format_waits(waits)}", flush=True)
     return row
+
+
+def format_waits(waits: dict[str, float]) -> str:
+    return ", ".join(f"{event} {share:.0%}" for event, share in list(waits.items())[:3]) or "idle"
 
 
 def format_cpu(usage: dict[str, Any] | None) -> str:
@@ -162,10 +168,13 @@ async def bench_ceiling(args: argparse.Namespace, url: str) -> dict[str, Any]:
     processes: dict[str, int] = {}
     work = ceiling.run_pgbench(url, clients=args.connections, threads=args.pgbench_threads,
                                seconds=args.pgbench_seconds, processes=processes)
-    result, usage = await cpu.measure_during(work, args.pgbench_seconds, processes, args.database)
-    result["cpu"] = usage
+    (result, usage), waits = await asyncio.gather(
+        cpu.measure_during(work, args.pgbench_seconds, processes, args.database),
+        database.sample_wait_events(url, args.pgbench_seconds))
+    result["cpu"], result["db_waits"] = usage, waits
     print(f"  pgbench create ceiling: {result['tps']:,.0f} tps, p50 {result['p50_ms']} ms, "
-          f"p99 {result['p99_ms']} ms, {result['failed']:.0f} failed; cpu {format_cpu(usage)}", flush=True)
+          f"p99 {result['p99_ms']} ms, {result['failed']:.0f} failed; cpu {format_cpu(usage)}; "
+          f"db {format_waits(waits)}", flush=True)
     return result
 
 

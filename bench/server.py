@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True)
 class Server:
     base_url: str
+    database_url: str
     pid: int
     log_path: Path
 
@@ -89,7 +90,7 @@ async def running_api(database_url: str, *, pool_max: int, log_path: Path) -> As
     base_url = f"http://127.0.0.1:{port}"
     try:
         await wait_until_ready(proc, base_url, log_path)
-        yield Server(base_url=base_url, pid=proc.pid, log_path=log_path)
+        yield Server(base_url=base_url, database_url=database_url, pid=proc.pid, log_path=log_path)
     finally:
         # Shielded: a Ctrl-C while the bench unwinds must still not leave the server running.
         await asyncio.shield(stop(proc))
