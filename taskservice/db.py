@@ -33,9 +33,23 @@ async def init_connection(conn: asyncpg.Connection) -> None:
                               encoder=_dump_json, decoder=orjson.loads)
 
 
+class StatelessConnection(asyncpg.Connection):
+    """A pooled connection that skips the session reset on release.
+
+    Our pooled connections never LISTEN, SET, take advisory locks or open
+    cursors (LISTEN has its own connection), so asyncpg's default reset query
+    would be a wasted round trip on every request. An open transaction is
+    still rolled back.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(settings: Settings, **server_settings: str) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         settings.database_url,
+        connection_class=StatelessConnection,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         init=init_connection,

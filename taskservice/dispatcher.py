@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 REAP_BATCH_SIZE = 100
 PUBLISH_RETRY_SECONDS = 2.0
+WAKEUP_INTERVAL_SECONDS = 0.01
 
 
 class PublishFailed(Exception):
@@ -78,7 +79,27 @@ async def record_publish_error(pool: asyncpg.Pool, failure: PublishFailed) -> No
         pass  # the rows are still due; the next drain retries them anyway
 
 
-async def reap_forever(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
+async def send_wakeups(pool: asyncpg.Pool, pending: asyncio.Event, stop: asyncio.Event) -> None:
+    """NOTIFY outbox_due whenever `pending` is set, at most once per WAKEUP_INTERVAL_SECONDS.
+
+    Writers set `pending` after committing outbox rows. The NOTIFY goes in its
+    own tiny transaction, coalesced: inside each writing transaction it would
+    serialise their commits.
+    """
+    while not stop.is_set():
+        if not await wait_any((stop, pending), 5.0) or stop.is_set():
+            continue
+        pending.clear()
+        try:
+            async with pool.acquire() as conn:
+                await outbox.notify_due(conn)
+        except db.UNAVAILABLE_ERRORS:
+            pass  # the dispatchers' polling finds the rows anyway
+        await wait_for(stop, WAKEUP_INTERVAL_SECONDS)
+
+
+async def reap_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
+                       stop: asyncio.Event) -> None:
     while not stop.is_set():
         rescued = []
         try:
@@ -90,6 +111,8 @@ async def reap_forever(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Eve
             log.warning("rescued task %s after its lease expired on attempt %d: now %s",
                         row["id"], row["attempts"], row["status"],
                         extra={"task_id": str(row["id"]), "attempt": row["attempts"]})
+        if any(row["status"] == "PENDING" for row in rescued):
+            wake.set()  # their fresh outbox rows are due now
         if len(rescued) < REAP_BATCH_SIZE:
             await wait_for(stop, settings.reap_interval_seconds)
 
@@ -99,7 +122,7 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, stop: asyncio.E
     wake = asyncio.Event()
     background = [
         asyncio.create_task(db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
-        asyncio.create_task(reap_forever(pool, settings, stop)),
+        asyncio.create_task(reap_forever(pool, settings, wake, stop)),
     ]
     connection = None
     try:

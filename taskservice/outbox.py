@@ -19,3 +19,8 @@ async def mark_published(conn: asyncpg.Connection, outbox_ids: Sequence[int]) ->
 async def record_publish_error(conn: asyncpg.Connection, outbox_ids: Sequence[int], error: str,
                                retry_in_seconds: float) -> None:
     await conn.execute(QUERIES["outbox/record_publish_error"], outbox_ids, error, retry_in_seconds)
+
+
+async def notify_due(conn: asyncpg.Connection) -> None:
+    """Wake the dispatchers; call after committing new rows."""
+    await conn.execute(QUERIES["outbox/notify_due"])

@@ -66,6 +66,7 @@ class Settings:
     db_pool_min: int = 1
     db_pool_max: int = 10
     max_body_bytes: int = 1024 * 1024
+    search_count_limit: int = 10_000
     default_kind: str = "noop"
     default_timeout_seconds: int = 300
     dispatcher_embedded: bool = True
@@ -98,6 +99,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         db_pool_max=_int(env, "DB_POOL_MAX", defaults.db_pool_max, 1, 100),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes,
                             1024, 64 * 1024 * 1024),
+        search_count_limit=_int(env, "SEARCH_COUNT_LIMIT", defaults.search_count_limit, 1, 10_000_000),
         default_kind=env.get("DEFAULT_KIND") or defaults.default_kind,
         default_timeout_seconds=_int(env, "DEFAULT_TIMEOUT_SECONDS",
                                      defaults.default_timeout_seconds, 1, 86400),

@@ -54,11 +54,16 @@ async def list_page(
                             limit, offset)
 
 
-async def count(
-    conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-    priorities: Sequence[str] | None, search: str | None,
-) -> int:
-    return await conn.fetchval(QUERIES["tasks/count"], statuses, priorities, search)
+async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+                priorities: Sequence[str] | None) -> int:
+    """Exact, from the trigger-kept counters."""
+    return await conn.fetchval(QUERIES["tasks/count"], statuses, priorities)
+
+
+async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+                         priorities: Sequence[str] | None, search: str, limit: int) -> int:
+    """Tasks matching a text search, counted up to `limit`."""
+    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

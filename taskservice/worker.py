@@ -18,7 +18,7 @@ import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from taskservice import broker, db, tasks
+from taskservice import broker, db, outbox, tasks
 from taskservice.handlers import Handler, HandlerContext, load_registry
 from taskservice.lifecycle import wait_for
 from taskservice.settings import Settings
@@ -81,6 +81,8 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attemp
                 row = await tasks.mark_cancelled(conn, *key)
             else:
                 row = await tasks.hand_back(conn, *key)
+                if row is not None and row["status"] == "PENDING":
+                    await outbox.notify_due(conn)  # its fresh outbox row is due now
         elif (exc := handler_task.exception()) is not None:
             error = str(exc) if isinstance(exc, AttemptTimedOut) else f"{type(exc).__name__}: {exc}"
             row = await tasks.fail_attempt(conn, *key, error[:10_000],

@@ -1,8 +1,11 @@
 """GET endpoints: one task, its status, its history, and the filtered, paginated list."""
 
+import dataclasses
 import uuid
 
 import pytest
+
+from taskservice.api.app import create_app
 
 TASKS = "/api/v1/tasks/"
 
@@ -123,3 +126,35 @@ async def test_bad_list_parameters_are_422(client, query):
 async def test_empty_search_means_no_filter(client):
     resp = await client.get(TASKS, params={"search": ""})
     assert resp.status == 200
+
+
+async def test_totals_follow_status_changes(client, pool):
+    """`total` comes from trigger-kept counters; it must track creates, changes and deletes."""
+    async def total(query: str) -> int:
+        return (await (await client.get(f"{TASKS}?{query}")).json())["total"]
+
+    async with pool.acquire() as conn:
+        exact = {s: await conn.fetchval("SELECT count(*) FROM tasks WHERE status = $1", s)
+                 for s in ("NEW", "CANCELLED")}
+    assert await total("status=NEW") == exact["NEW"]
+    task = await create(client, priority="LOW")
+    assert await total("status=NEW") == exact["NEW"] + 1
+    await client.delete(f"/api/v1/tasks/{task['id']}")
+    assert await total("status=NEW") == exact["NEW"]
+    assert await total("status=CANCELLED") == exact["CANCELLED"] + 1
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM tasks WHERE id = $1", uuid.UUID(task["id"]))
+        all_tasks = await conn.fetchval("SELECT count(*) FROM tasks")
+    assert await total("status=CANCELLED") == exact["CANCELLED"]
+    body = await (await client.get(TASKS)).json()
+    assert body["total"] == all_tasks and body["total_exact"] is True
+
+
+async def test_search_total_is_capped_and_says_so(aiohttp_client, client, settings):
+    tag = uuid.uuid4().hex[:8]
+    for i in range(4):
+        await create(client, name=f"{tag}-{i}")
+    for limit, total, exact in ((3, 3, False), (4, 4, True)):
+        capped = await aiohttp_client(create_app(dataclasses.replace(settings, search_count_limit=limit)))
+        body = await (await capped.get(TASKS, params={"search": tag})).json()
+        assert (body["total"], body["total_exact"], len(body["items"])) == (total, exact, 4)

@@ -1,15 +1,29 @@
 -- One page of tasks, newest first. A NULL filter matches everything.
--- The API pool runs with plan_cache_mode = force_custom_plan, so each call is
--- planned with its real filters and the matching index is used.
+-- The page's ids are picked first from an index alone (an index-only scan
+-- when one filter or none is given), then joined back for the full rows, so
+-- deep pages skip rows without reading them. A single status or priority is
+-- compared with = so its (status|priority, created_at, id) index also gives
+-- the order. The API pool plans each call with its real filters
+-- (plan_cache_mode = force_custom_plan).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (NULL = none; %, _ and \ match literally),
 -- $4 limit, $5 offset
-SELECT *
-FROM tasks
-WHERE ($1::text[] IS NULL OR status = ANY ($1))
-  AND ($2::text[] IS NULL OR priority = ANY ($2))
-  AND ($3::text IS NULL
-       OR name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
-       OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
-ORDER BY created_at DESC, id DESC
-LIMIT $4 OFFSET $5;
+WITH page AS (
+    SELECT id, created_at
+    FROM tasks
+    WHERE ($1::text[] IS NULL
+           OR (cardinality($1) = 1 AND status = $1[1])
+           OR (cardinality($1) > 1 AND status = ANY ($1)))
+      AND ($2::text[] IS NULL
+           OR (cardinality($2) = 1 AND priority = $2[1])
+           OR (cardinality($2) > 1 AND priority = ANY ($2)))
+      AND ($3::text IS NULL
+           OR name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
+           OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
+    ORDER BY created_at DESC, id DESC
+    LIMIT $4 OFFSET $5
+)
+SELECT tasks.*
+FROM page
+JOIN tasks USING (id)
+ORDER BY page.created_at DESC, page.id DESC;

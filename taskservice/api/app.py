@@ -12,10 +12,10 @@ from webargs.aiohttpparser import AIOHTTPParser
 
 from taskservice import __version__, db
 from taskservice.api import schemas
-from taskservice.api.keys import POOL, SETTINGS
+from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem, problem_middleware, validation_problem
 from taskservice.api.routes import add_routes
-from taskservice.dispatcher import run_dispatcher
+from taskservice.dispatcher import run_dispatcher, send_wakeups
 from taskservice.settings import Settings
 
 
@@ -47,7 +47,9 @@ class RequestParser(AIOHTTPParser):
 async def database_pool(app: web.Application) -> AsyncIterator[None]:
     # Custom plans for every call: the list query's optional filters would
     # otherwise get a generic plan that ignores the indexes (design §10).
-    pool = await db.create_pool(app[SETTINGS], plan_cache_mode="force_custom_plan")
+    # No parallel scans: on a small machine they only add contention between requests.
+    pool = await db.create_pool(app[SETTINGS], plan_cache_mode="force_custom_plan",
+                                max_parallel_workers_per_gather="0")
     app[POOL] = pool
     yield
     await pool.close()
@@ -66,6 +68,16 @@ def finish_openapi3(spec: dict) -> dict:
                     "content": {"application/json": {"schema": body[0]["schema"]}},
                 }
     return spec
+
+
+async def outbox_wakeups(app: web.Application) -> AsyncIterator[None]:
+    """Background task that turns OUTBOX_WAKEUP into NOTIFY outbox_due."""
+    app[OUTBOX_WAKEUP] = asyncio.Event()
+    stop = asyncio.Event()
+    task = asyncio.create_task(send_wakeups(app[POOL], app[OUTBOX_WAKEUP], stop))
+    yield
+    stop.set()
+    await task
 
 
 async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
@@ -88,6 +100,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(database_pool)
+    app.cleanup_ctx.append(outbox_wakeups)
     app.cleanup_ctx.append(embedded_dispatcher)
     add_routes(app)
     api_spec = AiohttpApiSpec(

@@ -1,5 +1,7 @@
 """Typed keys for what the application object holds."""
 
+import asyncio
+
 import asyncpg
 from aiohttp import web
 
@@ -7,3 +9,5 @@ from taskservice.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
+# Set after a create commits: the API then sends one (coalesced) NOTIFY outbox_due.
+OUTBOX_WAKEUP = web.AppKey("outbox_wakeup", asyncio.Event)

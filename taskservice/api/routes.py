@@ -16,7 +16,7 @@ from aiohttp_apispec import (
 
 from taskservice import db, tasks
 from taskservice.api import schemas
-from taskservice.api.keys import POOL, SETTINGS
+from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem
 
 TASK_NOT_FOUND = "Task not found"  # the replaced service's exact words; clients compare them
@@ -74,6 +74,8 @@ async def create_task(request: web.Request) -> web.Response:
     request_hash = request_fingerprint(fields) if key else None
     async with request.app[POOL].acquire() as conn:
         row = await tasks.create(conn, **fields, idempotency_key=key, request_hash=request_hash)
+        if row is not None:
+            request.app[OUTBOX_WAKEUP].set()
         if row is None:
             row = await tasks.get_by_idempotency_key(conn, key)
             if row is None or row["request_hash"] != request_hash:
@@ -89,15 +91,21 @@ async def create_task(request: web.Request) -> web.Response:
 @response_schema(schemas.TaskPageSchema, 200, description="One page of matching tasks")
 async def list_tasks(request: web.Request) -> web.Response:
     query = request["query"]
-    filters = {"statuses": query.get("status") or None, "priorities": query.get("priority") or None,
-               "search": query.get("search") or None}
+    filters = {"statuses": query.get("status") or None, "priorities": query.get("priority") or None}
+    search = query.get("search") or None
     page, page_size = query["page"], query["page_size"]
+    count_limit = request.app[SETTINGS].search_count_limit
     async with request.app[POOL].acquire() as conn:
-        rows = await tasks.list_page(conn, **filters, limit=page_size,
+        rows = await tasks.list_page(conn, **filters, search=search, limit=page_size,
                                      offset=(page - 1) * page_size)
-        total = await tasks.count(conn, **filters)
+        if search is None:
+            total, exact = await tasks.count(conn, **filters), True
+        else:
+            # Past the limit a search reports `total` = limit and `total_exact` = false.
+            matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1)
+            total, exact = min(matching, count_limit), matching <= count_limit
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,
-                          "page": page, "page_size": page_size})
+                          "total_exact": exact, "page": page, "page_size": page_size})
 
 
 async def _task_or_404(request: web.Request):
