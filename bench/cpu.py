@@ -52,6 +52,20 @@ def _postgres_ticks(database: str) -> tuple[int, int]:
     return ours, others
 
 
+def find_process(comm: str) -> int | None:
+    """The pid of a process named `comm` (e.g. RabbitMQ's "beam.smp"), if one runs here."""
+    if not PROC.is_dir():
+        return None
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == comm:
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
 def _machine_ticks() -> tuple[int, int]:
     """(busy, total) ticks over all cores, from the first line of /proc/stat."""
     values = [int(v) for v in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -14,6 +14,8 @@ import asyncpg
 
 from bench.server import ROOT
 
+# application_name of the bench's own connections that run beside a measurement.
+BENCH_APPLICATION = "bench"
 FILL_SQL = (Path(__file__).resolve().parent / "fill_tasks.sql").read_text()
 
 
@@ -72,11 +74,55 @@ async def checkpoint(url: str) -> None:
         await conn.close()
 
 
+async def rebuild_task_counts(conn: asyncpg.Connection) -> bool:
+    """Recount the trigger-kept per status × priority totals (the task_counts table, where the
+    schema has it) from the tasks themselves: after a load with triggers off, or a TRUNCATE
+    (which fires no row triggers). True if there was such a table."""
+    if not await conn.fetchval("SELECT to_regclass('task_counts') IS NOT NULL"):
+        return False
+    async with conn.transaction():
+        await conn.execute("TRUNCATE task_counts")
+        await conn.execute("""
+            INSERT INTO task_counts (status, priority, shard, n)
+            SELECT status, priority, 0, count(*) FROM tasks GROUP BY status, priority""")
+    return True
+
+
+async def empty_tasks(url: str) -> None:
+    """No tasks, outbox rows or events (and counts to match), then a checkpoint: each
+    end-to-end run starts from the same empty tables, whatever ran before it."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("TRUNCATE tasks CASCADE")
+        await rebuild_task_counts(conn)
+        await conn.execute("VACUUM (ANALYZE)")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+async def seed_tasks(url: str, count: int, description: str) -> list[str]:
+    """`count` NEW tasks written directly (no outbox rows): ids for the get scenario when it
+    runs without the create scenario before it."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("""
+            INSERT INTO tasks (name, description, priority, kind, timeout_seconds)
+            SELECT 'bench task ' || n, $2, (ARRAY['LOW', 'MEDIUM', 'HIGH'])[1 + n % 3], 'noop', 300
+            FROM generate_series(1, $1::integer) AS n
+            RETURNING id""", count, description)
+        await conn.execute("VACUUM (ANALYZE) tasks")
+    finally:
+        await conn.close()
+    return [str(row["id"]) for row in rows]
+
+
 async def fill_tasks(url: str, rows: int) -> dict[str, Any]:
     """Replace every task with `rows` generated ones, the way a bulk load is done: secondary
     indexes dropped and rebuilt from their own definitions, triggers off for the session
-    (the task_events history and the outbox are not part of the list benchmark), then
-    VACUUM ANALYZE so the planner and index-only scans see the table as it is."""
+    (the task_events history and the outbox are not part of the list benchmark; the
+    per-status counts are rebuilt afterwards in one statement), then VACUUM ANALYZE so the
+    planner and index-only scans see the table as it is."""
     timings: dict[str, float] = {}
     conn = await asyncpg.connect(url)
     try:
@@ -103,6 +149,9 @@ async def fill_tasks(url: str, rows: int) -> dict[str, Any]:
 
         clock = time.perf_counter()
         await conn.execute("RESET session_replication_role")
+        if await rebuild_task_counts(conn):
+            timings["task_counts_s"] = round(time.perf_counter() - clock, 1)
+            clock = time.perf_counter()
         await conn.execute("VACUUM (ANALYZE) tasks")
         await conn.execute("CHECKPOINT")
         timings["vacuum_analyze_s"] = round(time.perf_counter() - clock, 1)
@@ -142,21 +191,31 @@ async def explain(url: str, query: str, args: tuple, runs: int = 5) -> dict[str,
     }
 
 
-async def sample_wait_events(url: str, seconds: float, every: float = 0.1) -> dict[str, float]:
+async def sample_wait_events(url: str, seconds: float = 0, every: float = 0.1, *,
+                             until: asyncio.Event | None = None) -> dict[str, float]:
     """What the bench database's active backends were doing over the middle 80% of the next
-    `seconds`: share of samples per wait event ("CPU" when not waiting). A create run that
-    shows mostly Lock:object is queueing on NOTIFY's commit lock, not doing work."""
-    conn = await asyncpg.connect(url)
+    `seconds` (or from now until `until` is set): share of samples per wait event ("CPU"
+    when not waiting). A create run that shows mostly Lock:object is queueing on NOTIFY's
+    commit lock, not doing work."""
+    conn = await asyncpg.connect(url, server_settings={"application_name": BENCH_APPLICATION})
     counts: Counter = Counter()
+
+    def sampling() -> bool:
+        return not until.is_set() if until is not None else time.monotonic() < deadline
+
     try:
-        await asyncio.sleep(seconds * 0.1)
+        if until is None:
+            await asyncio.sleep(seconds * 0.1)
         deadline = time.monotonic() + seconds * 0.8
-        while time.monotonic() < deadline:
+        while sampling():
+            # The bench's own connections (this one, the end-to-end scenarios' pollers) are
+            # not the service's work.
             for row in await conn.fetch("""
                     SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS event
                     FROM pg_stat_activity
                     WHERE datname = current_database() AND state = 'active'
-                      AND backend_type = 'client backend' AND pid <> pg_backend_pid()"""):
+                      AND backend_type = 'client backend' AND application_name <> $1""",
+                                        BENCH_APPLICATION):
                 counts[row["event"]] += 1
             await asyncio.sleep(every)
     finally:

@@ -1,5 +1,5 @@
 """A closed-loop HTTP load generator: a fixed number of connections, each sending its next
-request as soon as the previous answer is read, for a fixed time.
+request as soon as the previous answer is read, for a fixed time or a fixed number of requests.
 
 Latency is measured per request from send to the last body byte. A closed loop slows down
 with the server, so p99 is the latency a client saw at that concurrency, not a
@@ -56,10 +56,11 @@ def summarize(latencies: list[float], elapsed: float, errors: Counter) -> dict[s
 
 async def run_load(
     session: aiohttp.ClientSession, next_request: Callable[[int], Request], *,
-    connections: int, seconds: float, expect_status: int = 200,
+    connections: int, seconds: float = math.inf, total: int | None = None, expect_status: int = 200,
     on_response: Callable[[aiohttp.ClientResponse], None] | None = None,
 ) -> dict[str, Any]:
-    """Drive `connections` concurrent senders for `seconds`; request n is `next_request(n)`.
+    """Drive `connections` concurrent senders for `seconds`, or until `total` requests were
+    sent; request n is `next_request(n)`.
 
     An answer with another status than `expect_status`, or a failed request, counts as an
     error and not in req/s or the latency figures.
@@ -72,7 +73,10 @@ async def run_load(
 
     async def sender() -> None:
         while clock() < deadline:
-            method, url, body = next_request(next(counter))
+            n = next(counter)
+            if total is not None and n >= total:
+                return
+            method, url, body = next_request(n)
             started = clock()
             try:
                 async with session.request(method, url, data=body,

@@ -1,11 +1,12 @@
-"""The API under test: `python -m taskservice api` as a child process on a free port."""
+"""The processes under test: `python -m taskservice api` as a child process on a free port,
+and `python -m taskservice worker` beside it for the end-to-end scenarios."""
 
 import asyncio
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,13 @@ class Server:
     base_url: str
     database_url: str
     pid: int
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class Worker:
+    pid: int
+    concurrency: int
     log_path: Path
 
 
@@ -67,13 +75,23 @@ async def stop(proc: asyncio.subprocess.Process, timeout: float = 15) -> None:
         await proc.wait()
 
 
+async def spawn(command: list[str], env: Mapping[str, str], log_path: Path) -> asyncio.subprocess.Process:
+    """`python -m taskservice <command>` with its output in `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "taskservice", *command, cwd=ROOT, env={**os.environ, **env},
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+
+
 @asynccontextmanager
-async def running_api(database_url: str, *, pool_max: int, log_path: Path) -> AsyncIterator[Server]:
-    """The API serving `database_url` without the embedded dispatcher (the bench measures the
-    HTTP path alone), stopped with SIGTERM on the way out, whatever happened."""
+async def running_api(database_url: str, *, pool_max: int, log_path: Path,
+                      env: Mapping[str, str] | None = None) -> AsyncIterator[Server]:
+    """The API serving `database_url`, by default without the embedded dispatcher (the bench
+    measures the HTTP path alone; `env` may turn it on, with its own AMQP names), stopped
+    with SIGTERM on the way out, whatever happened."""
     port = free_port()
-    env = {
-        **os.environ,
+    proc = await spawn(["api"], {
         "DATABASE_URL": database_url,
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -81,16 +99,40 @@ async def running_api(database_url: str, *, pool_max: int, log_path: Path) -> As
         "LOG_LEVEL": "warning",
         "DB_POOL_MIN": str(pool_max),
         "DB_POOL_MAX": str(pool_max),
-    }
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "taskservice", "api", cwd=ROOT, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+        **(env or {}),
+    }, log_path)
     base_url = f"http://127.0.0.1:{port}"
     try:
         await wait_until_ready(proc, base_url, log_path)
         yield Server(base_url=base_url, database_url=database_url, pid=proc.pid, log_path=log_path)
     finally:
         # Shielded: a Ctrl-C while the bench unwinds must still not leave the server running.
+        await asyncio.shield(stop(proc))
+
+
+@asynccontextmanager
+async def running_worker(database_url: str, *, concurrency: int, pool_max: int, log_path: Path,
+                         env: Mapping[str, str], ready: Callable[[], Awaitable[bool]],
+                         timeout: float = 30) -> AsyncIterator[Worker]:
+    """`python -m taskservice worker --concurrency N`, waited for until `ready()` (its consumer
+    is on the queue), stopped with SIGTERM on the way out."""
+    proc = await spawn(["worker", "--concurrency", str(concurrency)], {
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "warning",
+        "DB_POOL_MIN": str(pool_max),
+        "DB_POOL_MAX": str(pool_max),
+        **env,
+    }, log_path)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await ready():
+            if proc.returncode is not None:
+                raise RuntimeError(f"the worker exited with {proc.returncode} before it was ready:\n"
+                                   f"{log_tail(log_path)}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"the worker was not consuming after {timeout:.0f} s:\n"
+                                   f"{log_tail(log_path)}")
+            await asyncio.sleep(0.2)
+        yield Worker(pid=proc.pid, concurrency=concurrency, log_path=log_path)
+    finally:
         await asyncio.shield(stop(proc))

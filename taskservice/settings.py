@@ -66,7 +66,7 @@ class Settings:
     db_pool_min: int = 1
     db_pool_max: int = 10
     max_body_bytes: int = 1024 * 1024
-    search_count_limit: int = 10_000
+    search_count_limit: int = 1_000
     default_kind: str = "noop"
     default_timeout_seconds: int = 300
     dispatcher_embedded: bool = True
