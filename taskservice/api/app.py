@@ -1,6 +1,7 @@
 """The aiohttp application: middlewares, routes, the OpenAPI document and resource lifetimes."""
 
 import asyncio
+import warnings
 from collections.abc import AsyncIterator
 
 import orjson
@@ -111,8 +112,11 @@ def create_app(settings: Settings) -> web.Application:
     # Named up front: routes.problem_doc and routes.task_doc refer to them by name.
     api_spec.spec.components.schema("Problem", schema=schemas.ProblemSchema)
     api_spec.spec.components.schema("Task", schema=schemas.TaskSchema)
-    # In place (the routes are all added): the spec is built now, so it can be finished below.
-    api_spec.register(app, in_place=True)
-    app["swagger_dict"] = finish_openapi3(app["swagger_dict"])
-    app["_apispec_parser"] = RequestParser(error_handler=raise_validation_problem)
+    # aiohttp-apispec keeps its state under plain string keys, which aiohttp warns about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        # In place (the routes are all added): the spec is built now, so it can be finished below.
+        api_spec.register(app, in_place=True)
+        app["swagger_dict"] = finish_openapi3(app["swagger_dict"])
+        app["_apispec_parser"] = RequestParser(error_handler=raise_validation_problem)
     return app
