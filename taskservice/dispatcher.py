@@ -6,11 +6,12 @@ Two fronts call `run_dispatcher`: a background task of the API process
 
 import asyncio
 import logging
+import time
 
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
-from taskservice import broker, db, outbox, tasks
+from taskservice import broker, db, metrics, outbox, tasks
 from taskservice.lifecycle import wait_any, wait_for
 from taskservice.settings import Settings
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 REAP_BATCH_SIZE = 100
 PUBLISH_RETRY_SECONDS = 2.0
 WAKEUP_INTERVAL_SECONDS = 0.01
+BACKLOG_REFRESH_SECONDS = 5.0
 
 
 class PublishFailed(Exception):
@@ -39,11 +41,17 @@ async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: S
         if not rows:
             return 0
         ids = [row["id"] for row in rows]
+        started = time.perf_counter()
         try:
             await broker.publish_batch(exchange, settings.amqp_queue, rows)
         except Exception as exc:  # whatever the broker did, the rows must stay due
+            metrics.PUBLISH_FAILURES.inc()
             raise PublishFailed(ids, f"{type(exc).__name__}: {exc}") from exc
+        metrics.PUBLISH_DURATION.observe(time.perf_counter() - started)
         await outbox.mark_published(conn, ids)
+    # Counted once committed: a rolled-back batch changed nothing.
+    metrics.DISPATCH_BATCH_SIZE.observe(len(ids))
+    metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
     log.debug("published %d outbox rows", len(ids))
     return len(ids)
 
@@ -108,6 +116,8 @@ async def reap_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Eve
         except db.UNAVAILABLE_ERRORS as exc:
             log.warning("reaper: database unavailable (%s)", type(exc).__name__)
         for row in rescued:
+            metrics.TASK_RESCUES.labels(row["status"]).inc()
+            metrics.count_transition("IN_PROGRESS", row["status"])
             log.warning("rescued task %s after its lease expired on attempt %d: now %s",
                         row["id"], row["attempts"], row["status"],
                         extra={"task_id": str(row["id"]), "attempt": row["attempts"]})
@@ -117,12 +127,27 @@ async def reap_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Eve
             await wait_for(stop, settings.reap_interval_seconds)
 
 
+async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    """Refresh the outbox backlog gauges every BACKLOG_REFRESH_SECONDS."""
+    while not stop.is_set():
+        try:
+            async with pool.acquire() as conn:
+                backlog = await outbox.backlog(conn)
+        except db.UNAVAILABLE_ERRORS:
+            pass  # the gauges keep their last values until the database answers again
+        else:
+            metrics.OUTBOX_BACKLOG.set(backlog["due"])
+            metrics.OUTBOX_OLDEST_DUE_AGE.set(backlog["oldest_due_age_seconds"])
+        await wait_for(stop, BACKLOG_REFRESH_SECONDS)
+
+
 async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
     """Drain the outbox and reap expired leases until `stop` is set."""
     wake = asyncio.Event()
     background = [
         asyncio.create_task(db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
         asyncio.create_task(reap_forever(pool, settings, wake, stop)),
+        asyncio.create_task(measure_backlog_forever(pool, stop)),
     ]
     connection = None
     try:
@@ -142,6 +167,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     """The standalone dispatcher process."""
     pool = await db.create_pool(settings)
     try:
-        await run_dispatcher(pool, settings, stop)
+        async with metrics.metrics_server(settings.host, settings.metrics_port):
+            await run_dispatcher(pool, settings, stop)
     finally:
         await pool.close()

@@ -21,6 +21,11 @@ async def record_publish_error(conn: asyncpg.Connection, outbox_ids: Sequence[in
     await conn.execute(QUERIES["outbox/record_publish_error"], outbox_ids, error, retry_in_seconds)
 
 
+async def backlog(conn: asyncpg.Connection) -> asyncpg.Record:
+    """Unpublished due rows: `due` (how many) and `oldest_due_age_seconds`."""
+    return await conn.fetchrow(QUERIES["outbox/backlog"])
+
+
 async def notify_due(conn: asyncpg.Connection) -> None:
     """Wake the dispatchers; call after committing new rows."""
     await conn.execute(QUERIES["outbox/notify_due"])

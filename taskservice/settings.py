@@ -78,6 +78,8 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     handler_modules: tuple[str, ...] = ()
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    # Observability: /metrics of a standalone dispatcher or worker (the API serves its own).
+    metrics_port: int = 0  # 0 = not served
 
 
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
@@ -116,4 +118,5 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         handler_modules=tuple(m.strip() for m in (env.get("HANDLER_MODULES") or "").split(",")
                               if m.strip()),
         worker_id=env.get("WORKER_ID") or defaults.worker_id,
+        metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port, 0, 65535),
     )

@@ -8,8 +8,9 @@ trips RabbitMQ's consumer timeout.
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -18,9 +19,10 @@ import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from taskservice import broker, db, outbox, tasks
+from taskservice import broker, db, metrics, outbox, tasks
 from taskservice.handlers import Handler, HandlerContext, load_registry
 from taskservice.lifecycle import wait_for
+from taskservice.logs import log_context
 from taskservice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Attempt:
     task: asyncpg.Record
     handler_task: asyncio.Task
     stop_reason: str | None = None  # "cancel" (client asked) or "shutdown" (worker stopping)
+    started: float = field(default_factory=time.perf_counter)
 
 
 def retry_delay(settings: Settings, attempt: int) -> float:
@@ -63,6 +66,16 @@ def on_cancel_notify(running: Mapping[UUID, Attempt], payload: str | None) -> No
         stop_attempt(running, task_id, "cancel")
 
 
+def handler_outcome(attempt: Attempt) -> str:
+    """How the handler ended: completed, failed, timeout or cancelled (by a client or a shutdown)."""
+    if attempt.handler_task.cancelled():
+        return "cancelled"
+    exc = attempt.handler_task.exception()
+    if exc is None:
+        return "completed"
+    return "timeout" if isinstance(exc, AttemptTimedOut) else "failed"
+
+
 async def call_handler(handler: Handler, task: asyncpg.Record, ctx: HandlerContext) -> Any:
     timeout = task["timeout_seconds"]
     try:
@@ -75,6 +88,7 @@ async def call_handler(handler: Handler, task: asyncpg.Record, ctx: HandlerConte
 async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt) -> None:
     task, handler_task = attempt.task, attempt.handler_task
     key = (task["id"], task["attempts"], settings.worker_id)
+    outcome, duration = handler_outcome(attempt), time.perf_counter() - attempt.started
     async with pool.acquire() as conn:
         if handler_task.cancelled():
             if attempt.stop_reason == "cancel":
@@ -96,6 +110,13 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attemp
                                                retry_delay(settings, task["attempts"]), retryable=True)
             else:
                 row = await tasks.complete(conn, *key, result)
+    if row is not None:
+        if outcome == "completed" and row["status"] != "COMPLETED":
+            outcome = "failed"  # the handler returned, but its result was refused
+        if row["status"] == "PENDING" and outcome != "cancelled":  # (cancelled: a hand back)
+            metrics.TASK_RETRIES.labels(task["kind"]).inc()
+        metrics.count_transition("IN_PROGRESS", row["status"])
+    metrics.HANDLER_DURATION.labels(task["kind"], outcome).observe(duration)
     context = {"task_id": str(task["id"]), "attempt": task["attempts"]}
     if row is None:
         log.warning("task %s attempt %d: outcome not recorded, the attempt is no longer ours",
@@ -109,9 +130,11 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, registry: Mapping[
     handler = registry.get(task["kind"])
     if handler is None:
         async with pool.acquire() as conn:
-            await tasks.fail_attempt(conn, task["id"], task["attempts"], settings.worker_id,
-                                     f"no handler registered for kind {task['kind']!r}", 0,
-                                     retryable=False)
+            row = await tasks.fail_attempt(conn, task["id"], task["attempts"], settings.worker_id,
+                                           f"no handler registered for kind {task['kind']!r}", 0,
+                                           retryable=False)
+        if row is not None:
+            metrics.count_transition("IN_PROGRESS", row["status"])
         log.error("task %s: unknown kind %r", task["id"], task["kind"],
                   extra={"task_id": str(task["id"]), "attempt": task["attempts"]})
         return
@@ -152,7 +175,11 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
-        await run_attempt(pool, settings, registry, running, task)
+        # From NEW only when a dispatcher's commit failed after publishing: rare, counted as PENDING.
+        metrics.count_transition("PENDING", "IN_PROGRESS")
+        # Every log line of the attempt, the handler's included, names the task and attempt.
+        with log_context(task_id=task_id, attempt=task["attempts"]):
+            await run_attempt(pool, settings, registry, running, task)
 
 
 async def renew_leases_forever(pool: asyncpg.Pool, settings: Settings, running: dict[UUID, Attempt],
@@ -237,6 +264,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     registry = load_registry(settings.handler_modules)
     pool = await db.create_pool(settings)
     try:
-        await run_worker(pool, settings, registry, stop)
+        async with metrics.metrics_server(settings.host, settings.metrics_port):
+            await run_worker(pool, settings, registry, stop)
     finally:
         await pool.close()

@@ -14,6 +14,7 @@ from webargs.aiohttpparser import AIOHTTPParser
 from taskservice import __version__, db
 from taskservice.api import schemas
 from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import Problem, problem_middleware, validation_problem
 from taskservice.api.routes import add_routes
 from taskservice.dispatcher import run_dispatcher, send_wakeups
@@ -97,13 +98,15 @@ async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[problem_middleware, validation_middleware],
+        # access first: its log line and metrics see the final answer, problem+json included.
+        middlewares=[access_middleware, problem_middleware, validation_middleware],
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(database_pool)
     app.cleanup_ctx.append(outbox_wakeups)
     app.cleanup_ctx.append(embedded_dispatcher)
     add_routes(app)
+    add_metrics_route(app)
     api_spec = AiohttpApiSpec(
         title="taskservice", version=__version__, openapi_version="3.0.3",
         url="/api/docs/swagger.json", swagger_path="/docs", static_path="/static/swagger",

@@ -14,7 +14,7 @@ from aiohttp_apispec import (
     response_schema,
 )
 
-from taskservice import db, tasks
+from taskservice import db, metrics, tasks
 from taskservice.api import schemas
 from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem
@@ -76,6 +76,8 @@ async def create_task(request: web.Request) -> web.Response:
         row = await tasks.create(conn, **fields, idempotency_key=key, request_hash=request_hash)
         if row is not None:
             request.app[OUTBOX_WAKEUP].set()
+            metrics.TASKS_CREATED.labels(row["priority"]).inc()
+            metrics.count_transition(None, "NEW")
         if row is None:
             row = await tasks.get_by_idempotency_key(conn, key)
             if row is None or row["request_hash"] != request_hash:
@@ -147,6 +149,8 @@ async def cancel_task(request: web.Request) -> web.Response:
         row = await tasks.cancel(conn, task_id)
         if row is None:
             row = await tasks.get(conn, task_id)
+        elif row["status"] != row["from_status"]:  # not a cancel request for a running task
+            metrics.count_transition(row["from_status"], row["status"])
     if row is None:
         raise Problem(404, TASK_NOT_FOUND)
     if row["status"] in ("COMPLETED", "FAILED"):
