@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 import aio_pika
 import orjson
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 
 from taskservice.settings import Settings
 
@@ -101,3 +107,15 @@ async def publish_batch(exchange: AbstractExchange, routing_key: str, rows: Sequ
                          mandatory=True, timeout=10)
         for row in rows
     ))
+
+
+async def queue_depth(connection: AbstractConnection, queue_name: str) -> int:
+    """Messages ready in the queue, as RabbitMQ reports them. A passive declare, on a channel of
+    its own: it never creates the queue, and a missing one (NOT_FOUND) closes only that channel."""
+    channel = await connection.channel()
+    try:
+        queue = await channel.declare_queue(queue_name, passive=True)
+        return queue.declaration_result.message_count
+    finally:
+        if not channel.is_closed:
+            await channel.close()

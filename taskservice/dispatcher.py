@@ -11,7 +11,7 @@ import time
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
-from taskservice import broker, db, metrics, outbox, tasks
+from taskservice import broker, db, maintenance, metrics, outbox, tasks
 from taskservice.lifecycle import wait_any, wait_for
 from taskservice.settings import Settings
 
@@ -142,11 +142,12 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
 
 
 async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
-    """Drain the outbox and reap expired leases until `stop` is set."""
+    """Drain the outbox, reap expired leases and keep the tables trim until `stop` is set."""
     wake = asyncio.Event()
     background = [
         asyncio.create_task(db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
         asyncio.create_task(reap_forever(pool, settings, wake, stop)),
+        asyncio.create_task(maintenance.maintain_forever(pool, settings, stop)),
         asyncio.create_task(measure_backlog_forever(pool, stop)),
     ]
     connection = None

@@ -29,3 +29,8 @@ async def backlog(conn: asyncpg.Connection) -> asyncpg.Record:
 async def notify_due(conn: asyncpg.Connection) -> None:
     """Wake the dispatchers; call after committing new rows."""
     await conn.execute(QUERIES["outbox/notify_due"])
+
+
+async def prune_published(conn: asyncpg.Connection, keep_seconds: float, batch_size: int) -> int:
+    """Delete up to `batch_size` rows published more than `keep_seconds` ago; how many."""
+    return await conn.fetchval(QUERIES["outbox/prune_published"], keep_seconds, batch_size)

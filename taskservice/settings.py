@@ -1,6 +1,7 @@
 """Settings: one frozen object built from the environment at start-up and passed down."""
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,19 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value.lower()
 
 
+API_KEY_PATTERN = re.compile(r"[!-+\--~]+")  # visible ASCII but the comma that separates keys
+
+
+def _api_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in (env.get(name) or "").split(",") if k.strip())
+    for key in keys:
+        if not API_KEY_PATTERN.fullmatch(key):
+            # The message never quotes the value: it is a secret.
+            raise SettingsError(f"{name} must be comma-separated keys of visible ASCII characters "
+                                "(no spaces)")
+    return keys
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "postgresql://postgres:postgres@localhost:5432/taskservice"
@@ -80,6 +94,15 @@ class Settings:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     # Observability: /metrics of a standalone dispatcher or worker (the API serves its own).
     metrics_port: int = 0  # 0 = not served
+    # Protection and upkeep. API keys stay out of repr(): settings may be logged.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # empty = authentication off
+    auth_protect_docs: bool = False
+    auth_protect_metrics: bool = False
+    idempotency_ttl_seconds: int = 86_400
+    max_result_bytes: int = 1024 * 1024
+    retention_days: int = 30  # 0 = keep finished tasks forever
+    outbox_retention_seconds: int = 3600
+    maintenance_interval_seconds: float = 60.0
 
 
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
@@ -119,4 +142,15 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                               if m.strip()),
         worker_id=env.get("WORKER_ID") or defaults.worker_id,
         metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port, 0, 65535),
+        api_keys=_api_keys(env, "API_KEYS"),
+        auth_protect_docs=_bool(env, "AUTH_PROTECT_DOCS", defaults.auth_protect_docs),
+        auth_protect_metrics=_bool(env, "AUTH_PROTECT_METRICS", defaults.auth_protect_metrics),
+        idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", defaults.idempotency_ttl_seconds,
+                                     1, 365 * 86_400),
+        max_result_bytes=_int(env, "MAX_RESULT_BYTES", defaults.max_result_bytes, 1, 64 * 1024 * 1024),
+        retention_days=_int(env, "RETENTION_DAYS", defaults.retention_days, 0, 36_500),
+        outbox_retention_seconds=_int(env, "OUTBOX_RETENTION_SECONDS", defaults.outbox_retention_seconds,
+                                      1, 30 * 86_400),
+        maintenance_interval_seconds=_float(env, "MAINTENANCE_INTERVAL_SECONDS",
+                                            defaults.maintenance_interval_seconds, 0.1, 86_400),
     )

@@ -42,8 +42,15 @@ async def get(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(QUERIES["tasks/get"], task_id)
 
 
-async def get_by_idempotency_key(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(QUERIES["tasks/get_by_idempotency_key"], key)
+async def get_by_idempotency_key(conn: asyncpg.Connection, key: str,
+                                 ttl_seconds: float) -> asyncpg.Record | None:
+    """The task an unexpired idempotency key names, if any."""
+    return await conn.fetchrow(QUERIES["tasks/get_by_idempotency_key"], key, ttl_seconds)
+
+
+async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_seconds: float) -> None:
+    """Free `key` if the task holding it is older than the TTL."""
+    await conn.execute(QUERIES["tasks/release_idempotency_key"], key, ttl_seconds)
 
 
 async def list_page(
@@ -73,6 +80,27 @@ async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | No
 
 async def events(conn: asyncpg.Connection, task_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/events"], task_id)
+
+
+async def retry(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
+    """The task, PENDING again with a fresh attempt budget; None unless it was FAILED or CANCELLED."""
+    return await conn.fetchrow(QUERIES["tasks/retry"], task_id)
+
+
+async def get_status(conn: asyncpg.Connection, task_id: UUID) -> str | None:
+    return await conn.fetchval(QUERIES["tasks/get_status"], task_id)
+
+
+async def watch_status(conn: asyncpg.Connection, task_id: UUID, seconds: float,
+                       timeout: float | None = None) -> str | None:
+    """Have the task's status changes NOTIFY task_status for `seconds`; its status now (None: no
+    such task). `timeout` bounds the wait for the row lock (TimeoutError)."""
+    return await conn.fetchval(QUERIES["tasks/watch_status"], task_id, seconds, timeout=timeout)
+
+
+async def count_by_status(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """(status, priority, n) rows from the trigger-kept counters."""
+    return await conn.fetch(QUERIES["tasks/count_by_status"])
 
 
 # -- execution: every write below is guarded by the attempt it owns --------------
@@ -112,3 +140,15 @@ async def hand_back(conn: asyncpg.Connection, task_id: UUID, attempt: int,
 
 async def reap_expired(conn: asyncpg.Connection, batch_size: int) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/reap_expired"], batch_size)
+
+
+# -- maintenance: small batches, SKIP LOCKED --------------------------------------
+
+async def prune_finished(conn: asyncpg.Connection, retention_days: int, batch_size: int) -> int:
+    """Delete up to `batch_size` tasks finished more than `retention_days` ago; how many."""
+    return await conn.fetchval(QUERIES["tasks/prune_finished"], retention_days, batch_size)
+
+
+async def expire_idempotency_keys(conn: asyncpg.Connection, ttl_seconds: float, batch_size: int) -> int:
+    """Clear up to `batch_size` idempotency keys older than the TTL; how many."""
+    return await conn.fetchval(QUERIES["tasks/expire_idempotency_keys"], ttl_seconds, batch_size)

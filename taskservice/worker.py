@@ -8,6 +8,7 @@ trips RabbitMQ's consumer timeout.
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,24 @@ async def call_handler(handler: Handler, task: asyncpg.Record, ctx: HandlerConte
         raise AttemptTimedOut(f"timed out after {timeout}s") from exc
 
 
+# A NUL escape in encoded JSON: "\u0000" after an even number of backslashes.
+JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def unstorable_result(result: Any, max_bytes: int) -> str | None:
+    """Why a handler's result cannot be stored as the task's `result`, or None if it can."""
+    try:
+        encoded = orjson.dumps(result)
+    except TypeError as exc:
+        return f"handler result is not JSON: {exc}"
+    if len(encoded) > max_bytes:
+        # Refused rather than stored: one huge result bloats the table and every read of the task.
+        return f"handler result is {len(encoded)} bytes, more than MAX_RESULT_BYTES={max_bytes}"
+    if JSON_NUL.search(encoded):
+        return "handler result contains a NUL character, which PostgreSQL's jsonb cannot store"
+    return None
+
+
 async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt) -> None:
     task, handler_task = attempt.task, attempt.handler_task
     key = (task["id"], task["attempts"], settings.worker_id)
@@ -103,10 +122,9 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attemp
                                            retry_delay(settings, task["attempts"]), retryable=True)
         else:
             result = handler_task.result()
-            try:
-                orjson.dumps(result)
-            except TypeError as exc:
-                row = await tasks.fail_attempt(conn, *key, f"handler result is not JSON: {exc}",
+            refusal = unstorable_result(result, settings.max_result_bytes)
+            if refusal is not None:
+                row = await tasks.fail_attempt(conn, *key, refusal,
                                                retry_delay(settings, task["attempts"]), retryable=True)
             else:
                 row = await tasks.complete(conn, *key, result)

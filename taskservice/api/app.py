@@ -13,10 +13,13 @@ from webargs.aiohttpparser import AIOHTTPParser
 
 from taskservice import __version__, db
 from taskservice.api import schemas
+from taskservice.api.auth import auth_middleware, document_security
 from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import Problem, problem_middleware, validation_problem
+from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
+from taskservice.api.status_waits import release_waiters, status_listener
 from taskservice.dispatcher import run_dispatcher, send_wakeups
 from taskservice.settings import Settings
 
@@ -99,12 +102,17 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         # access first: its log line and metrics see the final answer, problem+json included.
-        middlewares=[access_middleware, problem_middleware, validation_middleware],
+        # auth before validation: a request without a valid key learns nothing about its input.
+        middlewares=[access_middleware, problem_middleware, auth_middleware(settings),
+                     validation_middleware],
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(database_pool)
     app.cleanup_ctx.append(outbox_wakeups)
     app.cleanup_ctx.append(embedded_dispatcher)
+    app.cleanup_ctx.append(status_listener)
+    app.cleanup_ctx.append(queue_probe)
+    app.on_shutdown.append(release_waiters)
     add_routes(app)
     add_metrics_route(app)
     api_spec = AiohttpApiSpec(
@@ -120,6 +128,6 @@ def create_app(settings: Settings) -> web.Application:
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
         # In place (the routes are all added): the spec is built now, so it can be finished below.
         api_spec.register(app, in_place=True)
-        app["swagger_dict"] = finish_openapi3(app["swagger_dict"])
+        app["swagger_dict"] = document_security(finish_openapi3(app["swagger_dict"]), settings)
         app["_apispec_parser"] = RequestParser(error_handler=raise_validation_problem)
     return app

@@ -14,10 +14,12 @@ from aiohttp_apispec import (
     response_schema,
 )
 
-from taskservice import db, metrics, tasks
+from taskservice import db, metrics, outbox, tasks
 from taskservice.api import schemas
 from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem
+from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
+from taskservice.api.status_waits import STATUS_WAITERS, wait_for_change
 
 TASK_NOT_FOUND = "Task not found"  # the replaced service's exact words; clients compare them
 
@@ -48,6 +50,23 @@ def request_fingerprint(fields: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+async def create_or_replay(conn, fields: dict[str, Any], key: str | None, request_hash: str | None,
+                           ttl_seconds: float) -> tuple[Any, bool]:
+    """(task, True) for a new task; (task, False) for the task an unexpired key already names."""
+    for _ in range(3):
+        row = await tasks.create(conn, **fields, idempotency_key=key, request_hash=request_hash)
+        if row is not None:
+            return row, True
+        row = await tasks.get_by_idempotency_key(conn, key, ttl_seconds)
+        if row is not None:
+            return row, False
+        # The key's task is older than the TTL, or a racing request just freed it: free
+        # it (a no-op if done already) and create again. The unique index still lets only
+        # one of any racing requests win; the others replay the winner's task.
+        await tasks.release_idempotency_key(conn, key, ttl_seconds)
+    raise Problem(409, "This Idempotency-Key is being reused by concurrent requests; try again.")
+
+
 @docs(tags=["tasks"], summary="Create a task",
       responses={201: task_doc("Created", headers={"Location": {
                      "description": "The new task's URL", "schema": {"type": "string"}}}),
@@ -73,16 +92,15 @@ async def create_task(request: web.Request) -> web.Response:
     }
     request_hash = request_fingerprint(fields) if key else None
     async with request.app[POOL].acquire() as conn:
-        row = await tasks.create(conn, **fields, idempotency_key=key, request_hash=request_hash)
-        if row is not None:
-            request.app[OUTBOX_WAKEUP].set()
-            metrics.TASKS_CREATED.labels(row["priority"]).inc()
-            metrics.count_transition(None, "NEW")
-        if row is None:
-            row = await tasks.get_by_idempotency_key(conn, key)
-            if row is None or row["request_hash"] != request_hash:
-                raise Problem(409, "This Idempotency-Key was already used with a different request.")
-            return json_response(tasks.public(row))
+        row, created = await create_or_replay(conn, fields, key, request_hash,
+                                              settings.idempotency_ttl_seconds)
+    if not created:
+        if row["request_hash"] != request_hash:
+            raise Problem(409, "This Idempotency-Key was already used with a different request.")
+        return json_response(tasks.public(row))
+    request.app[OUTBOX_WAKEUP].set()
+    metrics.TASKS_CREATED.labels(row["priority"]).inc()
+    metrics.count_transition(None, "NEW")
     location = f"/api/v1/tasks/{row['id']}"
     return json_response(tasks.public(row), status=201, headers={"Location": location})
 
@@ -125,13 +143,47 @@ async def get_task(request: web.Request) -> web.Response:
     return json_response(tasks.public(await _task_or_404(request)))
 
 
-@docs(tags=["tasks"], summary="Get a task's status",
+@docs(tags=["tasks"], summary="Get a task's status, or wait for it to change",
+      description="With `since` and `wait`, answers once the status differs from `since`, or after "
+                  "`wait` seconds with the status then (200 either way): one request can wait for "
+                  "a task to start or finish.",
       responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
 @match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@querystring_schema(schemas.TaskStatusQuerySchema, put_into="query")
 @response_schema(schemas.TaskStatusSchema, 200, description="The task's status")
 async def get_task_status(request: web.Request) -> web.Response:
-    row = await _task_or_404(request)
-    return json_response({"task_id": row["id"], "status": row["status"]})
+    task_id = request["path"]["task_id"]
+    since, wait = request["query"].get("since"), request["query"].get("wait", 0)
+    async with request.app[POOL].acquire() as conn:
+        status = await tasks.get_status(conn, task_id)
+    if status is not None and status == since and wait > 0:
+        status = await wait_for_change(request.app[POOL], request.app[STATUS_WAITERS], task_id,
+                                       since, wait)
+    if status is None:
+        raise Problem(404, TASK_NOT_FOUND)
+    return json_response({"task_id": task_id, "status": status})
+
+
+@docs(tags=["tasks"], summary="Retry a failed or cancelled task",
+      description="A FAILED or CANCELLED task goes back to PENDING with a fresh attempt budget "
+                  "(`attempts` 0; `result`, `error`, `finished_at` and `cancel_requested_at` cleared) "
+                  "and is dispatched again. Any other status is a conflict (409).",
+      responses={404: NOT_FOUND, 409: problem_doc("The task is neither FAILED nor CANCELLED"),
+                 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskSchema, 200, description="The task, PENDING again")
+async def retry_task(request: web.Request) -> web.Response:
+    task_id = request["path"]["task_id"]
+    async with request.app[POOL].acquire() as conn:
+        row = await tasks.retry(conn, task_id)
+        current = await tasks.get_status(conn, task_id) if row is None else None
+    if row is None:
+        if current is None:
+            raise Problem(404, TASK_NOT_FOUND)
+        raise Problem(409, f"Task is {current}; only a FAILED or CANCELLED task can be retried.")
+    request.app[OUTBOX_WAKEUP].set()  # its new outbox row is due now
+    metrics.count_transition(row["from_status"], "PENDING")
+    return json_response(tasks.public(row))
 
 
 @docs(tags=["tasks"], summary="Cancel a task",
@@ -174,6 +226,29 @@ async def list_task_events(request: web.Request) -> web.Response:
     return json_response({"task_id": task_id, "items": items})
 
 
+@docs(tags=["stats"], summary="Task counts, outbox backlog and queue depth",
+      description="Cheap enough to poll every second: the counts come from trigger-kept counters, "
+                  "the backlog from the outbox's index of unpublished rows, the queue depth from "
+                  "RabbitMQ (cached for a second; null when the broker is unreachable).",
+      responses={503: UNAVAILABLE})
+@response_schema(schemas.StatsSchema, 200, description="The numbers")
+async def get_stats(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        rows = await tasks.count_by_status(conn)
+        backlog = await outbox.backlog(conn)
+    counts = {status: dict.fromkeys(tasks.PRIORITIES, 0) for status in tasks.STATUSES}
+    for row in rows:
+        counts[row["status"]][row["priority"]] = row["n"]
+    depth = await queue_depth(request.app[QUEUE_PROBE], request.app[SETTINGS])
+    return json_response({
+        "counts": counts,
+        "total": sum(n for by_priority in counts.values() for n in by_priority.values()),
+        "outbox_backlog": backlog["due"],
+        "outbox_oldest_due_age_seconds": backlog["oldest_due_age_seconds"],
+        "queue_depth": depth,
+    })
+
+
 @docs(tags=["health"], summary="The process is alive")
 @response_schema(schemas.HealthSchema, 200, description="Alive")
 async def health(request: web.Request) -> web.Response:
@@ -196,5 +271,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/api/v1/tasks/{task_id}", cancel_task)
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
+    app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
+    app.router.add_get("/api/v1/stats", get_stats, allow_head=False)
     app.router.add_get("/health", health, allow_head=False)
     app.router.add_get("/ready", ready, allow_head=False)

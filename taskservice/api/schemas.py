@@ -10,6 +10,7 @@ from taskservice.tasks import PRIORITIES, STATUSES
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_SEARCH_LENGTH = 200
+MAX_STATUS_WAIT_SECONDS = 60
 KIND_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # Visible ASCII, like the tokens and UUIDs clients send: a header's other bytes
 # reach us undecodable (and PostgreSQL could not store them).
@@ -142,6 +143,16 @@ class TaskPageSchema(Schema):
     page_size = fields.Integer(required=True)
 
 
+class TaskStatusQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    wait = fields.Float(validate=validate.Range(0, MAX_STATUS_WAIT_SECONDS), metadata={
+        "description": "With `since`: wait up to this many seconds for the status to differ from it."})
+    since = fields.String(validate=validate.OneOf(STATUSES), metadata={
+        "description": "Answer at once if the status differs from this one, else wait (see `wait`)."})
+
+
 class TaskStatusSchema(Schema):
     task_id = fields.UUID(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
@@ -159,6 +170,34 @@ class TaskEventSchema(Schema):
 class TaskEventsSchema(Schema):
     task_id = fields.UUID(required=True)
     items = fields.List(fields.Nested(TaskEventSchema), required=True)
+
+
+class PriorityCountsSchema(Schema):
+    LOW = fields.Integer(required=True)
+    MEDIUM = fields.Integer(required=True)
+    HIGH = fields.Integer(required=True)
+
+
+class StatusCountsSchema(Schema):
+    NEW = fields.Nested(PriorityCountsSchema, required=True)
+    PENDING = fields.Nested(PriorityCountsSchema, required=True)
+    IN_PROGRESS = fields.Nested(PriorityCountsSchema, required=True)
+    COMPLETED = fields.Nested(PriorityCountsSchema, required=True)
+    FAILED = fields.Nested(PriorityCountsSchema, required=True)
+    CANCELLED = fields.Nested(PriorityCountsSchema, required=True)
+
+
+class StatsSchema(Schema):
+    counts = fields.Nested(StatusCountsSchema, required=True, metadata={
+        "description": "Tasks by status, then priority."})
+    total = fields.Integer(required=True)
+    outbox_backlog = fields.Integer(required=True, metadata={
+        "description": "Outbox rows due for publishing and not yet published."})
+    outbox_oldest_due_age_seconds = fields.Float(required=True, metadata={
+        "description": "How long the oldest of them has been due (0 when there are none)."})
+    queue_depth = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "Messages ready in the task queue as RabbitMQ reports them; null when the "
+                       "broker is unreachable or the queue is not declared yet."})
 
 
 class HealthSchema(Schema):

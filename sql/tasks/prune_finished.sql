@@ -1,0 +1,22 @@
+-- Retention: delete a batch of tasks that finished more than $1 days ago; their
+-- events and outbox rows go with them (ON DELETE CASCADE) and the counters
+-- follow (trigger). `created_at` before the cutoff is implied by `finished_at`
+-- before it, and lets the (status, created_at) index find the candidates
+-- without reading the recent tasks. SKIP LOCKED: never waits for a task being
+-- retried; the locks last one small batch.
+-- $1 retention in days (> 0), $2 batch size
+WITH old AS (
+    SELECT id
+    FROM tasks
+    WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+      AND created_at < now() - make_interval(days => $1)
+      AND finished_at < now() - make_interval(days => $1)
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), deleted AS (
+    DELETE FROM tasks t
+    USING old
+    WHERE t.id = old.id
+    RETURNING 1
+)
+SELECT count(*) FROM deleted;
