@@ -1,6 +1,9 @@
 """A handler module loaded through HANDLER_MODULES, as an application's would be."""
 
 import asyncio
+import logging
+
+log = logging.getLogger(__name__)
 
 # Test-only record of which tasks' handlers saw a CancelledError.
 CANCELLED_TASKS: list[str] = []
@@ -19,4 +22,31 @@ async def echo(task, ctx):
     return {"payload": task["payload"], "attempt": ctx.attempt}
 
 
-HANDLERS = {"watched_sleep": watched_sleep, "echo": echo}
+async def chatty(task, ctx):
+    log.info("working on it")  # no ids passed: the worker's log context adds task_id and attempt
+    return {"said": "working on it"}
+
+
+async def big_result(task, ctx):
+    """A result of about `payload.bytes` bytes of JSON."""
+    return {"blob": "x" * task["payload"]["bytes"]}
+
+
+async def nul_result(task, ctx):
+    return {"text": "a\x00b"}
+
+
+# Task ids whose first run already failed (test-only state, like CANCELLED_TASKS).
+FAILED_ONCE: set[str] = set()
+
+
+async def fail_first_run(task, ctx):
+    """Fails the first time it sees a task, whatever the attempt number: a retried task succeeds."""
+    if str(ctx.task_id) not in FAILED_ONCE:
+        FAILED_ONCE.add(str(ctx.task_id))
+        raise RuntimeError("first run fails")
+    return {"ran_again": True}
+
+
+HANDLERS = {"watched_sleep": watched_sleep, "echo": echo, "chatty": chatty,
+            "big_result": big_result, "nul_result": nul_result, "fail_first_run": fail_first_run}
