@@ -3,8 +3,9 @@
 The metric objects live at module level on prometheus_client's default registry: that is
 the library's own idiom, it is the one place a process's numbers can meet (the `run`
 command serves the API's, the dispatcher's and the worker's from one /metrics), and the
-default registry adds the process_* and python_* metrics for free. They are the only
-module-level mutable state in the package, and they only ever count.
+default registry adds the process_* and python_* metrics for free. Nothing in the service
+reads them back (only /metrics and the tests, through REGISTRY.get_sample_value), so they
+cannot steer behaviour the way hidden global state would.
 """
 
 import logging
