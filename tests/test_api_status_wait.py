@@ -1,0 +1,195 @@
+"""GET /api/v1/tasks/{id}/status?since=&wait=: answers within 200 ms of a change, or at the timeout."""
+
+import asyncio
+import dataclasses
+import uuid
+
+import asyncpg
+import pytest
+
+from taskservice import worker
+from taskservice.api.app import create_app
+from taskservice.api.status_waits import STATUS_WAITERS, release_waiters
+from tests.execution import start
+
+TASKS = "/api/v1/tasks/"
+PROMPT = 0.2  # the most a waiting request may lag behind the change it waits for
+
+
+async def create(client, **body) -> dict:
+    resp = await client.post(TASKS, json={"name": "waited", **body})
+    assert resp.status == 201
+    return await resp.json()
+
+
+async def get_status(client, task_id, **params):
+    resp = await client.get(f"/api/v1/tasks/{task_id}/status", params=params)
+    return resp.status, await resp.json()
+
+
+async def until_waiting(client, task_id, count: int = 1) -> None:
+    """Until `count` requests wait for this task (registered, so the test can change it)."""
+    waiters = client.app[STATUS_WAITERS]
+    for _ in range(200):
+        if len(waiters.by_task.get(uuid.UUID(task_id), ())) >= count:
+            await asyncio.sleep(0.05)  # past the watch UPDATE, into the wait itself
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the request never started waiting")
+
+
+async def test_without_since_or_wait_answers_at_once(client):
+    task = await create(client)
+    loop = asyncio.get_running_loop()
+    for params in ({}, {"wait": "5"}, {"since": "NEW"}, {"since": "NEW", "wait": "0"}):
+        started = loop.time()
+        assert await get_status(client, task["id"], **params) == (200, {"task_id": task["id"], "status": "NEW"})
+        assert loop.time() - started < 1, params
+
+
+async def test_a_status_other_than_since_answers_at_once(client):
+    task = await create(client)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, body = await get_status(client, task["id"], since="PENDING", wait="30")
+    assert (status, body["status"]) == (200, "NEW")
+    assert loop.time() - started < 1
+
+
+async def test_waits_until_the_status_changes_and_answers_within_200ms(client):
+    task = await create(client)
+    waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="20"))
+    await until_waiting(client, task["id"])
+    assert not waiting.done()
+    loop = asyncio.get_running_loop()
+    changed_at = loop.time()  # before the cancel: its own time counts against the 200 ms
+    assert (await client.delete(f"/api/v1/tasks/{task['id']}")).status == 200
+    status, body = await waiting
+    lag = loop.time() - changed_at
+    assert (status, body) == (200, {"task_id": task["id"], "status": "CANCELLED"})
+    assert lag < PROMPT, f"answered {lag * 1000:.0f} ms after the change"
+
+
+async def test_a_change_made_by_another_connection_wakes_the_waiter(client, pool):
+    task = await create(client)
+    waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="20"))
+    await until_waiting(client, task["id"])
+    loop = asyncio.get_running_loop()
+    changed_at = loop.time()
+    async with pool.acquire() as conn:  # as the dispatcher would
+        await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+    status, body = await waiting
+    assert (status, body["status"]) == (200, "PENDING")
+    assert loop.time() - changed_at < PROMPT
+
+
+async def test_times_out_with_the_unchanged_status(client):
+    task = await create(client)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, body = await get_status(client, task["id"], since="NEW", wait="0.5")
+    elapsed = loop.time() - started
+    assert (status, body["status"]) == (200, "NEW")
+    assert 0.5 <= elapsed < 0.5 + PROMPT, elapsed
+
+
+async def test_a_change_that_keeps_the_status_does_not_end_the_wait(client, pool):
+    task = await create(client)
+    waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="0.6"))
+    await until_waiting(client, task["id"])
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE tasks SET description = 'touched' WHERE id = $1", uuid.UUID(task["id"]))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    assert (await waiting)[1]["status"] == "NEW"
+
+
+async def test_many_waiters_on_one_task_all_wake(client):
+    task = await create(client)
+    waiting = [asyncio.create_task(get_status(client, task["id"], since="NEW", wait="20")) for _ in range(10)]
+    await until_waiting(client, task["id"], count=10)
+    await client.delete(f"/api/v1/tasks/{task['id']}")
+    results = await asyncio.wait_for(asyncio.gather(*waiting), 2)
+    assert all(body["status"] == "CANCELLED" for _, body in results)
+    assert client.app[STATUS_WAITERS].by_task == {}  # nothing left registered
+
+
+async def test_waiting_requests_hold_no_database_connection(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, db_pool_max=2)))
+    task = await create(client)
+    waiting = [asyncio.create_task(get_status(client, task["id"], since="NEW", wait="20")) for _ in range(5)]
+    await until_waiting(client, task["id"], count=5)
+    resp = await asyncio.wait_for(client.get(f"/api/v1/tasks/{task['id']}"), 2)
+    assert resp.status == 200
+    await client.delete(f"/api/v1/tasks/{task['id']}")
+    await asyncio.wait_for(asyncio.gather(*waiting), 2)
+
+
+async def test_shutdown_answers_waiting_requests_at_once(client):
+    task = await create(client)
+    waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="30"))
+    await until_waiting(client, task["id"])
+    await release_waiters(client.app)
+    assert await asyncio.wait_for(waiting, 1) == (200, {"task_id": task["id"], "status": "NEW"})
+
+
+async def test_unknown_task_is_404_without_waiting(client):
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    status, body = await get_status(client, uuid.uuid4(), since="NEW", wait="10")
+    assert (status, body["detail"]) == (404, "Task not found")
+    assert loop.time() - started < 1
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"wait": "61"}, "wait"),
+    ({"wait": "-1"}, "wait"),
+    ({"wait": "soon"}, "wait"),
+    ({"wait": "nan"}, "wait"),
+    ({"wait": "inf"}, "wait"),
+    ({"since": "DONE", "wait": "1"}, "since"),
+    ({"since": "new"}, "since"),
+])
+async def test_bad_parameters_are_422(client, params, field):
+    task = await create(client)
+    status, body = await get_status(client, task["id"], **params)
+    assert status == 422 and field in body["errors"]
+
+
+async def test_only_watched_tasks_notify(client, pool, database_url):
+    """The trigger stays silent for a task nobody waits for: no NOTIFY, so no commit
+    serialisation, on the hot path."""
+    heard = asyncio.Queue()
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener("task_status", lambda *args: heard.put_nowait(args[-1]))
+        quiet, watched = await create(client), await create(client)
+        waiting = asyncio.create_task(get_status(client, watched["id"], since="NEW", wait="20"))
+        await until_waiting(client, watched["id"])
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = ANY($1::uuid[])",
+                               [quiet["id"], watched["id"]])
+        assert await asyncio.wait_for(heard.get(), 2) == watched["id"]
+        await waiting
+        await asyncio.sleep(0.1)
+        assert heard.empty()
+    finally:
+        await listener.close()
+
+
+async def test_follow_a_task_to_completion_one_wait_at_a_time(aiohttp_client, settings):
+    settings = dataclasses.replace(settings, dispatcher_embedded=True,
+                                   handler_modules=("tests.handlers_for_tests",))
+    client = await aiohttp_client(create_app(settings))
+    running = start(worker.main, settings)
+    try:
+        task = await create(client, kind="sleep", payload={"seconds": 0.3})
+        seen = ["NEW"]
+        while seen[-1] not in ("COMPLETED", "FAILED", "CANCELLED"):
+            status, body = await get_status(client, task["id"], since=seen[-1], wait="10")
+            assert status == 200 and body["status"] != seen[-1], seen
+            seen.append(body["status"])
+        assert seen[-1] == "COMPLETED"
+        assert set(seen) <= {"NEW", "PENDING", "IN_PROGRESS", "COMPLETED"}
+    finally:
+        await running.shutdown()
