@@ -9,7 +9,8 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Awaitable
+from collections import Counter
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,11 +31,13 @@ def _process_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
-def _postgres_ticks(database: str) -> tuple[int, int]:
+def _postgres_ticks(database: str, owners: Mapping[int, str] | None = None) -> tuple[int, int, Counter]:
     """Ticks of PostgreSQL processes working for `database` (backends named after it, plus
-    the shared background processes: WAL writer, checkpointer...), and of backends of other
-    databases (someone else's load on the same server)."""
+    the shared background processes: WAL writer, checkpointer...), of backends of other
+    databases (someone else's load on the same server), and, with `owners` (backend pid →
+    client name), of ours per client ("background" for the shared processes)."""
     ours = others = 0
+    groups: Counter = Counter()
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -46,10 +49,40 @@ def _postgres_ticks(database: str) -> tuple[int, int]:
             continue
         backend = BACKEND_TITLE.match(title)
         if backend is None or backend["database"] == database:
-            ours += _process_ticks(int(entry.name))
+            ticks = _process_ticks(int(entry.name))
+            ours += ticks
+            if owners is not None:
+                groups["background" if backend is None else owners.get(int(entry.name), "unknown")] += ticks
         else:
             others += _process_ticks(int(entry.name))
-    return ours, others
+    return ours, others, groups
+
+
+def client_ports(pid: int) -> set[int]:
+    """Local TCP ports of process `pid`'s sockets: its end of each database connection, to
+    match with pg_stat_activity.client_port."""
+    inodes = set()
+    try:
+        for fd in (PROC / str(pid) / "fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (PROC / str(pid) / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def find_process(comm: str) -> int | None:
@@ -74,15 +107,18 @@ def _machine_ticks() -> tuple[int, int]:
     return total - idle, total
 
 
-def snapshot(processes: dict[str, int], database: str) -> dict[str, float] | None:
+def snapshot(processes: dict[str, int], database: str,
+             backend_owners: Mapping[int, str] | None = None) -> dict[str, float] | None:
     """CPU seconds so far of each named process (e.g. {"server": pid}), this process
-    ("loadgen"), PostgreSQL and the machine."""
+    ("loadgen"), PostgreSQL and the machine; with `backend_owners` (backend pid → client
+    name), PostgreSQL's also per client as "postgres.<client>"."""
     if not PROC.is_dir():
         return None
     own = os.times()
-    ours, others = _postgres_ticks(database)
+    ours, others, groups = _postgres_ticks(database, backend_owners)
     busy, total = _machine_ticks()
     return {
+        **{f"postgres.{owner}": ticks / TICKS for owner, ticks in groups.items()},
         **{name: _process_ticks(pid) / TICKS for name, pid in processes.items()},
         "loadgen": own.user + own.system,
         "postgres": ours / TICKS,
@@ -110,7 +146,9 @@ def usage(before: dict[str, float] | None, after: dict[str, float] | None) -> di
     share["machine_capacity"] = cores * 100
     # Whatever else ran meanwhile (other databases' backends, other programs): a run with a
     # large share here was measured on a busy machine and reads low.
-    ours = sum(value for key, value in share.items() if key in parts and key != "other_postgres")
+    # (postgres.<client> keys split "postgres" further: not added twice)
+    ours = sum(value for key, value in share.items()
+               if key in parts and key != "other_postgres" and "." not in key)
     share["others"] = round(max(0.0, share["machine"] - ours), 1)
     return share
 

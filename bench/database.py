@@ -75,7 +75,7 @@ async def checkpoint(url: str) -> None:
 
 
 async def rebuild_task_counts(conn: asyncpg.Connection) -> bool:
-    """Recount the trigger-kept per status × priority totals (the task_counts table, where the
+    """Recount the trigger-kept per status and priority totals (the task_counts table, where the
     schema has it) from the tasks themselves: after a load with triggers off, or a TRUNCATE
     (which fires no row triggers). True if there was such a table."""
     if not await conn.fetchval("SELECT to_regclass('task_counts') IS NOT NULL"):
@@ -192,11 +192,13 @@ async def explain(url: str, query: str, args: tuple, runs: int = 5) -> dict[str,
 
 
 async def sample_wait_events(url: str, seconds: float = 0, every: float = 0.1, *,
-                             until: asyncio.Event | None = None) -> dict[str, float]:
+                             until: asyncio.Event | None = None,
+                             by_query: Counter | None = None) -> dict[str, float]:
     """What the bench database's active backends were doing over the middle 80% of the next
     `seconds` (or from now until `until` is set): share of samples per wait event ("CPU"
     when not waiting). A create run that shows mostly Lock:object is queueing on NOTIFY's
-    commit lock, not doing work."""
+    commit lock, not doing work. `by_query` also counts "event: query" samples, the query
+    named by its first line (the sql/ files open with a comment saying what they do)."""
     conn = await asyncpg.connect(url, server_settings={"application_name": BENCH_APPLICATION})
     counts: Counter = Counter()
 
@@ -211,14 +213,42 @@ async def sample_wait_events(url: str, seconds: float = 0, every: float = 0.1, *
             # The bench's own connections (this one, the end-to-end scenarios' pollers) are
             # not the service's work.
             for row in await conn.fetch("""
-                    SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS event
+                    SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') AS event,
+                           left(split_part(ltrim(query), E'\n', 1), 80) AS query
                     FROM pg_stat_activity
                     WHERE datname = current_database() AND state = 'active'
                       AND backend_type = 'client backend' AND application_name <> $1""",
                                         BENCH_APPLICATION):
                 counts[row["event"]] += 1
+                if by_query is not None:
+                    by_query[f"{row['event']}: {row['query']}"] += 1
             await asyncio.sleep(every)
     finally:
         await conn.close()
     total = sum(counts.values())
     return {event: round(n / total, 3) for event, n in counts.most_common(5)} if total else {}
+
+
+async def activity_snapshot(conn: asyncpg.Connection) -> dict[str, float]:
+    """Cumulative counters of the bench database: commits, WAL written and flushed, and
+    per table the rows inserted, updated (and how many of those were HOT: no index entries
+    written) and deleted. PostgreSQL publishes backends' counters within about a second."""
+    snapshot: dict[str, float] = {}
+    database = await conn.fetchrow(
+        "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+    snapshot.update(commits=database["xact_commit"], rollbacks=database["xact_rollback"])
+    wal = await conn.fetchrow("SELECT wal_records, wal_fpi, wal_bytes, wal_write, wal_sync FROM pg_stat_wal")
+    snapshot.update({key: float(value) for key, value in wal.items()})
+    for row in await conn.fetch("""
+            SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
+            FROM pg_stat_user_tables WHERE relname IN ('tasks', 'outbox', 'task_events', 'task_counts')"""):
+        for key in ("n_tup_ins", "n_tup_upd", "n_tup_hot_upd", "n_tup_del"):
+            snapshot[f"{row['relname']}.{key.removeprefix('n_tup_')}"] = row[key]
+    return snapshot
+
+
+def activity_per(before: dict[str, float], after: dict[str, float], units: int) -> dict[str, float]:
+    """What `units` (tasks) cost the database, each: counter deltas divided by `units`."""
+    if units <= 0:
+        return {}
+    return {key: round((after[key] - before.get(key, 0)) / units, 2) for key in after}

@@ -1,10 +1,13 @@
-"""`make bench`: start the API against a fresh database and measure it (design §9).
+"""`make bench`: start the service against a fresh database and measure it (design §9).
 
 Creates, gets by id, and list pages on a table of a million tasks, each beside its target,
 and the same run's pgbench ceiling for the create transaction so the create figure reads as
-a share of what PostgreSQL alone does on this machine. Prints a table and writes
-bench/results/latest.json (plus the server log and the list queries' plans beside it).
-Timings live here, never in a pass/fail test.
+a share of what PostgreSQL alone does on this machine; then end to end (bench/e2e.py), the
+API with its embedded dispatcher and a worker through RabbitMQ: the drain rate of a burst of
+noop tasks and the idle POST→COMPLETED latency. Prints a table and writes
+bench/results/latest.json (plus the processes' logs and the list queries' plans beside it).
+`--only drain,latency` (any of SCENARIOS) runs a part. Timings live here, never in a
+pass/fail test.
 """
 
 import argparse
@@ -27,7 +30,7 @@ import asyncpg
 import orjson
 from yarl import URL
 
-from bench import ceiling, cpu, database, load
+from bench import ceiling, cpu, database, e2e, load
 from bench.server import ROOT, Server, running_api
 from taskservice.sql import QUERIES
 
@@ -54,6 +57,27 @@ LIST_SCENARIOS = [
     ("list p2000 status=COMPLETED", {"status": "COMPLETED", "page": 2000}, DEEP_PAGE_TARGET),
 ]
 PAGE_SIZE = 20
+SCENARIOS = ("create", "get", "pgbench", "drain", "latency", "list")
+BEST_WORKER_CONCURRENCY = "16"
+
+
+def scenario_set(text: str) -> set[str]:
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = names - set(SCENARIOS)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {', '.join(sorted(unknown)) or '(none)'}; choose from {','.join(SCENARIOS)}")
+    return names
+
+
+def concurrency_list(text: str) -> list[int]:
+    try:
+        values = [int(value) for value in text.split(",") if value.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(1 <= value <= 256 for value in values):
+        raise argparse.ArgumentTypeError("give one or more numbers 1..256, comma-separated")
+    return values
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,6 +101,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pgbench-threads", type=int, default=2)
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="tasks loaded for the list scenarios (0 skips them)")
+    parser.add_argument("--only", type=scenario_set, default=",".join(SCENARIOS), metavar="LIST",
+                        help="comma-separated scenarios to run")
+    parser.add_argument("--amqp-url", default=os.environ.get("BENCH_AMQP_URL") or os.environ.get("AMQP_URL")
+                        or "amqp://guest:guest@localhost:5672/",
+                        help="RabbitMQ for the end-to-end scenarios (the run declares and deletes "
+                             "its own exchange and queues)")
+    parser.add_argument("--drain-tasks", type=int, default=10_000, help="noop tasks in the drain")
+    parser.add_argument("--drain-timeout", type=float, default=120,
+                        help="seconds to wait for the drain's tasks to complete")
+    parser.add_argument("--worker-concurrency", type=concurrency_list, default=BEST_WORKER_CONCURRENCY,
+                        metavar="N[,N...]",
+                        help="the worker's --concurrency; several (e.g. 8,16,32) run one drain each, "
+                             "and the latency scenario uses the fastest")
+    parser.add_argument("--worker-pool-max", type=int, default=0,
+                        help="the worker's DB_POOL_MAX (and min); 0: its concurrency")
+    parser.add_argument("--e2e-warmup", type=int, default=200,
+                        help="tasks pushed through the pipeline, unmeasured, before each end-to-end scenario")
+    parser.add_argument("--latency-tasks", type=int, default=200, help="tasks, one at a time")
+    parser.add_argument("--latency-warmup", type=int, default=10, help="unmeasured tasks first")
+    parser.add_argument("--latency-gap", type=float, default=0.01,
+                        help="idle seconds between one task's COMPLETED and the next POST")
+    parser.add_argument("--py-spy", metavar="PATH",
+                        help="py-spy binary: profile the API and the worker during each drain "
+                             "(results/profile-*.txt; rates then read low)")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
     return parser.parse_args(argv)
 
@@ -87,15 +135,18 @@ def met(result: dict[str, Any], target: dict[str, float] | None) -> bool | None:
     if result["errors"]:
         return False
     return (result["rps"] >= target.get("min_rps", 0)
+            and result["p50_ms"] <= target.get("max_p50_ms", float("inf"))
             and result["p99_ms"] <= target.get("max_p99_ms", float("inf")))
 
 
-def describe(target: dict[str, float] | None) -> str:
+def describe(target: dict[str, float] | None, unit: str = "req/s") -> str:
     if not target:
         return "-"
     parts = []
     if "min_rps" in target:
-        parts.append(f">= {target['min_rps']:,} req/s")
+        parts.append(f">= {target['min_rps']:,} {unit}")
+    if "max_p50_ms" in target:
+        parts.append(f"p50 <= {target['max_p50_ms']} ms")
     if "max_p99_ms" in target:
         parts.append(f"p99 <= {target['max_p99_ms']} ms")
     return ", ".join(parts)
@@ -130,8 +181,8 @@ def format_waits(waits: dict[str, float]) -> str:
 def format_cpu(usage: dict[str, Any] | None) -> str:
     if not usage:
         return "n/a"
-    parts = [f"{key} {usage[key]:.0f}%" for key in ("server", "loadgen", "pgbench", "postgres")
-             if key in usage]
+    parts = [f"{key} {usage[key]:.0f}%" for key in ("server", "worker", "rabbitmq", "loadgen", "pgbench",
+                                                    "postgres") if key in usage]
     return (", ".join(parts) + f", others {usage['others']:.0f}%"
             + f" (machine {usage['machine']:.0f}/{usage['machine_capacity']}%)")
 
@@ -214,12 +265,12 @@ async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tup
 
 def print_table(results: dict[str, Any]) -> None:
     header = ("scenario", "conns", "req/s", "p50 ms", "p99 ms", "errors", "target", "met",
-              "cpu % srv/gen/pg/others")
+              "cpu % api/wrk/mq/gen/pg/others")
     lines = []
     for row in results["scenarios"]:
         usage = row.get("cpu") or {}
-        cpu_text = "/".join(f"{usage[k]:.0f}" for k in ("server", "loadgen", "postgres", "others")
-                            if k in usage)
+        cpu_text = "/".join(f"{usage[k]:.0f}" if k in usage else "-"
+                            for k in ("server", "worker", "rabbitmq", "loadgen", "postgres", "others"))
         verdict = {True: "yes", False: "NO", None: "-"}[row["met"]]
         lines.append((row["scenario"], str(row["connections"]), f"{row['rps']:,.0f}",
                       f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}", str(row["errors"]),
@@ -245,15 +296,19 @@ def print_table(results: dict[str, Any]) -> None:
     ratio = results.get("create_vs_pgbench")
     if ratio is not None:
         print(f"\ncreate req/s / pgbench create tps = {ratio:.2f} "
-              f"({results['scenarios'][0]['rps']:,.0f} / {pg['tps']:,.0f})")
+              f"({results['create_rps']:,.0f} / {pg['tps']:,.0f})")
+    if any(row["scenario"].startswith(("drain", "idle latency")) for row in results["scenarios"]):
+        print("drain: req/s = tasks/s from the first POST to the last COMPLETED, p50/p99 = each task's "
+              "NEW→COMPLETED; idle latency: p50/p99 = POST start → COMPLETED seen by a client polling "
+              "every ~1 ms, req/s = tasks/s one at a time. conns wN: worker concurrency N.")
     fill = results.get("fill")
     if fill:
         print(f"list table: {fill['rows']:,} tasks ({fill['table_size']} + {fill['indexes_size']} indexes), "
               f"loaded in {fill['insert_s']} s + {fill['indexes_s']} s indexes + "
               f"{fill['vacuum_analyze_s']} s vacuum/analyze")
-    print(f"cpu: % of one core over the middle of each measurement: API server / load generator "
-          f"(this process) / PostgreSQL for the bench database / everything else on the machine; "
-          f"{os.cpu_count()} cores. Results: {results['output']}")
+    print(f"cpu: % of one core over the middle of each measurement (end to end: all of it): API server / "
+          f"worker / RabbitMQ / load generator (this process) / PostgreSQL for the bench database / "
+          f"everything else on the machine; {os.cpu_count()} cores. Results: {results['output']}")
 
 
 def git_commit() -> str | None:
@@ -281,27 +336,44 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "loadavg_at_start": os.getloadavg()},
         "postgres": await database.server_version(url),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                 if k != "server_url"},
+        "args": {k: str(v) if isinstance(v, Path) else sorted(v) if isinstance(v, set) else v
+                 for k, v in vars(args).items() if k not in ("server_url", "amqp_url")},
         "scenarios": [],
         "output": str(args.output),
     }
+    only = args.only
     ids: list[str] = []
-    async with running_api(url, pool_max=args.pool_max, log_path=RESULTS_DIR / "server.log") as server:
-        print(f"bench: API at {server.base_url} (pid {server.pid}, pool {args.pool_max})", flush=True)
-        await database.checkpoint(url)
-        results["scenarios"].append(await bench_create(server, args, ids))
-        results["scenarios"].append(await bench_get(server, args, ids))
-        await database.checkpoint(url)
-        results["pgbench"] = await bench_ceiling(args, url)
-        results["create_vs_pgbench"] = round(results["scenarios"][0]["rps"] / results["pgbench"]["tps"], 3)
-        if args.rows > 0:
-            print(f"bench: loading {args.rows:,} tasks for the list scenarios", flush=True)
-            results["fill"] = await database.fill_tasks(url, args.rows)
-            print(f"  {results['fill']}", flush=True)
+    if only & {"create", "get", "pgbench"}:
+        async with running_api(url, pool_max=args.pool_max, log_path=RESULTS_DIR / "server.log") as server:
+            print(f"bench: API at {server.base_url} (pid {server.pid}, pool {args.pool_max})", flush=True)
+            await database.checkpoint(url)
+            if "create" in only:
+                results["scenarios"].append(await bench_create(server, args, ids))
+                results["create_rps"] = results["scenarios"][-1]["rps"]
+            if "get" in only:
+                if not ids:
+                    ids = await database.seed_tasks(url, 20_000, DESCRIPTION)
+                results["scenarios"].append(await bench_get(server, args, ids))
+        if "pgbench" in only:
+            await database.checkpoint(url)
+            results["pgbench"] = await bench_ceiling(args, url)
+            if "create_rps" in results:
+                results["create_vs_pgbench"] = round(results["create_rps"] / results["pgbench"]["tps"], 3)
+    if only & {"drain", "latency"}:
+        print("bench: end to end: API with the embedded dispatcher + one worker, noop tasks", flush=True)
+        results["scenarios"].extend(await e2e.run(args, url, RESULTS_DIR, only, format_cpu, format_waits))
+    if "list" in only and args.rows > 0:
+        print(f"bench: loading {args.rows:,} tasks for the list scenarios", flush=True)
+        results["fill"] = await database.fill_tasks(url, args.rows)
+        print(f"  {results['fill']}", flush=True)
+        async with running_api(url, pool_max=args.pool_max, log_path=RESULTS_DIR / "server-list.log") as server:
+            print(f"bench: API at {server.base_url} (pid {server.pid}, pool {args.pool_max})", flush=True)
             list_rows, plans = await bench_lists(server, args, url)
-            results["scenarios"].extend(list_rows)
-            (RESULTS_DIR / "explain.txt").write_text("\n".join(plans))
+        results["scenarios"].extend(list_rows)
+        (RESULTS_DIR / "explain.txt").write_text("\n".join(plans))
+    for row in results["scenarios"]:
+        row.setdefault("target_text", describe(row["target"], "tasks/s"))
+        row.setdefault("met", met(row, row["target"]))
     results["finished_at"] = datetime.now(UTC).isoformat()
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print_table(results)

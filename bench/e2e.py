@@ -1,0 +1,464 @@
+"""End-to-end scenarios (design §9): the API with its embedded dispatcher and one worker,
+through RabbitMQ, running the `noop` handler.
+
+- drain: create N tasks through the API as fast as `--connections` clients can and time the
+  first POST to the last COMPLETED. Every process runs throughout, as in production, so the
+  rate is that of the whole pipeline (create, dispatch, consume, record), not of one stage.
+- latency: on the same system, otherwise idle, one task at a time: from the start of its POST
+  to the moment a client polling the task's row (about every millisecond, on a dedicated
+  connection with a prepared statement) sees COMPLETED.
+
+Each run declares its own exchange and queue names (through AMQP_EXCHANGE / AMQP_QUEUE) and
+deletes them, and their dead-letter twins, at the end. Each scenario starts from empty task
+tables. Where the time goes comes from the task_events history, whose rows carry the
+clock_timestamp() of each status change: NEW (inserted) → PENDING (the dispatcher claimed the
+outbox row; publishing and the commit follow in that transaction) → IN_PROGRESS (a worker
+claimed it) → COMPLETED. The bench and PostgreSQL share this machine's clock.
+"""
+
+import argparse
+import asyncio
+import os
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import aio_pika
+import asyncpg
+import orjson
+from yarl import URL
+
+from bench import cpu, database, load, profile
+from bench.server import Server, Worker, running_api, running_worker
+
+DRAIN_TARGET = {"min_rps": 1500}
+LATENCY_TARGET = {"max_p50_ms": 20}
+PRIORITIES = ("LOW", "MEDIUM", "HIGH")
+DRAIN_POLL_SECONDS = 0.1
+LATENCY_POLL_SECONDS = 0.001
+UNFINISHED = ("NEW", "PENDING", "IN_PROGRESS")
+
+# Each task's stages from its history; the same query serves both scenarios.
+STAGES_SQL = """
+    SELECT task_id,
+           extract(epoch FROM min(created_at) FILTER (WHERE status = 'NEW')) AS created,
+           extract(epoch FROM min(created_at) FILTER (WHERE status = 'PENDING')) AS dispatched,
+           extract(epoch FROM min(created_at) FILTER (WHERE status = 'IN_PROGRESS')) AS claimed,
+           extract(epoch FROM min(created_at) FILTER (WHERE status = 'COMPLETED')) AS completed
+    FROM task_events
+    WHERE ($1::uuid[] IS NULL OR task_id = ANY ($1))
+    GROUP BY task_id
+    HAVING min(created_at) FILTER (WHERE status = 'NEW') >= to_timestamp($2)"""
+# (name, from, to) over STAGES_SQL's columns
+STAGES = (
+    ("outbox wait (NEW→PENDING)", "created", "dispatched"),
+    ("publish, deliver, claim (PENDING→IN_PROGRESS)", "dispatched", "claimed"),
+    ("run and record (IN_PROGRESS→COMPLETED)", "claimed", "completed"),
+)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """This run's own names on the RabbitMQ server."""
+    url: str
+    exchange: str
+    queue: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AMQP_URL": self.url, "AMQP_EXCHANGE": self.exchange, "AMQP_QUEUE": self.queue}
+
+    @property
+    def queues(self) -> tuple[str, str]:
+        return self.queue, f"{self.queue}.dead"
+
+    @property
+    def exchanges(self) -> tuple[str, str]:
+        return self.exchange, f"{self.exchange}.dead"
+
+
+def unique_broker(url: str) -> Broker:
+    tag = f"bench-{os.getpid()}-{int(time.time())}"
+    return Broker(url=url, exchange=tag, queue=f"{tag}.tasks")
+
+
+async def consuming(broker: Broker) -> bool:
+    """Whether the run's queue exists and has a consumer (the worker is ready)."""
+    try:
+        connection = await aio_pika.connect(broker.url, timeout=5)
+    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError):
+        return False
+    async with connection:
+        try:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(broker.queue, passive=True)
+        except aio_pika.exceptions.AMQPError:
+            return False  # not declared yet
+        return queue.declaration_result.consumer_count > 0
+
+
+async def delete_topology(broker: Broker) -> dict[str, int | None]:
+    """Delete the run's queues and exchanges; the messages each queue still held."""
+    left: dict[str, int | None] = {}
+    connection = await aio_pika.connect(broker.url, timeout=10)
+    async with connection:
+        for name in broker.queues:
+            channel = await connection.channel()
+            try:
+                left[name] = (await channel.declare_queue(name, passive=True)).declaration_result.message_count
+                await channel.queue_delete(name)
+            except aio_pika.exceptions.AMQPError:
+                left[name] = None  # never declared
+        for name in broker.exchanges:
+            channel = await connection.channel()
+            with suppress(aio_pika.exceptions.AMQPError):
+                await channel.exchange_delete(name)
+    return left
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """A bench connection (its application_name keeps it out of the wait-event samples)."""
+    return await asyncpg.connect(url, server_settings={"application_name": database.BENCH_APPLICATION})
+
+
+async def status_counts(conn: asyncpg.Connection, baseline: dict[str, int] | None = None) -> dict[str, int]:
+    """Tasks per status, less `baseline` (those there before). Each scenario starts from empty
+    tables and only its warm-up runs before it, so the rest are its own."""
+    counts = {row["status"]: row["n"]
+              for row in await conn.fetch("SELECT status, count(*) AS n FROM tasks GROUP BY status")}
+    return {status: n - (baseline or {}).get(status, 0) for status, n in counts.items()}
+
+
+def create_body(tag: str, n: int) -> bytes:
+    return orjson.dumps({"name": f"{tag} {n}", "kind": "noop", "priority": PRIORITIES[n % 3]})
+
+
+async def push_through(server: Server, conn: asyncpg.Connection, *, total: int, connections: int,
+                       timeout: float, tag: str) -> dict[str, Any]:
+    """POST `total` noop tasks over `connections` clients, polling the database every
+    DRAIN_POLL_SECONDS until every created task is COMPLETED (or `timeout` passes)."""
+    url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
+    timeline: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    done = False
+    baseline = await status_counts(conn)
+    async with load.open_session(connections) as session:
+        started_wall, clock = time.time(), time.perf_counter()
+        creating = asyncio.ensure_future(load.run_load(
+            session, lambda n: ("POST", url, create_body(tag, n)), connections=connections,
+            total=total, expect_status=201))
+        try:
+            while not done:
+                await asyncio.sleep(DRAIN_POLL_SECONDS)
+                counts = await status_counts(conn, baseline)
+                elapsed = time.perf_counter() - clock
+                timeline.append({"t": round(elapsed, 3), **counts})
+                if counts.get("FAILED") or counts.get("CANCELLED"):
+                    break  # never all COMPLETED
+                if creating.done():
+                    done = counts.get("COMPLETED", 0) >= creating.result()["requests"]
+                if elapsed > timeout:
+                    break
+        finally:
+            if not creating.done():
+                creating.cancel()
+        create = await creating if not creating.cancelled() else None
+    return {"started_wall": started_wall, "polled_s": round(time.perf_counter() - clock, 3),
+            "done": done, "create": create, "counts": counts, "timeline": timeline}
+
+
+async def warm_up(server: Server, url: str, args: argparse.Namespace) -> None:
+    """A few tasks through the whole pipeline: the dispatcher is connected (the API's /ready
+    does not say), pools and prepared statements are warm."""
+    conn = await connect(url)
+    try:
+        run = await push_through(server, conn, total=args.e2e_warmup, connections=8, timeout=60,
+                                 tag="warm-up")
+    finally:
+        await conn.close()
+    if not run["done"]:
+        raise RuntimeError(f"warm-up tasks did not all complete within 60 s: {run['counts']}; "
+                           f"see {server.log_path}")
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"p50_ms": round(load.percentile(ordered, 50), 2), "p99_ms": round(load.percentile(ordered, 99), 2),
+            "mean_ms": round(sum(ordered) / len(ordered), 2) if ordered else 0.0}
+
+
+async def stage_times(conn: asyncpg.Connection, since: float) -> dict[str, dict]:
+    """p50/p99/mean milliseconds of each stage (and of NEW→COMPLETED) over the history of
+    the tasks created since `since` (epoch seconds)."""
+    rows = [row for row in await conn.fetch(STAGES_SQL, None, since) if row["completed"] is not None]
+    stages = {name: percentiles([(float(row[end]) - float(row[start])) * 1000 for row in rows
+                                 if row[start] is not None and row[end] is not None])
+              for name, start, end in STAGES}
+    stages["total (NEW→COMPLETED)"] = percentiles(
+        [(float(row["completed"]) - float(row["created"])) * 1000 for row in rows])
+    return stages
+
+
+def pipeline_processes(server: Server, worker: Worker) -> dict[str, int]:
+    processes = {"server": server.pid, "worker": worker.pid}
+    rabbitmq = cpu.find_process("beam.smp")
+    if rabbitmq is not None:
+        processes["rabbitmq"] = rabbitmq
+    return processes
+
+
+async def backend_owners(conn: asyncpg.Connection, processes: dict[str, int]) -> dict[int, str]:
+    """Which client each backend of the bench database serves (matched by the client's TCP
+    port), so PostgreSQL's CPU splits into the API's, the worker's and the bench's own."""
+    ports = {name: cpu.client_ports(processes[name]) for name in ("server", "worker")}
+    owners = {}
+    for row in await conn.fetch("""
+            SELECT pid, client_port, application_name FROM pg_stat_activity
+            WHERE datname = current_database() AND backend_type = 'client backend'"""):
+        if row["application_name"] == database.BENCH_APPLICATION:
+            owners[row["pid"]] = "bench"
+        else:
+            owners[row["pid"]] = next((name for name, found in ports.items() if row["client_port"] in found),
+                                      "unknown")
+    return owners
+
+
+def cpu_per_task(usage: dict[str, Any] | None, before: dict | None, after: dict | None,
+                 tasks: int) -> dict[str, float]:
+    """CPU milliseconds per task of each part: steadier than rates on a shared machine, and
+    what a change to one part's work shows up in."""
+    if not usage or not tasks:
+        return {}
+    window = after["wall"] - before["wall"]
+    return {key: round(value / 100 * window * 1000 / tasks, 3) for key, value in usage.items()
+            if key not in ("machine_capacity", "others", "other_postgres")}
+
+
+def format_postgres_split(usage: dict[str, Any] | None) -> str:
+    if not usage:
+        return "n/a"
+    return ", ".join(f"{key.split('.', 1)[1]} {value:.0f}%" for key, value in
+                     sorted(usage.items(), key=lambda item: -item[1]) if key.startswith("postgres."))
+
+
+async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, url: str,
+                      results_dir: Path) -> dict[str, Any]:
+    processes = pipeline_processes(server, worker)
+    conn = await connect(url)
+    stop_sampling = asyncio.Event()
+    by_query: Counter = Counter()
+    waits = asyncio.ensure_future(database.sample_wait_events(url, until=stop_sampling, by_query=by_query))
+    profiles = await profile.start(args.py_spy, processes, results_dir, f"w{worker.concurrency}")
+    try:
+        activity = await database.activity_snapshot(conn)
+        owners = await backend_owners(conn, processes)
+        before = cpu.snapshot(processes, args.database, owners)
+        run = await push_through(server, conn, total=args.drain_tasks, connections=args.connections,
+                                 timeout=args.drain_timeout, tag="drain")
+        after = cpu.snapshot(processes, args.database, owners)
+        stop_sampling.set()
+        hot_spots = await profile.stop(profiles)
+        last = await conn.fetchrow("""
+            SELECT count(*) AS completed, extract(epoch FROM max(finished_at)) AS last_finished
+            FROM tasks WHERE status = 'COMPLETED' AND created_at >= to_timestamp($1)""",
+                                   run["started_wall"])
+        stages = await stage_times(conn, run["started_wall"])
+        await asyncio.sleep(1.5)  # backends publish their counters about once a second
+        activity = database.activity_per(activity, await database.activity_snapshot(conn), last["completed"])
+    finally:
+        stop_sampling.set()
+        await profile.stop(profiles)
+        wait_shares = await waits
+        await conn.close()
+    create = run["create"] or load.summarize([], 0, {})
+    completed = last["completed"]
+    # First POST to the last COMPLETED by the database's own timestamps; the polling that
+    # noticed it runs up to DRAIN_POLL_SECONDS behind.
+    seconds = (float(last["last_finished"]) - run["started_wall"]) if completed else run["polled_s"]
+    unfinished = create["requests"] - completed
+    usage = cpu.usage(before, after)
+    result = {
+        "scenario": f"drain {args.drain_tasks:,} noop, worker x{worker.concurrency}",
+        "connections": f"{args.connections} w{worker.concurrency}",
+        "worker_concurrency": worker.concurrency,
+        "worker_pool": worker_pool(args, worker.concurrency),
+        "tasks": create["requests"],
+        "completed": completed,
+        "finished": run["done"],
+        "errors": create["errors"] + max(0, unfinished),
+        "error_kinds": {**create["error_kinds"], **({"not COMPLETED": unfinished} if unfinished else {})},
+        "seconds": round(seconds, 3),
+        "polled_seconds": run["polled_s"],
+        "rps": round(completed / seconds, 1) if seconds > 0 else 0.0,
+        # The row's latency columns: each task's NEW→COMPLETED (its wait in the pipeline).
+        "p50_ms": stages["total (NEW→COMPLETED)"]["p50_ms"],
+        "p99_ms": stages["total (NEW→COMPLETED)"]["p99_ms"],
+        "create": {k: create[k] for k in ("requests", "errors", "seconds", "rps", "p50_ms", "p99_ms")},
+        "stages": stages,
+        "backlog_peak": {status: max((point.get(status, 0) for point in run["timeline"]), default=0)
+                         for status in UNFINISHED},
+        "timeline": run["timeline"],
+        "cpu": usage,
+        "cpu_ms_per_task": cpu_per_task(usage, before, after, completed),
+        "db_waits": wait_shares,
+        "db_waits_by_query": {key: round(n / sum(by_query.values()), 3)
+                              for key, n in by_query.most_common(12)},
+        "db_per_task": activity,
+        "target": DRAIN_TARGET,
+    }
+    if hot_spots:
+        result["profile"] = hot_spots
+    return result
+
+
+async def bench_latency(server: Server, worker: Worker, args: argparse.Namespace,
+                        url: str) -> dict[str, Any]:
+    processes = pipeline_processes(server, worker)
+    conn = await connect(url)
+    status_of = await conn.prepare("SELECT status FROM tasks WHERE id = $1")
+    post_url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
+    samples: list[dict[str, Any]] = []
+    before = None
+    owners = await backend_owners(conn, processes)
+    try:
+        async with load.open_session(1) as session:
+            for n in range(args.latency_warmup + args.latency_tasks):
+                await asyncio.sleep(args.latency_gap)  # idle between tasks
+                if n == args.latency_warmup:
+                    before = cpu.snapshot(processes, args.database, owners)
+                started_wall, clock = time.time(), time.perf_counter()
+                async with session.post(post_url, data=create_body("latency", n),
+                                        headers=load.JSON_HEADERS) as resp:
+                    await resp.read()
+                    if resp.status != 201:
+                        raise RuntimeError(f"latency: POST answered {resp.status}")
+                    task_id = UUID(resp.headers["Location"].rsplit("/", 1)[1])
+                answered = time.perf_counter()
+                polls = 0
+                while (status := await status_of.fetchval(task_id)) != "COMPLETED":
+                    polls += 1
+                    if status in ("FAILED", "CANCELLED") or time.perf_counter() - clock > 30:
+                        raise RuntimeError(f"latency: task {task_id} is {status} after "
+                                           f"{time.perf_counter() - clock:.1f} s")
+                    await asyncio.sleep(LATENCY_POLL_SECONDS)
+                seen = time.perf_counter()
+                if n >= args.latency_warmup:
+                    samples.append({"id": task_id, "started_wall": started_wall,
+                                    "post_ms": (answered - clock) * 1000, "seen_ms": (seen - clock) * 1000,
+                                    "polls": polls})
+        after = cpu.snapshot(processes, args.database, owners)
+        history = {row["task_id"]: row
+                   for row in await conn.fetch(STAGES_SQL, [s["id"] for s in samples], 0)}
+    finally:
+        await conn.close()
+    # Where each task's time went, from the POST's start (bench clock) through its history
+    # (database clock) to the poll that saw it COMPLETED.
+    parts: dict[str, list[float]] = {"POST answered": [s["post_ms"] for s in samples],
+                                     "POST start → inserted (NEW)": []}
+    parts.update({name: [] for name, _, _ in STAGES})
+    parts["COMPLETED (db clock) → seen by polling"] = []
+    parts["POST start → COMPLETED (db clock)"] = []
+    for sample in samples:
+        row = history.get(sample["id"])
+        if row is None or None in (row["created"], row["dispatched"], row["claimed"], row["completed"]):
+            continue
+        start = sample["started_wall"]
+        parts["POST start → inserted (NEW)"].append((float(row["created"]) - start) * 1000)
+        for name, begin, end in STAGES:
+            parts[name].append((float(row[end]) - float(row[begin])) * 1000)
+        parts["COMPLETED (db clock) → seen by polling"].append(
+            sample["seen_ms"] - (float(row["completed"]) - start) * 1000)
+        parts["POST start → COMPLETED (db clock)"].append((float(row["completed"]) - start) * 1000)
+    seen = [s["seen_ms"] / 1000 for s in samples]
+    summary = load.summarize(seen, sum(seen), {})
+    return {
+        "scenario": "idle latency POST→COMPLETED",
+        "connections": f"1 w{worker.concurrency}",
+        "worker_concurrency": worker.concurrency,
+        **summary,
+        "rps": summary["rps"],  # tasks/s one after another (1 / mean latency)
+        "polls_per_task": round(sum(s["polls"] for s in samples) / len(samples), 1) if samples else 0,
+        "breakdown": {name: percentiles(values) for name, values in parts.items()},
+        "cpu": cpu.usage(before, after),
+        "db_waits": {},
+        "target": LATENCY_TARGET,
+    }
+
+
+def worker_pool(args: argparse.Namespace, concurrency: int) -> int:
+    return args.worker_pool_max or min(concurrency, 100)
+
+
+@asynccontextmanager
+async def pipeline(url: str, broker: Broker, concurrency: int, args: argparse.Namespace,
+                   results_dir: Path, name: str) -> AsyncIterator[tuple[Server, Worker]]:
+    """Empty task tables (emptied while nothing runs: a TRUNCATE beside a running dispatcher
+    can deadlock with it), then the API with its embedded dispatcher and a worker, warmed up."""
+    await database.empty_tasks(url)
+    pool = worker_pool(args, concurrency)
+    async with (
+        running_api(url, pool_max=args.pool_max, log_path=results_dir / f"e2e-api-{name}.log",
+                    env={"DISPATCHER_EMBEDDED": "true", **broker.env}) as server,
+        running_worker(url, concurrency=concurrency, pool_max=pool,
+                       log_path=results_dir / f"e2e-worker-{name}.log", env=broker.env,
+                       ready=lambda: consuming(broker)) as worker,
+    ):
+        print(f"bench: API with the embedded dispatcher at {server.base_url} (pid {server.pid}), "
+              f"worker pid {worker.pid} (concurrency {concurrency}, pool {pool}); "
+              f"exchange {broker.exchange}", flush=True)
+        await warm_up(server, url, args)
+        yield server, worker
+
+
+def format_stages(stages: dict[str, dict]) -> str:
+    return "; ".join(f"{name} p50 {value['p50_ms']:.1f} / p99 {value['p99_ms']:.1f}"
+                     for name, value in stages.items())
+
+
+async def run(args: argparse.Namespace, url: str, results_dir: Path, only: set[str],
+              format_cpu, format_waits) -> list[dict[str, Any]]:
+    """The drain scenario for each worker concurrency, then the latency one with the fastest."""
+    broker = unique_broker(args.amqp_url)
+    drains: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    try:
+        for concurrency in args.worker_concurrency if "drain" in only else ():
+            async with pipeline(url, broker, concurrency, args, results_dir,
+                                f"drain-w{concurrency}") as (server, worker):
+                row = await bench_drain(server, worker, args, url, results_dir)
+            drains.append(row)
+            create = row["create"]
+            print(f"  {row['scenario']}: {row['rps']:,.0f} tasks/s ({row['completed']:,} in "
+                  f"{row['seconds']} s, {row['errors']} errors); creates {create['rps']:,.0f} req/s "
+                  f"for {create['seconds']} s (p50 {create['p50_ms']} ms, p99 {create['p99_ms']} ms); "
+                  f"backlog peak {row['backlog_peak']}; cpu {format_cpu(row['cpu'])}; "
+                  f"db {format_waits(row['db_waits'])}", flush=True)
+            print(f"    postgres cpu by client: {format_postgres_split(row['cpu'])}", flush=True)
+            print("    cpu ms per task: " + ", ".join(f"{key} {value:.2f}" for key, value in
+                                                       row["cpu_ms_per_task"].items()), flush=True)
+            print(f"    {format_stages(row['stages'])}", flush=True)
+            for name, spots in row.get("profile", {}).items():
+                print(f"    py-spy {name}: {profile.format_top(spots)}", flush=True)
+        rows.extend(drains)
+        if "latency" in only:
+            best = (max(drains, key=lambda r: r["rps"])["worker_concurrency"] if drains
+                    else args.worker_concurrency[0])
+            async with pipeline(url, broker, best, args, results_dir, "latency") as (server, worker):
+                row = await bench_latency(server, worker, args, url)
+            rows.append(row)
+            print(f"  {row['scenario']}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms over "
+                  f"{row['requests']} tasks ({row['polls_per_task']} polls each); "
+                  f"cpu {format_cpu(row['cpu'])}", flush=True)
+            print(f"    postgres cpu by client: {format_postgres_split(row['cpu'])}", flush=True)
+            print(f"    {format_stages(row['breakdown'])}", flush=True)
+    finally:
+        # Shielded: an interrupted run still removes its queues and exchanges.
+        left = await asyncio.shield(delete_topology(broker))
+        if any(left.values()):
+            print(f"bench: messages left in the run's queues: {left}", flush=True)
+    return rows
