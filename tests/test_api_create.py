@@ -80,6 +80,8 @@ async def test_scheduled_task_outbox_row_waits_until_run_at(client, pool):
     ({"name": "ok", "kind": "has space"}, "kind"),
     ({"name": "ok", "run_at": "tomorrow"}, "run_at"),
     ({"name": "ok", "run_at": "2030-01-01T00:00:00"}, "run_at"),
+    ({"name": "ok", "run_at": "0001-01-01T00:00:00Z"}, "run_at"),  # asyncpg's -infinity
+    ({"name": "ok", "run_at": "9999-12-31T23:59:59.999999Z"}, "run_at"),  # and infinity
     ({"name": "ok", "unexpected": 1}, "unexpected"),
 ])
 async def test_invalid_bodies_get_422_naming_the_field(client, body, field):

@@ -44,12 +44,18 @@ def valid_payload(value: dict) -> None:
         raise ValidationError("Must not contain NUL characters.")
 
 
+# asyncpg stores these two instants as -infinity and infinity, and reads them back without an offset.
+INFINITE_TIMES = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+
+
 def storable_time(value: datetime) -> None:
     # Stored in UTC: an offset must not carry the time past year 1 or 9999 (asyncpg cannot encode it).
     try:
-        value.astimezone(UTC)
+        in_utc = value.astimezone(UTC)
     except OverflowError:
-        raise ValidationError("Must fall between years 1 and 9999 in UTC.") from None
+        in_utc = None
+    if in_utc is None or in_utc in INFINITE_TIMES:
+        raise ValidationError("Must fall between years 1 and 9999 in UTC.")
 
 
 def valid_idempotency_key(value: str) -> None:
@@ -77,7 +83,8 @@ class TaskCreateSchema(Schema):
     timeout_seconds = fields.Integer(load_default=None, allow_none=True, strict=True,
                                      validate=validate.Range(1, 86_400))
     run_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=storable_time,
-                                  metadata={"description": "Run no earlier than this time."})
+                                  metadata={"description": "Run no earlier than this time (strictly "
+                                                           "between years 1 and 9999 in UTC)."})
 
 
 # Optional query and header parameters have no load_default: a default of None would
