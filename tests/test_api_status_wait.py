@@ -193,3 +193,31 @@ async def test_follow_a_task_to_completion_one_wait_at_a_time(aiohttp_client, se
         assert set(seen) <= {"NEW", "PENDING", "IN_PROGRESS", "COMPLETED"}
     finally:
         await running.shutdown()
+
+
+async def test_a_row_locked_all_along_ends_the_wait_on_time_not_in_an_error(client, pool):
+    task = await create(client)
+    loop = asyncio.get_running_loop()
+    async with pool.acquire() as holder, holder.transaction():
+        # as a dispatch transaction waiting for an unresponsive broker would hold it
+        await holder.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", uuid.UUID(task["id"]))
+        started = loop.time()
+        status, body = await get_status(client, task["id"], since="NEW", wait="0.5")
+        elapsed = loop.time() - started
+    assert (status, body["status"]) == (200, "NEW")
+    assert 0.5 <= elapsed < 0.5 + PROMPT, elapsed
+
+
+async def test_a_change_missed_while_listen_reconnects_still_ends_the_wait(client, pool):
+    task = await create(client)
+    waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="20"))
+    await until_waiting(client, task["id"])
+    async with pool.acquire() as conn:
+        # Cut the API's LISTEN connection, then change the status while it is down.
+        killed = await conn.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                     "WHERE application_name = 'taskservice-task_status' "
+                                     "AND datname = current_database()")
+        await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+    assert killed >= 1
+    status, body = await asyncio.wait_for(waiting, 5)
+    assert (status, body["status"]) == (200, "PENDING")
