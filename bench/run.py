@@ -32,6 +32,7 @@ from yarl import URL
 
 from bench import ceiling, cpu, database, e2e, load
 from bench.server import ROOT, Server, running_api
+from taskservice.settings import Settings
 from taskservice.sql import QUERIES
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -59,6 +60,7 @@ LIST_SCENARIOS = [
 PAGE_SIZE = 20
 SCENARIOS = ("create", "get", "pgbench", "drain", "latency", "list")
 BEST_WORKER_CONCURRENCY = "16"
+BUSY_OTHERS = 25  # % of a core used by other programs above which a row is marked "busy"
 
 
 def scenario_set(text: str) -> set[str]:
@@ -229,13 +231,20 @@ async def bench_ceiling(args: argparse.Namespace, url: str) -> dict[str, Any]:
     return result
 
 
-def list_sql_args(query: dict[str, Any]) -> tuple:
-    """The API's arguments to list_page.sql / count.sql for a query string."""
+def list_queries(query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
+    """The queries the API runs for a list query string, as (step, sql/tasks file, arguments):
+    the page, then the total: the trigger-kept counts, or for a search a count that stops
+    past SEARCH_COUNT_LIMIT (its default)."""
     page = query.get("page", 1)
     filters = ([query["status"]] if "status" in query else None,
-               [query["priority"]] if "priority" in query else None,
-               query.get("search"))
-    return filters, (*filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+               [query["priority"]] if "priority" in query else None)
+    search = query.get("search")
+    steps = [("list_page", "list_page", (*filters, search, PAGE_SIZE, (page - 1) * PAGE_SIZE))]
+    if search is None:
+        steps.append(("count", "count", filters))
+    else:
+        steps.append(("count", "count_matching", (*filters, search, Settings().search_count_limit + 1)))
+    return steps
 
 
 async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tuple[list, list[str]]:
@@ -250,15 +259,15 @@ async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tup
         row = await scenario(server, name, next_request, args=args, connections=args.list_connections,
                              seconds=args.list_seconds, target=target)
         # Where the time goes: each of the request's two queries, as the API runs them.
-        count_args, page_args = list_sql_args(query)
         row["queries"] = {}
-        for query_name, sql_args in (("list_page", page_args), ("count", count_args)):
+        for step, query_name, sql_args in list_queries(query):
             found = await database.explain(url, QUERIES[f"tasks/{query_name}"], sql_args)
             plans.append(f"=== {name}: {query_name}.sql {sql_args}: median {found['median_ms']} ms\n"
                          f"{found['plan']}\n")
-            row["queries"][query_name] = {k: found[k] for k in ("median_ms", "explain_ms")}
-        print(f"    list_page.sql {row['queries']['list_page']['median_ms']} ms, "
-              f"count.sql {row['queries']['count']['median_ms']} ms (median, direct)", flush=True)
+            row["queries"][step] = {"sql": f"{query_name}.sql",
+                                    **{k: found[k] for k in ("median_ms", "explain_ms")}}
+        print("    " + ", ".join(f"{q['sql']} {q['median_ms']} ms" for q in row["queries"].values())
+              + " (median, direct)", flush=True)
         rows.append(row)
     return rows, plans
 
@@ -271,6 +280,8 @@ def print_table(results: dict[str, Any]) -> None:
         usage = row.get("cpu") or {}
         cpu_text = "/".join(f"{usage[k]:.0f}" if k in usage else "-"
                             for k in ("server", "worker", "rabbitmq", "loadgen", "postgres", "others"))
+        if usage.get("others", 0) > BUSY_OTHERS:
+            cpu_text += " busy"
         verdict = {True: "yes", False: "NO", None: "-"}[row["met"]]
         lines.append((row["scenario"], str(row["connections"]), f"{row['rps']:,.0f}",
                       f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}", str(row["errors"]),
@@ -306,6 +317,8 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"list table: {fill['rows']:,} tasks ({fill['table_size']} + {fill['indexes_size']} indexes), "
               f"loaded in {fill['insert_s']} s + {fill['indexes_s']} s indexes + "
               f"{fill['vacuum_analyze_s']} s vacuum/analyze")
+    if any((row.get("cpu") or {}).get("others", 0) > BUSY_OTHERS for row in results["scenarios"]):
+        print(f"busy: other programs used over {BUSY_OTHERS}% of a core meanwhile; that row reads low.")
     print(f"cpu: % of one core over the middle of each measurement (end to end: all of it): API server / "
           f"worker / RabbitMQ / load generator (this process) / PostgreSQL for the bench database / "
           f"everything else on the machine; {os.cpu_count()} cores. Results: {results['output']}")
