@@ -1,4 +1,5 @@
-"""The dispatcher: drains the outbox into RabbitMQ, and reaps attempts whose lease ran out.
+"""The dispatcher: drains the outbox into RabbitMQ, reaps attempts whose lease ran out, and
+runs the maintenance loop (`taskservice.maintenance`: retention, idempotency key expiry).
 
 Two fronts call `run_dispatcher`: a background task of the API process
 (`taskservice.api.app.embedded_dispatcher`) and the standalone process (`main`).

@@ -221,3 +221,12 @@ async def test_a_change_missed_while_listen_reconnects_still_ends_the_wait(clien
     assert killed >= 1
     status, body = await asyncio.wait_for(waiting, 5)
     assert (status, body["status"]) == (200, "PENDING")
+
+
+async def test_the_spec_documents_wait_and_since(client):
+    spec = await (await client.get("/api/docs/swagger.json")).json()
+    parameters = {p["name"]: p for p in spec["paths"]["/api/v1/tasks/{task_id}/status"]["get"]["parameters"]}
+    assert parameters["wait"]["schema"]["type"] == "number"
+    assert (parameters["wait"]["schema"]["minimum"], parameters["wait"]["schema"]["maximum"]) == (0, 60)
+    assert set(parameters["since"]["schema"]["enum"]) == {"NEW", "PENDING", "IN_PROGRESS", "COMPLETED",
+                                                          "FAILED", "CANCELLED"}
