@@ -25,6 +25,8 @@ API_ROUTES = [
     ("POST", f"/api/v1/tasks/{SOME_ID}/retry"),
     ("GET", "/api/v1/stats"),
     ("GET", "/api/v1/no-such-route"),  # 401 before 404: nothing is learnt without a key
+    ("GET", "/%61pi/v1/tasks/"),  # a percent-encoded spelling of the same route
+    ("GET", "/api/v1//tasks/"),
 ]
 OPEN_ROUTES = ["/health", "/ready", "/docs", "/api/docs/swagger.json", "/metrics"]
 

@@ -25,9 +25,17 @@ def is_protected(path: str, settings: Settings) -> bool:
         return False
     if path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/"):
         return True
-    if path in DOCS_PATHS or path.startswith(DOCS_PREFIX):
+    if path in DOCS_PATHS or path.startswith(DOCS_PREFIX) or path == DOCS_PREFIX.rstrip("/"):
         return settings.auth_protect_docs
     return path == METRICS_PATH and settings.auth_protect_metrics
+
+
+def request_is_protected(request: web.Request, settings: Settings) -> bool:
+    """By the path as sent and by the route it matched: however a path is spelt, the
+    handler it reaches decides too."""
+    resource = request.match_info.route.resource
+    return is_protected(request.path, settings) or (
+        resource is not None and is_protected(resource.canonical, settings))
 
 
 def _digest(key: str) -> bytes:
@@ -61,7 +69,7 @@ def auth_middleware(settings: Settings):
 
     @web.middleware
     async def check_api_key(request: web.Request, handler) -> web.StreamResponse:
-        if is_protected(request.path, settings):
+        if request_is_protected(request, settings):
             presented = presented_keys(request)
             if not presented:
                 raise Problem(401, "This endpoint needs an API key: send `Authorization: Bearer <key>` "
