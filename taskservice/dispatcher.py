@@ -13,7 +13,7 @@ import asyncpg
 from aio_pika.abc import AbstractExchange
 
 from taskservice import broker, db, maintenance, metrics, outbox, tasks
-from taskservice.lifecycle import wait_any, wait_for
+from taskservice.lifecycle import supervised, wait_any, wait_for
 from taskservice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -145,19 +145,20 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
 async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
     """Drain the outbox, reap expired leases and keep the tables trim until `stop` is set."""
     wake = asyncio.Event()
-    background = [
-        asyncio.create_task(db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
-        asyncio.create_task(reap_forever(pool, settings, wake, stop)),
-        asyncio.create_task(maintenance.maintain_forever(pool, settings, stop)),
-        asyncio.create_task(measure_backlog_forever(pool, stop)),
-    ]
+    background = [asyncio.create_task(supervised(name, loop, stop)) for name, loop in (
+        ("LISTEN outbox_due", lambda: db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
+        ("reaper", lambda: reap_forever(pool, settings, wake, stop)),
+        ("maintenance", lambda: maintenance.maintain_forever(pool, settings, stop)),
+        ("backlog gauge", lambda: measure_backlog_forever(pool, stop)),
+    )]
     connection = None
     try:
         connection = await broker.connect(settings, stop)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await broker.declare_topology(channel, settings)
         log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
-        await drain_forever(pool, topology.exchange, settings, wake, stop)
+        await supervised("outbox drain", lambda: drain_forever(pool, topology.exchange, settings, wake, stop),
+                         stop)
     finally:
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)

@@ -1,7 +1,11 @@
 """Starting and stopping long-running loops: stop events, signals, interruptible waits."""
 
 import asyncio
+import logging
 import signal
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:
@@ -30,3 +34,22 @@ async def wait_any(events: tuple[asyncio.Event, ...], timeout: float) -> bool:
         for waiter in waiters:
             waiter.cancel()
     return bool(done)
+
+
+async def supervised(name: str, loop: Callable[[], Awaitable[None]], stop: asyncio.Event,
+                     restart_delay: float = 1.0) -> None:
+    """Run `loop()` until it returns or `stop` is set, restarting it after an unexpected error.
+
+    Each loop handles the errors it expects (database or broker unavailable);
+    anything else is logged with its traceback and the loop starts again after
+    a pause, so a process never stays up with a background loop silently dead.
+    """
+    delay = restart_delay
+    while not stop.is_set():
+        try:
+            await loop()
+            return
+        except Exception:
+            log.exception("%s failed unexpectedly; restarting it in %.0fs", name, delay)
+            await wait_for(stop, delay)
+            delay = min(delay * 2, 30.0)

@@ -22,7 +22,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from taskservice import broker, db, metrics, outbox, tasks
 from taskservice.handlers import Handler, HandlerContext, load_registry
-from taskservice.lifecycle import wait_for
+from taskservice.lifecycle import supervised, wait_for
 from taskservice.logs import log_context
 from taskservice.settings import Settings
 
@@ -236,9 +236,11 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
     slots = asyncio.Semaphore(settings.worker_concurrency)
     leases_done = asyncio.Event()
     background = [
-        asyncio.create_task(db.listen(settings.database_url, "task_cancel",
-                                      lambda payload: on_cancel_notify(running, payload), stop)),
-        asyncio.create_task(renew_leases_forever(pool, settings, running, leases_done)),
+        asyncio.create_task(supervised("LISTEN task_cancel", lambda: db.listen(
+            settings.database_url, "task_cancel", lambda payload: on_cancel_notify(running, payload), stop),
+            stop)),
+        asyncio.create_task(supervised("lease heartbeat", lambda: renew_leases_forever(
+            pool, settings, running, leases_done), leases_done)),
     ]
 
     async def on_message(message: AbstractIncomingMessage) -> None:

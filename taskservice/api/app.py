@@ -21,6 +21,7 @@ from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
 from taskservice.api.status_waits import release_waiters, status_listener
 from taskservice.dispatcher import run_dispatcher, send_wakeups
+from taskservice.lifecycle import supervised
 from taskservice.settings import Settings
 
 
@@ -79,7 +80,8 @@ async def outbox_wakeups(app: web.Application) -> AsyncIterator[None]:
     """Background task that turns OUTBOX_WAKEUP into NOTIFY outbox_due."""
     app[OUTBOX_WAKEUP] = asyncio.Event()
     stop = asyncio.Event()
-    task = asyncio.create_task(send_wakeups(app[POOL], app[OUTBOX_WAKEUP], stop))
+    task = asyncio.create_task(supervised(
+        "outbox wake-ups", lambda: send_wakeups(app[POOL], app[OUTBOX_WAKEUP], stop), stop))
     yield
     stop.set()
     await task

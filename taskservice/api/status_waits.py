@@ -18,7 +18,7 @@ from aiohttp import web
 
 from taskservice import db, tasks
 from taskservice.api.keys import SETTINGS
-from taskservice.lifecycle import wait_for
+from taskservice.lifecycle import supervised, wait_for
 
 # The watch outlives the wait a little, so a change at the last moment still notifies.
 WATCH_MARGIN_SECONDS = 1.0
@@ -104,8 +104,9 @@ async def status_listener(app: web.Application) -> AsyncIterator[None]:
     waiters = StatusWaiters()
     app[STATUS_WAITERS] = waiters
     stop = asyncio.Event()
-    listener = asyncio.create_task(db.listen(app[SETTINGS].database_url, "task_status",
-                                             lambda payload: on_status_notify(waiters, payload), stop))
+    listener = asyncio.create_task(supervised("LISTEN task_status", lambda: db.listen(
+        app[SETTINGS].database_url, "task_status", lambda payload: on_status_notify(waiters, payload), stop),
+        stop))
     yield
     stop.set()
     await listener
