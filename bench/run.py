@@ -4,10 +4,11 @@ Creates, gets by id, and list pages on a table of a million tasks, each beside i
 and the same run's pgbench ceiling for the create transaction so the create figure reads as
 a share of what PostgreSQL alone does on this machine; then end to end (bench/e2e.py), the
 API with its embedded dispatcher and a worker through RabbitMQ: the drain rate of a burst of
-noop tasks and the idle POST→COMPLETED latency. Prints a table and writes
+noop tasks, beside the same run's pgbench ceiling for a task's whole database lifecycle
+(bench/ceiling.py), and the idle POST→COMPLETED latency. Prints a table and writes
 bench/results/latest.json (plus the processes' logs and the list queries' plans beside it).
-`--only drain,latency` (any of SCENARIOS) runs a part. Timings live here, never in a
-pass/fail test.
+`--only drain,latency` (any of SCENARIOS; drain brings the lifecycle ceiling along) runs a
+part. Timings live here, never in a pass/fail test.
 """
 
 import argparse
@@ -58,7 +59,7 @@ LIST_SCENARIOS = [
     ("list p2000 status=COMPLETED", {"status": "COMPLETED", "page": 2000}, DEEP_PAGE_TARGET),
 ]
 PAGE_SIZE = 20
-SCENARIOS = ("create", "get", "pgbench", "drain", "latency", "list")
+SCENARIOS = ("create", "get", "pgbench", "lifecycle", "drain", "latency", "list")
 BEST_WORKER_CONCURRENCY = "16"
 BUSY_OTHERS = 25  # % of a core used by other programs above which a row is marked "busy"
 
@@ -101,10 +102,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--list-seconds", type=float, default=8, help="per list scenario")
     parser.add_argument("--pgbench-seconds", type=int, default=20)
     parser.add_argument("--pgbench-threads", type=int, default=2)
+    parser.add_argument("--lifecycle-clients", type=int, default=16,
+                        help="pgbench clients for the task lifecycle ceiling (the drain's worker "
+                             "runs 16 tasks at a time)")
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="tasks loaded for the list scenarios (0 skips them)")
     parser.add_argument("--only", type=scenario_set, default=",".join(SCENARIOS), metavar="LIST",
-                        help="comma-separated scenarios to run")
+                        help="comma-separated scenarios to run (drain also runs the lifecycle "
+                             "ceiling, for its ratio)")
     parser.add_argument("--amqp-url", default=os.environ.get("BENCH_AMQP_URL") or os.environ.get("AMQP_URL")
                         or "amqp://guest:guest@localhost:5672/",
                         help="RabbitMQ for the end-to-end scenarios (the run declares and deletes "
@@ -217,18 +222,30 @@ async def bench_get(server: Server, args: argparse.Namespace, ids: list[str]) ->
                           seconds=args.get_seconds, target=GET_TARGET)
 
 
-async def bench_ceiling(args: argparse.Namespace, url: str) -> dict[str, Any]:
+async def bench_ceiling(args: argparse.Namespace, url: str, name: str = "create", *,
+                        text: str | None = None, clients: int | None = None) -> dict[str, Any]:
+    """A pgbench ceiling (by default the create statement's), with its CPU split and the
+    database's wait events."""
     processes: dict[str, int] = {}
-    work = ceiling.run_pgbench(url, clients=args.connections, threads=args.pgbench_threads,
-                               seconds=args.pgbench_seconds, processes=processes)
+    work = ceiling.run_pgbench(url, clients=clients or args.connections, threads=args.pgbench_threads,
+                               seconds=args.pgbench_seconds, processes=processes, text=text)
     (result, usage), waits = await asyncio.gather(
         cpu.measure_during(work, args.pgbench_seconds, processes, args.database),
         database.sample_wait_events(url, args.pgbench_seconds))
     result["cpu"], result["db_waits"] = usage, waits
-    print(f"  pgbench create ceiling: {result['tps']:,.0f} tps, p50 {result['p50_ms']} ms, "
+    print(f"  pgbench {name} ceiling: {result['tps']:,.0f} tps, p50 {result['p50_ms']} ms, "
           f"p99 {result['p99_ms']} ms, {result['failed']:.0f} failed; cpu {format_cpu(usage)}; "
           f"db {format_waits(waits)}", flush=True)
     return result
+
+
+async def bench_lifecycle(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """The task lifecycle ceiling, from empty task tables as each end-to-end scenario starts."""
+    print(f"bench: pgbench task lifecycle ceiling ({args.lifecycle_clients} clients): create, "
+          "dispatch (claim + mark), worker claim, complete", flush=True)
+    await database.empty_tasks(url)
+    return await bench_ceiling(args, url, "task lifecycle", text=ceiling.lifecycle_script(),
+                               clients=args.lifecycle_clients)
 
 
 def list_queries(query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
@@ -272,6 +289,15 @@ async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tup
     return rows, plans
 
 
+def ceiling_row(label: str, pg: dict[str, Any]) -> tuple[str, ...]:
+    usage = pg.get("cpu") or {}
+    cpu_text = "/".join(f"{usage[k]:.0f}" for k in ("pgbench", "postgres", "others") if k in usage)
+    if usage.get("others", 0) > BUSY_OTHERS:
+        cpu_text += " busy"
+    return (label, str(pg["clients"]), f"{pg['tps']:,.0f}", f"{pg['p50_ms']:.1f}", f"{pg['p99_ms']:.1f}",
+            f"{pg['failed']:.0f}", "-", "-", f"(pgbench/pg/others) {cpu_text}")
+
+
 def print_table(results: dict[str, Any]) -> None:
     header = ("scenario", "conns", "req/s", "p50 ms", "p99 ms", "errors", "target", "met",
               "cpu % api/wrk/mq/gen/pg/others")
@@ -286,13 +312,11 @@ def print_table(results: dict[str, Any]) -> None:
         lines.append((row["scenario"], str(row["connections"]), f"{row['rps']:,.0f}",
                       f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}", str(row["errors"]),
                       row["target_text"], verdict, cpu_text))
-    pg = results.get("pgbench")
+    pg, lifecycle = results.get("pgbench"), results.get("lifecycle")
     if pg:
-        usage = pg.get("cpu") or {}
-        cpu_text = "/".join(f"{usage[k]:.0f}" for k in ("pgbench", "postgres", "others") if k in usage)
-        lines.append(("pgbench create (ceiling)", str(pg["clients"]), f"{pg['tps']:,.0f}",
-                      f"{pg['p50_ms']:.1f}", f"{pg['p99_ms']:.1f}", f"{pg['failed']:.0f}", "-", "-",
-                      f"(pgbench/pg/others) {cpu_text}"))
+        lines.append(ceiling_row("pgbench create (ceiling)", pg))
+    if lifecycle:
+        lines.append(ceiling_row("pgbench task lifecycle (ceiling)", lifecycle))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
 
     def fmt(cells) -> str:
@@ -304,10 +328,19 @@ def print_table(results: dict[str, Any]) -> None:
     print(fmt(["-" * w for w in widths]))
     for line in lines:
         print(fmt(line))
+    print()
     ratio = results.get("create_vs_pgbench")
     if ratio is not None:
-        print(f"\ncreate req/s / pgbench create tps = {ratio:.2f} "
+        print(f"create req/s / pgbench create tps = {ratio:.2f} "
               f"({results['create_rps']:,.0f} / {pg['tps']:,.0f})")
+    ratio = results.get("drain_vs_lifecycle")
+    if ratio is not None:
+        print(f"drain tasks/s / pgbench task lifecycle tps = {ratio:.2f} "
+              f"({results['drain_rps']:,.0f} / {lifecycle['tps']:,.0f})")
+    if lifecycle:
+        print("pgbench task lifecycle: one task per transaction script, as the service's SQL runs it: "
+              "create, the dispatcher's claim + mark (one row; the dispatcher batches), the worker's "
+              "claim and complete; tps = tasks/s, p50/p99 = one whole lifecycle.")
     if any(row["scenario"].startswith(("drain", "idle latency")) for row in results["scenarios"]):
         print("drain: req/s = tasks/s from the first POST to the last COMPLETED, p50/p99 = each task's "
               "NEW→COMPLETED; idle latency: p50/p99 = POST start → COMPLETED seen by a client polling "
@@ -317,7 +350,8 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"list table: {fill['rows']:,} tasks ({fill['table_size']} + {fill['indexes_size']} indexes), "
               f"loaded in {fill['insert_s']} s + {fill['indexes_s']} s indexes + "
               f"{fill['vacuum_analyze_s']} s vacuum/analyze")
-    if any((row.get("cpu") or {}).get("others", 0) > BUSY_OTHERS for row in results["scenarios"]):
+    measured = [*results["scenarios"], *(results[key] for key in ("pgbench", "lifecycle") if key in results)]
+    if any((row.get("cpu") or {}).get("others", 0) > BUSY_OTHERS for row in measured):
         print(f"busy: other programs used over {BUSY_OTHERS}% of a core meanwhile; that row reads low.")
     print(f"cpu: % of one core over the middle of each measurement (end to end: all of it): API server / "
           f"worker / RabbitMQ / load generator (this process) / PostgreSQL for the bench database / "
@@ -372,9 +406,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             results["pgbench"] = await bench_ceiling(args, url)
             if "create_rps" in results:
                 results["create_vs_pgbench"] = round(results["create_rps"] / results["pgbench"]["tps"], 3)
+    if only & {"lifecycle", "drain"}:
+        results["lifecycle"] = await bench_lifecycle(args, url)
     if only & {"drain", "latency"}:
         print("bench: end to end: API with the embedded dispatcher + one worker, noop tasks", flush=True)
-        results["scenarios"].extend(await e2e.run(args, url, RESULTS_DIR, only, format_cpu, format_waits))
+        rows = await e2e.run(args, url, RESULTS_DIR, only, format_cpu, format_waits)
+        results["scenarios"].extend(rows)
+        drains = [row for row in rows if row["scenario"].startswith("drain")]
+        if drains and "lifecycle" in results:
+            results["drain_rps"] = max(row["rps"] for row in drains)
+            results["drain_vs_lifecycle"] = round(results["drain_rps"] / results["lifecycle"]["tps"], 3)
     if "list" in only and args.rows > 0:
         print(f"bench: loading {args.rows:,} tasks for the list scenarios", flush=True)
         results["fill"] = await database.fill_tasks(url, args.rows)
