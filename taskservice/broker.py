@@ -15,6 +15,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from taskservice.lifecycle import wait_for
 from taskservice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,19 +36,18 @@ def dead_letter_names(settings: Settings) -> tuple[str, str]:
     return f"{settings.amqp_exchange}.dead", f"{settings.amqp_queue}.dead"
 
 
-async def connect(settings: Settings, stop: asyncio.Event | None = None) -> AbstractRobustConnection:
-    """A robust connection, retried with backoff until the broker answers (or `stop` is set)."""
+async def connect(settings: Settings, stop: asyncio.Event) -> AbstractRobustConnection | None:
+    """A robust connection, retried with backoff until the broker answers; None if `stop` is set first."""
     delay = 0.5
-    while True:
+    while not stop.is_set():
         try:
             return await aio_pika.connect_robust(settings.amqp_url, timeout=10, reconnect_interval=1,
                                                  client_properties={"connection_name": "taskservice"})
         except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
-            if stop is not None and stop.is_set():
-                raise
             log.warning("RabbitMQ unreachable (%s); retrying in %.1fs", type(exc).__name__, delay)
-            await asyncio.sleep(delay)
+            await wait_for(stop, delay)
             delay = min(delay * 2, 10)
+    return None
 
 
 async def close(connection: AbstractRobustConnection | None) -> None:
@@ -95,7 +95,7 @@ def task_message(outbox_id: int, task_id, priority: str) -> aio_pika.Message:
 def parse_task_message(body: bytes) -> tuple[str, int]:
     """(task id, outbox id) from a message body; ValueError when it is not one of ours."""
     data = orjson.loads(body)
-    if not isinstance(data, dict) or not isinstance(data.get("outbox_id"), int):
+    if not isinstance(data, dict) or not isinstance(data.get("outbox_id"), int) or "task_id" not in data:
         raise ValueError("not a task message")
     return str(data["task_id"]), data["outbox_id"]
 

@@ -59,8 +59,8 @@ async def create_pool(settings: Settings, **server_settings: str) -> asyncpg.Poo
     )
 
 
-async def ping(conn: asyncpg.Connection) -> None:
-    await conn.fetchval(QUERIES["health/ping"])
+async def ping(conn: asyncpg.Connection, timeout: float | None = None) -> None:
+    await conn.fetchval(QUERIES["health/ping"], timeout=timeout)
 
 
 async def listen(database_url: str, channel: str, on_notify: Callable[[str | None], None],
@@ -100,4 +100,4 @@ async def _hold_listen(conn: asyncpg.Connection, channel: str, on_notify: Callab
     while not stop.is_set() and not lost.is_set():
         # A ping notices a connection that died without closing.
         if not await wait_any((stop, lost), ping_seconds):
-            await ping(conn)
+            await ping(conn, timeout=5)  # a half-open TCP connection must not hang us

@@ -151,19 +151,27 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, stop: asyncio.E
         ("maintenance", lambda: maintenance.maintain_forever(pool, settings, stop)),
         ("backlog gauge", lambda: measure_backlog_forever(pool, stop)),
     )]
-    connection = None
     try:
-        connection = await broker.connect(settings, stop)
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        topology = await broker.declare_topology(channel, settings)
-        log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
-        await supervised("outbox drain", lambda: drain_forever(pool, topology.exchange, settings, wake, stop),
-                         stop)
+        await supervised("outbox publisher", lambda: publish_forever(pool, settings, wake, stop), stop)
     finally:
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)
-        await broker.close(connection)
         log.info("dispatcher stopped")
+
+
+async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
+                          stop: asyncio.Event) -> None:
+    """Connect to RabbitMQ, declare the topology and drain the outbox until `stop`."""
+    connection = await broker.connect(settings, stop)
+    if connection is None:
+        return  # stopped before the broker answered
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        topology = await broker.declare_topology(channel, settings)
+        log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
+        await drain_forever(pool, topology.exchange, settings, wake, stop)
+    finally:
+        await broker.close(connection)
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

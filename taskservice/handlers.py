@@ -7,11 +7,15 @@ exposes a `HANDLERS` dict of kind → handler.
 import asyncio
 import importlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 from uuid import UUID
+
+# What a kind may be called (checked on create and for DEFAULT_KIND).
+KIND_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,13 @@ async def supervised(name: str, loop: Callable[[], Awaitable[None]], stop: async
     """
     delay = restart_delay
     while not stop.is_set():
+        started = asyncio.get_running_loop().time()
         try:
             await loop()
             return
         except Exception:
+            if asyncio.get_running_loop().time() - started > 60:
+                delay = restart_delay  # it had been running fine: not a crash loop
             log.exception("%s failed unexpectedly; restarting it in %.0fs", name, delay)
             await wait_for(stop, delay)
             delay = min(delay * 2, 30.0)

@@ -6,6 +6,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from taskservice.handlers import KIND_PATTERN
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the service cannot use."""
@@ -108,7 +110,7 @@ class Settings:
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     """Read every setting from `env`; a bad value stops start-up with its name."""
     defaults = Settings()
-    return Settings(
+    settings = Settings(
         database_url=env.get("DATABASE_URL") or defaults.database_url,
         amqp_url=env.get("AMQP_URL") or defaults.amqp_url,
         host=env.get("HOST") or defaults.host,
@@ -154,3 +156,9 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         maintenance_interval_seconds=_float(env, "MAINTENANCE_INTERVAL_SECONDS",
                                             defaults.maintenance_interval_seconds, 0.1, 86_400),
     )
+    if settings.db_pool_min > settings.db_pool_max:
+        raise SettingsError(f"DB_POOL_MIN ({settings.db_pool_min}) must not exceed DB_POOL_MAX "
+                            f"({settings.db_pool_max})")
+    if not KIND_PATTERN.fullmatch(settings.default_kind):
+        raise SettingsError("DEFAULT_KIND must be 1-100 letters, digits or _ . : -")
+    return settings

@@ -10,7 +10,6 @@ import asyncpg
 from taskservice.sql import QUERIES
 
 STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
-FINISHED_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
 PRIORITIES = ("LOW", "MEDIUM", "HIGH")
 
 # The columns clients see; the rest (lease, idempotency) is bookkeeping.

@@ -10,7 +10,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -28,6 +28,9 @@ from taskservice.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# After cancelling the handlers at shutdown, how long to wait for them to hand their tasks back.
+SHUTDOWN_HAND_BACK_SECONDS = 10.0
+
 
 class AttemptTimedOut(Exception):
     pass
@@ -38,7 +41,9 @@ class Attempt:
     """A running handler, and why it was stopped, if it was."""
     task: asyncpg.Record
     handler_task: asyncio.Task
-    stop_reason: str | None = None  # "cancel" (client asked) or "shutdown" (worker stopping)
+    # "cancel" (a client asked), "shutdown" (this worker is stopping) or "lost" (the
+    # lease went to the reaper, so another attempt may already be running).
+    stop_reason: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -79,11 +84,14 @@ def handler_outcome(attempt: Attempt) -> str:
 
 async def call_handler(handler: Handler, task: asyncpg.Record, ctx: HandlerContext) -> Any:
     timeout = task["timeout_seconds"]
+    deadline = asyncio.timeout(timeout)
     try:
-        async with asyncio.timeout(timeout):
+        async with deadline:
             return await handler(tasks.public(task), ctx)
     except TimeoutError as exc:
-        raise AttemptTimedOut(f"timed out after {timeout}s") from exc
+        if deadline.expired():
+            raise AttemptTimedOut(f"timed out after {timeout}s") from exc
+        raise  # the handler's own TimeoutError (a slow HTTP call, say): an ordinary failure
 
 
 # A NUL escape in encoded JSON: "\u0000" after an even number of backslashes.
@@ -104,18 +112,22 @@ def unstorable_result(result: Any, max_bytes: int) -> str | None:
     return None
 
 
-async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt) -> None:
+async def write_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt) -> asyncpg.Record | None:
+    """The one guarded write that ends the attempt; None when the attempt is no longer ours."""
     task, handler_task = attempt.task, attempt.handler_task
     key = (task["id"], task["attempts"], settings.worker_id)
-    outcome, duration = handler_outcome(attempt), time.perf_counter() - attempt.started
     async with pool.acquire() as conn:
-        if handler_task.cancelled():
-            if attempt.stop_reason == "cancel":
-                row = await tasks.mark_cancelled(conn, *key)
-            else:
-                row = await tasks.hand_back(conn, *key)
-                if row is not None and row["status"] == "PENDING":
-                    await outbox.notify_due(conn)  # its fresh outbox row is due now
+        if handler_task.cancelled() and attempt.stop_reason == "cancel":
+            row = await tasks.mark_cancelled(conn, *key)
+        elif handler_task.cancelled() and attempt.stop_reason == "shutdown":
+            row = await tasks.hand_back(conn, *key)
+            if row is not None and row["status"] == "PENDING":
+                await outbox.notify_due(conn)  # its fresh outbox row is due now
+        elif handler_task.cancelled():
+            # The handler raised CancelledError on its own: a failure like any other,
+            # not a hand back (which would not count the attempt and retry forever).
+            row = await tasks.fail_attempt(conn, *key, "handler was cancelled (it raised CancelledError)",
+                                           retry_delay(settings, task["attempts"]), retryable=True)
         elif (exc := handler_task.exception()) is not None:
             error = str(exc) if isinstance(exc, AttemptTimedOut) else f"{type(exc).__name__}: {exc}"
             row = await tasks.fail_attempt(conn, *key, error[:10_000],
@@ -128,6 +140,33 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attemp
                                                retry_delay(settings, task["attempts"]), retryable=True)
             else:
                 row = await tasks.complete(conn, *key, result)
+    return row
+
+
+async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt) -> None:
+    """Write the outcome, retrying while the database is unreachable (the caller keeps
+    renewing the lease meanwhile); past one lease length the reaper takes over."""
+    task = attempt.task
+    outcome, duration = handler_outcome(attempt), time.perf_counter() - attempt.started
+    context = {"task_id": str(task["id"]), "attempt": task["attempts"]}
+    if attempt.stop_reason == "lost":
+        log.warning("task %s attempt %d: lease lost to the reaper; outcome dropped",
+                    task["id"], task["attempts"], extra=context)
+        return
+    give_up_at, delay = time.monotonic() + settings.lease_seconds, 0.5
+    while True:
+        try:
+            row = await write_outcome(pool, settings, attempt)
+            break
+        except db.UNAVAILABLE_ERRORS as exc:
+            if time.monotonic() + delay > give_up_at:
+                log.error("task %s attempt %d: could not record the outcome (%s); the reaper will "
+                          "retry the task", task["id"], task["attempts"], type(exc).__name__, extra=context)
+                return
+            log.warning("task %s attempt %d: database unavailable (%s) recording the outcome; retrying",
+                        task["id"], task["attempts"], type(exc).__name__, extra=context)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
     if row is not None:
         if outcome == "completed" and row["status"] != "COMPLETED":
             outcome = "failed"  # the handler returned, but its result was refused
@@ -135,7 +174,6 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attemp
             metrics.TASK_RETRIES.labels(task["kind"]).inc()
         metrics.count_transition("IN_PROGRESS", row["status"])
     metrics.HANDLER_DURATION.labels(task["kind"], outcome).observe(duration)
-    context = {"task_id": str(task["id"]), "attempt": task["attempts"]}
     if row is None:
         log.warning("task %s attempt %d: outcome not recorded, the attempt is no longer ours",
                     task["id"], task["attempts"], extra=context)
@@ -158,17 +196,66 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, registry: Mapping[
         return
     ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log)
     attempt = Attempt(task, asyncio.create_task(call_handler(handler, task, ctx)))
-    running[task["id"]] = attempt
+    running[task["id"]] = attempt  # until the outcome is written: the heartbeat keeps the lease
     try:
         await asyncio.wait([attempt.handler_task])
+        await record_outcome(pool, settings, attempt)
     finally:
         del running[task["id"]]
-    await record_outcome(pool, settings, attempt)
+
+
+@dataclass
+class Intake:
+    """The consumer, on only while a slot is free.
+
+    Messages are acked once claimed, so RabbitMQ's prefetch does not bound how
+    many a busy worker holds: a delivery waiting for a slot would sit unacked
+    behind running attempts (past the consumer timeout for long tasks, and out
+    of idle workers' reach). So the consumer is cancelled when the last slot is
+    taken, and a delivery that arrives anyway is requeued at once.
+    """
+    queue: AbstractQueue
+    on_message: Callable[[AbstractIncomingMessage], Awaitable[None]]
+    free: int
+    open: bool = True
+    consumer_tag: str | None = None
+    switching: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def take(self) -> bool:
+        if not self.open or self.free == 0:
+            return False
+        self.free -= 1
+        await self.follow()
+        return True
+
+    async def give_back(self) -> None:
+        self.free += 1
+        await self.follow()
+
+    async def close(self) -> None:
+        self.open = False
+        await self.follow()
+
+    async def follow(self) -> None:
+        """Consume exactly while open with a free slot."""
+        async with self.switching:
+            wanted = self.open and self.free > 0
+            try:
+                async with asyncio.timeout(5):
+                    if wanted and self.consumer_tag is None:
+                        self.consumer_tag = await self.queue.consume(self.on_message)
+                    elif not wanted and self.consumer_tag is not None:
+                        tag, self.consumer_tag = self.consumer_tag, None
+                        await self.queue.cancel(tag)
+            except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+                # The broker is gone; it requeues what we have not acked, and the next
+                # slot change tries again.
+                log.warning("could not %s consuming (%s)", "start" if wanted else "stop", type(exc).__name__)
 
 
 async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, settings: Settings,
                          registry: Mapping[str, Handler], running: dict[UUID, Attempt],
-                         slots: asyncio.Semaphore, stop: asyncio.Event) -> None:
+                         intake: Intake) -> None:
     try:
         task_id, outbox_id = broker.parse_task_message(message.body)
         task_uuid = UUID(task_id)
@@ -176,20 +263,24 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         log.error("unparseable message %s sent to the dead-letter queue", message.message_id)
         await message.reject(requeue=False)
         return
-    async with slots:
-        if stop.is_set():
-            await message.nack(requeue=True)  # another worker takes it
-            return
+    if not await intake.take():
+        await message.nack(requeue=True)  # busy or stopping: another worker (or a free slot) takes it
+        return
+    try:
         try:
             async with pool.acquire() as conn:
                 task = await tasks.claim(conn, task_uuid, outbox_id, settings.worker_id,
                                          settings.lease_seconds)
-        except db.UNAVAILABLE_ERRORS as exc:
-            log.warning("claim of task %s failed (%s); message requeued", task_id, type(exc).__name__)
+        except Exception as exc:  # unavailable, read-only failover, ...: the message must go back
+            log.warning("claim of task %s failed (%s); message requeued", task_id, type(exc).__name__,
+                        exc_info=not isinstance(exc, db.UNAVAILABLE_ERRORS))
             await asyncio.sleep(1)
             await message.nack(requeue=True)
             return
-        await message.ack()
+        try:
+            await message.ack()
+        except Exception as exc:  # the claim is committed: the database owns the task now
+            log.warning("ack of task %s failed (%s); running it anyway", task_id, type(exc).__name__)
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
@@ -198,33 +289,33 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         # Every log line of the attempt, the handler's included, names the task and attempt.
         with log_context(task_id=task_id, attempt=task["attempts"]):
             await run_attempt(pool, settings, registry, running, task)
+    finally:
+        await intake.give_back()
 
 
 async def renew_leases_forever(pool: asyncpg.Pool, settings: Settings, running: dict[UUID, Attempt],
                                done: asyncio.Event) -> None:
     """Heartbeat: renew this worker's leases at a third of their length, until `done`."""
     while not await wait_for(done, settings.lease_seconds / 3):
-        if not running:
+        held = list(running)
+        if not held:
             continue
         try:
             async with pool.acquire() as conn:
-                rows = await tasks.renew_leases(conn, list(running), settings.worker_id,
-                                                settings.lease_seconds)
+                rows = await tasks.renew_leases(conn, held, settings.worker_id, settings.lease_seconds)
         except db.UNAVAILABLE_ERRORS as exc:
             log.warning("lease renewal failed (%s)", type(exc).__name__)
             continue
         for row in rows:
             if row["cancel_requested_at"] is not None:
                 stop_attempt(running, row["id"], "cancel")
-
-
-async def stop_consuming(queue: AbstractQueue, consumer_tag: str) -> None:
-    try:
-        async with asyncio.timeout(5):
-            await queue.cancel(consumer_tag)
-    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
-        # The broker is gone; it will requeue what we have not acked anyway.
-        log.warning("could not cancel the consumer (%s)", type(exc).__name__)
+        for task_id in set(held) - {row["id"] for row in rows}:
+            attempt = running.get(task_id)
+            if attempt is not None and not attempt.handler_task.done():
+                # Not renewed: the reaper took the task (our lease had run out), so
+                # another attempt may be running; stop duplicating its work.
+                log.warning("task %s: lease lost; stopping the attempt", task_id, extra={"task_id": str(task_id)})
+                stop_attempt(running, task_id, "lost")
 
 
 async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
@@ -233,7 +324,6 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
     hand back the rest."""
     running: dict[UUID, Attempt] = {}
     inflight: set[asyncio.Task] = set()
-    slots = asyncio.Semaphore(settings.worker_concurrency)
     leases_done = asyncio.Event()
     background = [
         asyncio.create_task(supervised("LISTEN task_cancel", lambda: db.listen(
@@ -242,35 +332,42 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
         asyncio.create_task(supervised("lease heartbeat", lambda: renew_leases_forever(
             pool, settings, running, leases_done), leases_done)),
     ]
+    intake: Intake | None = None
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         current = asyncio.current_task()
         inflight.add(current)
         try:
-            await handle_message(message, pool, settings, registry, running, slots, stop)
+            await handle_message(message, pool, settings, registry, running, intake)
         finally:
             inflight.discard(current)
 
     connection = None
     try:
         connection = await broker.connect(settings, stop)
+        if connection is None:
+            return  # stopped before the broker answered
         channel = await connection.channel()
         # Prefetch no more than we can run: a large prefetch would take low-priority
         # messages before high-priority ones arrive (design §10).
         await channel.set_qos(prefetch_count=settings.worker_concurrency)
         topology = await broker.declare_topology(channel, settings)
-        consumer_tag = await topology.queue.consume(on_message)
+        intake = Intake(topology.queue, on_message, free=settings.worker_concurrency)
+        await intake.follow()
         log.info("worker %s consuming %s with concurrency %d", settings.worker_id,
                  settings.amqp_queue, settings.worker_concurrency)
         await stop.wait()
-        await stop_consuming(topology.queue, consumer_tag)
+        await intake.close()
         log.info("worker stopping: %d attempts running", len(running))
         if inflight:
             await asyncio.wait(list(inflight), timeout=settings.shutdown_grace_seconds)
         for task_id in list(running):
             stop_attempt(running, task_id, "shutdown")
         if inflight:
-            await asyncio.wait(list(inflight))
+            _, stuck = await asyncio.wait(list(inflight), timeout=SHUTDOWN_HAND_BACK_SECONDS)
+            if stuck:
+                log.error("%d attempts did not stop; their leases will run out and the reaper "
+                          "will hand them to another worker", len(stuck))
     finally:
         stop.set()
         leases_done.set()

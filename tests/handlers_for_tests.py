@@ -48,5 +48,16 @@ async def fail_first_run(task, ctx):
     return {"ran_again": True}
 
 
+async def raises_cancelled(task, ctx):
+    """A handler that lets a CancelledError of its own escape (nobody cancelled the attempt)."""
+    raise asyncio.CancelledError()
+
+
+async def raises_timeout(task, ctx):
+    """A handler whose own operation timed out, well within the task's timeout."""
+    raise TimeoutError("upstream took too long")
+
+
 HANDLERS = {"watched_sleep": watched_sleep, "echo": echo, "chatty": chatty,
-            "big_result": big_result, "nul_result": nul_result, "fail_first_run": fail_first_run}
+            "big_result": big_result, "nul_result": nul_result, "fail_first_run": fail_first_run,
+            "raises_cancelled": raises_cancelled, "raises_timeout": raises_timeout}

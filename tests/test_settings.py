@@ -27,6 +27,9 @@ def test_values_are_parsed():
     ({"DISPATCHER_EMBEDDED": "maybe"}, "DISPATCHER_EMBEDDED"),
     ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
     ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"),
+    ({"DB_POOL_MIN": "20", "DB_POOL_MAX": "5"}, "DB_POOL_MIN"),
+    ({"DEFAULT_KIND": "x" * 101}, "DEFAULT_KIND"),
+    ({"DEFAULT_KIND": "has space"}, "DEFAULT_KIND"),
 ])
 def test_bad_values_name_the_variable(env, name):
     with pytest.raises(SettingsError, match=name):

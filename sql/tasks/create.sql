@@ -1,5 +1,6 @@
 -- Create a task and the outbox row that will dispatch it, in one statement.
--- The task's first event and the dispatcher's wake-up come from triggers.
+-- The task's first event comes from a trigger; the caller wakes the dispatchers
+-- after the commit (outbox/notify_due.sql).
 -- With an idempotency key already taken, nothing is written and no row returns.
 -- $1 name, $2 description, $3 priority, $4 kind, $5 payload (jsonb),
 -- $6 max_attempts, $7 timeout_seconds, $8 run_at (NULL = now),

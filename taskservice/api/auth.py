@@ -40,7 +40,8 @@ def request_is_protected(request: web.Request, settings: Settings) -> bool:
 
 def _digest(key: str) -> bytes:
     # Compared as digests: equal lengths, so compare_digest's time says nothing of a key's length.
-    return hashlib.sha256(key.encode()).digest()
+    # surrogateescape: header bytes that are not UTF-8 make a wrong key, not a crash.
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
 def presented_keys(request: web.Request) -> list[str]:

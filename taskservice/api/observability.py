@@ -59,9 +59,11 @@ async def access_middleware(request: web.Request, handler) -> web.StreamResponse
             method = request.method if request.method in KNOWN_METHODS else "other"
             metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
             metrics.HTTP_REQUEST_DURATION.labels(route, method).observe(elapsed)
-            # Never headers or bodies: they can carry credentials and personal data.
-            access_log.info("%s %s %d %.1fms", request.method, request.path, status, elapsed * 1000,
-                            extra={"method": request.method, "path": request.path, "status": status,
+            # Never headers or bodies: they can carry credentials and personal data. The path
+            # as sent (still percent-encoded), so a %0A in it cannot forge a log line.
+            path = request.rel_url.raw_path
+            access_log.info("%s %s %d %.1fms", request.method, path, status, elapsed * 1000,
+                            extra={"method": request.method, "path": path, "status": status,
                                    "duration_ms": round(elapsed * 1000, 3)})
 
 

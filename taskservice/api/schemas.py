@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from taskservice.handlers import KIND_PATTERN
 from taskservice.tasks import PRIORITIES, STATUSES
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_SEARCH_LENGTH = 200
 MAX_STATUS_WAIT_SECONDS = 60
-KIND_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # Visible ASCII, like the tokens and UUIDs clients send: a header's other bytes
 # reach us undecodable (and PostgreSQL could not store them).
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[!-~]+")
@@ -38,7 +38,11 @@ def _contains_nul(value) -> bool:
 
 
 def valid_payload(value: dict) -> None:
-    if len(orjson.dumps(value)) > MAX_PAYLOAD_BYTES:
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # nested deeper than orjson (and any sane handler) goes
+        raise ValidationError("Must be nested at most 254 levels deep.") from None
+    if len(encoded) > MAX_PAYLOAD_BYTES:
         raise ValidationError(f"Must be at most {MAX_PAYLOAD_BYTES} bytes of JSON.")
     if _contains_nul(value):
         raise ValidationError("Must not contain NUL characters.")
@@ -69,6 +73,11 @@ def valid_kind(value: str) -> None:
 
 
 class TaskCreateSchema(Schema):
+    class Meta:
+        # The replaced service (pydantic's default) ignored unknown fields; so do we,
+        # so every body its clients sent is still accepted.
+        unknown = EXCLUDE
+
     name = fields.String(required=True, validate=[validate.Length(1, 255), no_nul], metadata=NO_NUL)
     description = fields.String(load_default=None, allow_none=True,
                                 validate=[validate.Length(max=10_000), no_nul], metadata=NO_NUL)

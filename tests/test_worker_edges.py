@@ -1,0 +1,77 @@
+"""Worker edge cases: what a busy worker holds, handlers that end in odd ways."""
+
+import asyncio
+import dataclasses
+
+import aio_pika
+import pytest
+
+from taskservice import broker, dispatcher, worker
+from tests.execution import new_task, start, wait_for_status
+
+TEST_HANDLERS = ("tests.handlers_for_tests",)
+
+
+@pytest.fixture
+async def running(settings):
+    started = []
+
+    def run(main, **overrides):
+        process = start(main, dataclasses.replace(settings, handler_modules=TEST_HANDLERS, **overrides))
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        await process.shutdown()
+
+
+async def ready_messages(settings) -> int:
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(settings.amqp_queue, passive=True)
+        return queue.declaration_result.message_count
+
+
+async def publish_tasks(settings, pool, ids) -> None:
+    """Publish these tasks' outbox rows ourselves: the queue then holds exactly them
+    (a dispatcher would also publish rows other tests left in the shared database)."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, task_id, priority FROM outbox WHERE task_id = ANY($1)", ids)
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        topology = await broker.declare_topology(channel, settings)
+        await broker.publish_batch(topology.exchange, settings.amqp_queue, rows)
+
+
+async def test_a_busy_worker_leaves_waiting_messages_in_the_queue(pool, running, settings):
+    ids = [await new_task(pool, f"long-{i}", kind="sleep", payload={"seconds": 30}) for i in range(3)]
+    await publish_tasks(settings, pool, ids)
+    running(worker.main, worker_concurrency=1, shutdown_grace_seconds=0)
+    await wait_for_status(pool, ids[:1], "IN_PROGRESS")
+    await asyncio.sleep(0.5)
+    # One runs; the other two stay ready in RabbitMQ for any worker, none held unacked here.
+    assert await ready_messages(settings) == 2
+    # A second worker takes a waiting task at once.
+    running(worker.main, worker_concurrency=1, worker_id="second-worker", shutdown_grace_seconds=0)
+    await wait_for_status(pool, ids[1:2], "IN_PROGRESS")
+    assert await ready_messages(settings) == 1
+
+
+async def test_a_handler_raising_cancelled_error_fails_the_attempt(pool, running):
+    running(dispatcher.main)
+    running(worker.main)
+    task_id = await new_task(pool, kind="raises_cancelled", max_attempts=2)
+    row = (await wait_for_status(pool, [task_id], "FAILED"))[task_id]
+    assert row["attempts"] == 2
+    assert "CancelledError" in row["error"]
+
+
+async def test_a_handlers_own_timeout_is_an_ordinary_failure(pool, running):
+    running(dispatcher.main)
+    running(worker.main)
+    task_id = await new_task(pool, kind="raises_timeout", max_attempts=1, timeout_seconds=60)
+    row = (await wait_for_status(pool, [task_id], "FAILED"))[task_id]
+    assert row["error"] == "TimeoutError: upstream took too long"
