@@ -5,6 +5,7 @@ TEST_DATABASE_URL (server only, no database name needed) and TEST_AMQP_URL overr
 """
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import socket
@@ -131,3 +132,27 @@ async def pool(settings: Settings):
 @pytest.fixture
 async def client(aiohttp_client, settings: Settings):
     return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def running(settings: Settings, pool):
+    """Start dispatchers and workers (`running(dispatcher.main, **setting_overrides)`) as tasks of the
+    test's loop, with the test handlers registered; all must stop cleanly after the test."""
+    from tests.execution import start
+
+    # The database is shared by the whole run: outbox rows earlier tests left unpublished
+    # (tasks they never meant to run) are set aside, so this test's dispatchers and
+    # workers see only its own tasks.
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+    started = []
+
+    def run(main, **overrides):
+        process = start(main, dataclasses.replace(settings, handler_modules=("tests.handlers_for_tests",),
+                                                  **overrides))
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        await process.shutdown()

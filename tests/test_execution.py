@@ -4,29 +4,12 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from taskservice import dispatcher, worker
 from taskservice.api.app import create_app
 from tests import handlers_for_tests
-from tests.execution import new_task, start, statuses_seen, wait_for_status
+from tests.execution import new_task, statuses_seen, wait_for_status
 
 TEST_HANDLERS = ("tests.handlers_for_tests",)
-
-
-@pytest.fixture
-async def running(settings):
-    """Start dispatchers and workers for a test; all are stopped (and must stop cleanly) after it."""
-    started = []
-
-    def run(main, **overrides):
-        process = start(main, dataclasses.replace(settings, handler_modules=TEST_HANDLERS, **overrides))
-        started.append(process)
-        return process
-
-    yield run
-    for process in started:
-        await process.shutdown()
 
 
 async def test_created_task_completes_through_the_embedded_dispatcher(aiohttp_client, settings, pool, running):

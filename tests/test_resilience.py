@@ -2,7 +2,6 @@
 many dispatchers and workers at once, a worker stopping with work in hand."""
 
 import asyncio
-import dataclasses
 import os
 import signal
 import subprocess
@@ -11,26 +10,11 @@ import uuid
 from pathlib import Path
 
 import aio_pika
-import pytest
 
 from taskservice import broker, dispatcher, worker
-from tests.execution import TcpProxy, new_task, start, statuses_seen, wait_for_status
+from tests.execution import TcpProxy, new_task, statuses_seen, wait_for_status
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-async def running(settings):
-    started = []
-
-    def run(main, **overrides):
-        process = start(main, dataclasses.replace(settings, **overrides))
-        started.append(process)
-        return process
-
-    yield run
-    for process in started:
-        await process.shutdown()
 
 
 def worker_subprocess(settings, worker_id: str, log_path: Path) -> subprocess.Popen:

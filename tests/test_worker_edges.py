@@ -1,29 +1,13 @@
 """Worker edge cases: what a busy worker holds, handlers that end in odd ways."""
 
 import asyncio
-import dataclasses
 
 import aio_pika
-import pytest
 
 from taskservice import broker, dispatcher, worker
-from tests.execution import new_task, start, wait_for_status
+from tests.execution import new_task, wait_for_status
 
 TEST_HANDLERS = ("tests.handlers_for_tests",)
-
-
-@pytest.fixture
-async def running(settings):
-    started = []
-
-    def run(main, **overrides):
-        process = start(main, dataclasses.replace(settings, handler_modules=TEST_HANDLERS, **overrides))
-        started.append(process)
-        return process
-
-    yield run
-    for process in started:
-        await process.shutdown()
 
 
 async def ready_messages(settings) -> int:
