@@ -1,0 +1,34 @@
+"""Invariants the schema keeps by itself: history and counters follow every change."""
+
+import uuid
+
+from tests.execution import new_task, statuses_seen
+
+RECOUNT = """
+SELECT coalesce(c.status, t.status) AS status, coalesce(c.priority, t.priority) AS priority,
+       coalesce(c.n, 0) AS counted, coalesce(t.n, 0) AS actual
+FROM (SELECT status, priority, sum(n) AS n FROM task_counts GROUP BY status, priority) AS c
+FULL JOIN (SELECT status, priority, count(*) AS n FROM tasks GROUP BY status, priority) AS t
+    USING (status, priority)
+WHERE coalesce(c.n, 0) <> coalesce(t.n, 0)
+"""
+
+
+async def test_counters_and_history_follow_every_change(pool):
+    task_id = await new_task(pool, priority="LOW")
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", task_id)
+        await conn.execute("UPDATE tasks SET priority = 'HIGH' WHERE id = $1", task_id)  # counted, no event
+        await conn.execute("UPDATE tasks SET status = 'CANCELLED', finished_at = now() WHERE id = $1", task_id)
+        await conn.execute("UPDATE tasks SET updated_at = now() WHERE id = $1", task_id)  # no change: nothing
+        mismatches = await conn.fetch(RECOUNT)
+    assert [dict(m) for m in mismatches] == []
+    assert await statuses_seen(pool, task_id) == ["NEW", "PENDING", "CANCELLED"]
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM tasks WHERE id = $1", task_id)
+        assert [dict(m) for m in await conn.fetch(RECOUNT)] == []
+        assert await conn.fetchval("SELECT count(*) FROM task_events WHERE task_id = $1", task_id) == 0
+
+
+async def test_unknown_task_has_no_history(pool):
+    assert await statuses_seen(pool, uuid.uuid4()) == []
