@@ -20,6 +20,10 @@ from taskservice.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# What a broker call raises when RabbitMQ is unreachable or the connection or channel
+# is gone (aio-pika raises RuntimeError for a closed one).
+BROKER_ERRORS = (TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError)
+
 # AMQP priority per task priority. Small values: RabbitMQ keeps one sub-queue per level.
 MAX_PRIORITY = 10
 AMQP_PRIORITY = {"LOW": 1, "MEDIUM": 5, "HIGH": 9}
@@ -43,7 +47,7 @@ async def connect(settings: Settings, stop: asyncio.Event) -> AbstractRobustConn
         try:
             return await aio_pika.connect_robust(settings.amqp_url, timeout=10, reconnect_interval=1,
                                                  client_properties={"connection_name": "taskservice"})
-        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+        except BROKER_ERRORS as exc:
             log.warning("RabbitMQ unreachable (%s); retrying in %.1fs", type(exc).__name__, delay)
             await wait_for(stop, delay)
             delay = min(delay * 2, 10)
@@ -57,7 +61,7 @@ async def close(connection: AbstractRobustConnection | None) -> None:
     try:
         async with asyncio.timeout(5):
             await connection.close()
-    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+    except BROKER_ERRORS as exc:
         log.warning("closing the RabbitMQ connection failed (%s)", type(exc).__name__)
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-import aio_pika
 import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
@@ -247,7 +246,7 @@ class Intake:
                     elif not wanted and self.consumer_tag is not None:
                         tag, self.consumer_tag = self.consumer_tag, None
                         await self.queue.cancel(tag)
-            except (TimeoutError, OSError, aio_pika.exceptions.AMQPError, RuntimeError) as exc:
+            except broker.BROKER_ERRORS as exc:
                 # The broker is gone; it requeues what we have not acked, and the next
                 # slot change tries again.
                 log.warning("could not %s consuming (%s)", "start" if wanted else "stop", type(exc).__name__)

@@ -36,7 +36,7 @@ QUEUE_PROBE = web.AppKey("queue_probe", QueueProbe)
 async def close_quickly(connection: AbstractConnection | None) -> None:
     if connection is None or connection.is_closed:
         return
-    with contextlib.suppress(TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError):
+    with contextlib.suppress(*broker.BROKER_ERRORS):
         async with asyncio.timeout(0.5):
             await connection.close()
 
@@ -54,7 +54,7 @@ async def queue_depth(probe: QueueProbe, settings: Settings) -> int | None:
                         settings.amqp_url, timeout=PROBE_TIMEOUT_SECONDS,
                         client_properties={"connection_name": "taskservice-api-stats"})
                 probe.depth = await broker.queue_depth(probe.connection, settings.amqp_queue)
-        except (TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
+        except broker.BROKER_ERRORS as exc:
             log.info("queue depth unknown (%s)", type(exc).__name__)
             if not isinstance(exc, aio_pika.exceptions.ChannelClosed):  # (NOT_FOUND closes a channel)
                 # The connection may be half-open: drop it, the next probe starts afresh.
