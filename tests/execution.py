@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
+import aio_pika
 import asyncpg
 
-from taskservice import tasks
+from taskservice import broker, tasks
 from taskservice.settings import Settings
 
 
@@ -59,6 +60,18 @@ async def statuses_seen(pool: asyncpg.Pool, task_id: UUID) -> list[str]:
     async with pool.acquire() as conn:
         rows = await conn.fetch("SELECT status FROM task_events WHERE task_id = $1 ORDER BY id", task_id)
     return [row["status"] for row in rows]
+
+
+async def publish_tasks(settings: Settings, pool: asyncpg.Pool, ids) -> None:
+    """Publish these tasks' outbox rows ourselves: the queue then holds exactly them
+    (a dispatcher would also publish rows other tests left in the shared database)."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, task_id, priority FROM outbox WHERE task_id = ANY($1)", ids)
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        topology = await broker.declare_topology(channel, settings)
+        await broker.publish_batch(topology.exchange, settings.amqp_queue, rows)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 import aio_pika
 
 from taskservice import broker, dispatcher, worker
-from tests.execution import TcpProxy, new_task, statuses_seen, wait_for_status
+from tests.execution import TcpProxy, new_task, publish_tasks, statuses_seen, wait_for_status
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,14 +76,7 @@ async def test_duplicate_message_runs_the_handler_once(pool, running, settings):
     task_id = await new_task(pool)
     await wait_for_status(pool, [task_id], "PENDING")
     await dispatching.shutdown()
-    async with pool.acquire() as conn:
-        outbox_id = await conn.fetchval("SELECT id FROM outbox WHERE task_id = $1", task_id)
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        topology = await broker.declare_topology(channel, settings)
-        await broker.publish_batch(topology.exchange, settings.amqp_queue,
-                                   [{"id": outbox_id, "task_id": task_id, "priority": "MEDIUM"}])
+    await publish_tasks(settings, pool, [task_id])  # the same message a second time
     running(worker.main)
     await wait_for_status(pool, [task_id], "COMPLETED")
     await asyncio.sleep(0.5)  # let the second copy arrive and be skipped

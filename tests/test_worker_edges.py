@@ -4,8 +4,8 @@ import asyncio
 
 import aio_pika
 
-from taskservice import broker, dispatcher, worker
-from tests.execution import new_task, wait_for_status
+from taskservice import dispatcher, worker
+from tests.execution import new_task, publish_tasks, wait_for_status
 
 TEST_HANDLERS = ("tests.handlers_for_tests",)
 
@@ -16,18 +16,6 @@ async def ready_messages(settings) -> int:
         channel = await connection.channel()
         queue = await channel.declare_queue(settings.amqp_queue, passive=True)
         return queue.declaration_result.message_count
-
-
-async def publish_tasks(settings, pool, ids) -> None:
-    """Publish these tasks' outbox rows ourselves: the queue then holds exactly them
-    (a dispatcher would also publish rows other tests left in the shared database)."""
-    async with pool.acquire() as conn:
-        rows = await conn.fetch("SELECT id, task_id, priority FROM outbox WHERE task_id = ANY($1)", ids)
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        topology = await broker.declare_topology(channel, settings)
-        await broker.publish_batch(topology.exchange, settings.amqp_queue, rows)
 
 
 async def test_a_busy_worker_leaves_waiting_messages_in_the_queue(pool, running, settings):
