@@ -32,3 +32,17 @@ async def test_counters_and_history_follow_every_change(pool):
 
 async def test_unknown_task_has_no_history(pool):
     assert await statuses_seen(pool, uuid.uuid4()) == []
+
+
+async def test_one_statement_changing_many_tasks_records_each_change(pool):
+    ids = [await new_task(pool, priority=priority) for priority in ("LOW", "LOW", "HIGH", "MEDIUM")]
+    async with pool.acquire() as conn:
+        # Three tasks change status in one statement (two of one status x priority), the fourth only its
+        # updated_at; then one statement moves a status and a priority at once.
+        await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = ANY($1)", ids[:3])
+        await conn.execute("UPDATE tasks SET updated_at = now() WHERE id = $1", ids[3])
+        await conn.execute("UPDATE tasks SET status = 'CANCELLED', finished_at = now(), priority = 'HIGH' "
+                           "WHERE id = ANY($1)", ids[1:3])
+        assert [dict(m) for m in await conn.fetch(RECOUNT)] == []
+    assert [await statuses_seen(pool, task_id) for task_id in ids] == [
+        ["NEW", "PENDING"], ["NEW", "PENDING", "CANCELLED"], ["NEW", "PENDING", "CANCELLED"], ["NEW"]]
