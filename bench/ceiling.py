@@ -5,8 +5,8 @@
   connections as the create scenario, so the API's req/s reads as a share of what the
   database alone sustains on this machine;
 - task lifecycle: one task's whole database life as the service runs it: create; the
-  dispatcher's transaction (claim_due.sql restricted to this client's own outbox row, then
-  mark_published.sql); the worker's claim.sql and complete.sql. The drain's tasks/s reads as a
+  dispatcher's claim_due.sql (restricted to this client's own outbox row) and
+  mark_published.sql; the worker's claim.sql and complete.sql. The drain's tasks/s reads as a
   share of it. The real dispatcher claims up to DISPATCH_BATCH_SIZE rows per transaction where
   this claims one, so it is the ceiling of the per-task path, not an upper bound proof.
 """
@@ -81,8 +81,9 @@ LIFECYCLE_CREATE = {
     10: "NULL",  # request_hash
 }
 LIFECYCLE_WORKER_ID = "'bench-lifecycle'"
-# ...the dispatcher's claim (batch size: this client's own row, hence 1) and mark...
-LIFECYCLE_CLAIM_DUE = {1: "1"}
+# ...the dispatcher's claim (batch size: this client's own row, hence 1; PUBLISH_LEASE_SECONDS)
+# and mark...
+LIFECYCLE_CLAIM_DUE = {1: "1", 2: "30"}
 LIFECYCLE_MARK_PUBLISHED = {1: "ARRAY[:due_id]::bigint[]"}
 # ...and the worker's claim (task, the message's outbox id, worker, LEASE_SECONDS) and
 # complete (task, the attempt its claim returned, worker, the noop handler's result: None).
@@ -179,11 +180,9 @@ def lifecycle_script() -> str:
             "\\set p random(1, 3)\n"
             "-- the API: create (tasks/create.sql, also returning the outbox row's id)\n"
             f"{create} \\gset task_\n"
-            "-- the dispatcher: claim the due row, publish (not here), mark, in one transaction\n"
-            "BEGIN;\n"
+            "-- the dispatcher: lease the due row (its task PENDING), publish (not here), mark\n"
             f"{claim_due} \\gset due_\n"
             f"{mark};\n"
-            "COMMIT;\n"
             "-- the worker: claim the task from the message, run noop, record COMPLETED\n"
             f"{claim} \\gset claimed_\n"
             f"{complete} \\gset completed_\n")

@@ -11,9 +11,9 @@ through RabbitMQ, running the `noop` handler.
 Each run declares its own exchange and queue names (through AMQP_EXCHANGE / AMQP_QUEUE) and
 deletes them, and their dead-letter twins, at the end. Each scenario starts from empty task
 tables. Where the time goes comes from the task_events history, whose rows carry the
-clock_timestamp() of each status change: NEW (inserted) → PENDING (the dispatcher claimed the
-outbox row; publishing and the commit follow in that transaction) → IN_PROGRESS (a worker
-claimed it) → COMPLETED. The bench and PostgreSQL share this machine's clock.
+clock_timestamp() of each status change: NEW (inserted) → PENDING (the dispatcher leased the
+outbox row; it publishes once that commits) → IN_PROGRESS (a worker claimed it) → COMPLETED.
+The bench and PostgreSQL share this machine's clock.
 """
 
 import argparse

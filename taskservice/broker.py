@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # is gone (aio-pika raises RuntimeError for a closed one).
 BROKER_ERRORS = (TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError)
 
+# How long a publish may wait for RabbitMQ's confirm.
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
 # AMQP priority per task priority. Small values: RabbitMQ keeps one sub-queue per level.
 MAX_PRIORITY = 10
 AMQP_PRIORITY = {"LOW": 1, "MEDIUM": 5, "HIGH": 9}
@@ -108,7 +111,7 @@ async def publish_batch(exchange: AbstractExchange, routing_key: str, rows: Sequ
     """Publish every row and wait for all confirms; raises if any is nacked or returned."""
     await asyncio.gather(*(
         exchange.publish(task_message(row["id"], row["task_id"], row["priority"]), routing_key,
-                         mandatory=True, timeout=10)
+                         mandatory=True, timeout=PUBLISH_TIMEOUT_SECONDS)
         for row in rows
     ))
 

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 REAP_BATCH_SIZE = 100
 PUBLISH_RETRY_SECONDS = 2.0
+# How long a dispatcher holds the outbox rows it is publishing; past the publish timeout
+# (broker.PUBLISH_TIMEOUT_SECONDS), so only a dispatcher that died gives its rows up.
+PUBLISH_LEASE_SECONDS = 30.0
 WAKEUP_INTERVAL_SECONDS = 0.01
 BACKLOG_REFRESH_SECONDS = 5.0
 
@@ -34,25 +37,27 @@ class PublishFailed(Exception):
 async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings) -> int:
     """Publish one batch of due outbox rows; how many were published.
 
-    Claim, publish and mark happen in one transaction: if RabbitMQ does not
-    confirm every message, the transaction rolls back and the rows stay due.
+    The rows are leased (and their tasks marked PENDING) in one short transaction,
+    published with no transaction open, then marked published. Held through the
+    publisher confirms, the claim's task locks made every worker that received a
+    message wait for the whole batch's confirms. If RabbitMQ does not confirm
+    every message, the rows are due again after PUBLISH_RETRY_SECONDS.
     """
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await outbox.claim_due(conn, settings.dispatch_batch_size)
+    async with pool.acquire() as conn:
+        rows = await outbox.claim_due(conn, settings.dispatch_batch_size, PUBLISH_LEASE_SECONDS)
         if not rows:
             return 0
+        metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
         ids = [row["id"] for row in rows]
         started = time.perf_counter()
         try:
             await broker.publish_batch(exchange, settings.amqp_queue, rows)
-        except Exception as exc:  # whatever the broker did, the rows must stay due
+        except Exception as exc:  # whatever the broker did, the rows must come due again
             metrics.PUBLISH_FAILURES.inc()
             raise PublishFailed(ids, f"{type(exc).__name__}: {exc}") from exc
         metrics.PUBLISH_DURATION.observe(time.perf_counter() - started)
         await outbox.mark_published(conn, ids)
-    # Counted once committed: a rolled-back batch changed nothing.
     metrics.DISPATCH_BATCH_SIZE.observe(len(ids))
-    metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
     log.debug("published %d outbox rows", len(ids))
     return len(ids)
 
@@ -85,7 +90,7 @@ async def record_publish_error(pool: asyncpg.Pool, failure: PublishFailed) -> No
             await outbox.record_publish_error(conn, failure.outbox_ids, failure.reason[:1000],
                                               PUBLISH_RETRY_SECONDS)
     except db.UNAVAILABLE_ERRORS:
-        pass  # the rows are still due; the next drain retries them anyway
+        pass  # they come due again when their lease runs out
 
 
 async def send_wakeups(pool: asyncpg.Pool, pending: asyncio.Event, stop: asyncio.Event) -> None:

@@ -7,9 +7,9 @@ import asyncpg
 from taskservice.sql import QUERIES
 
 
-async def claim_due(conn: asyncpg.Connection, batch_size: int) -> list[asyncpg.Record]:
-    """Due rows locked for the caller's transaction; their tasks become PENDING."""
-    return await conn.fetch(QUERIES["outbox/claim_due"], batch_size)
+async def claim_due(conn: asyncpg.Connection, batch_size: int, lease_seconds: float) -> list[asyncpg.Record]:
+    """Due rows, leased to the caller for `lease_seconds`; their tasks become PENDING."""
+    return await conn.fetch(QUERIES["outbox/claim_due"], batch_size, lease_seconds)
 
 
 async def mark_published(conn: asyncpg.Connection, outbox_ids: Sequence[int]) -> None:

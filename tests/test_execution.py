@@ -42,11 +42,11 @@ async def test_high_priority_tasks_start_before_low(pool, running, settings):
     high = [await new_task(pool, f"high-{i}", priority="HIGH") for i in range(30)]
     dispatching = running(dispatcher.main)
     await wait_for_status(pool, low + high, "PENDING")
+    await dispatching.shutdown()  # after the batch it is publishing (PENDING comes first)
     async with pool.acquire() as conn:
         unpublished = await conn.fetchval(
             "SELECT count(*) FROM outbox WHERE task_id = ANY($1) AND published_at IS NULL", low + high)
     assert unpublished == 0
-    await dispatching.shutdown()
     running(worker.main, worker_concurrency=1)
     rows = await wait_for_status(pool, low + high, "COMPLETED", timeout=30)
     last_high = max(rows[t]["started_at"] for t in high)

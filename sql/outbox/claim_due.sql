@@ -1,10 +1,14 @@
--- Claim a batch of due, unpublished outbox rows for this transaction, and mark
--- their tasks PENDING. SKIP LOCKED lets any number of dispatchers share the
--- outbox; the row locks hold until the publishing transaction commits, so a
--- row is published once per claim. A task already taken or cancelled keeps
--- its status (the worker skips such messages). `dispatched` says whether this
+-- Lease a batch of due, unpublished outbox rows to this dispatcher for $2
+-- seconds, and mark their tasks PENDING, in one short transaction. SKIP LOCKED
+-- lets any number of dispatchers share the outbox; the lease (available_at
+-- moved ahead) keeps the rows from the others while this one publishes them
+-- with no transaction open, so a worker claiming a task never waits for the
+-- batch's publisher confirms. A dispatcher that dies meanwhile lets its rows
+-- come due again when the lease runs out; one that publishes and then fails to
+-- mark them publishes them again (the worker skips the duplicates). A task
+-- already taken or cancelled keeps its status. `dispatched` says whether this
 -- claim moved the row's task from NEW to PENDING (for the transition metrics).
--- $1 batch size
+-- $1 batch size, $2 lease seconds
 WITH due AS (
     SELECT id, task_id, priority, available_at
     FROM outbox
@@ -13,6 +17,11 @@ WITH due AS (
     ORDER BY available_at, id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE outbox o
+    SET available_at = now() + make_interval(secs => $2)
+    FROM due
+    WHERE o.id = due.id
 ), dispatched AS (
     UPDATE tasks
     SET status = 'PENDING',

@@ -2,4 +2,5 @@
 -- $1 outbox ids (bigint[])
 UPDATE outbox
 SET published_at = now()
-WHERE id = ANY ($1);
+WHERE id = ANY ($1)
+  AND published_at IS NULL;
