@@ -6,9 +6,11 @@
   database alone sustains on this machine;
 - task lifecycle: one task's whole database life as the service runs it: create; the
   dispatcher's claim_due.sql (restricted to this client's own outbox row) and
-  mark_published.sql; the worker's claim.sql and complete.sql. The drain's tasks/s reads as a
-  share of it. The real dispatcher claims up to DISPATCH_BATCH_SIZE rows per transaction where
-  this claims one, so it is the ceiling of the per-task path, not an upper bound proof.
+  mark_published.sql; the worker's claim.sql and complete.sql, each on a batch of one. The
+  drain's tasks/s reads as a share of it. The real dispatcher claims up to DISPATCH_BATCH_SIZE
+  rows at a time and the worker claims and completes what arrives or finishes together, where
+  this handles one task per statement, so it is the ceiling of the per-task path, not an
+  upper bound proof: a busy service batches past it.
 """
 
 import asyncio
@@ -85,10 +87,12 @@ LIFECYCLE_WORKER_ID = "'bench-lifecycle'"
 # and mark...
 LIFECYCLE_CLAIM_DUE = {1: "1", 2: "30"}
 LIFECYCLE_MARK_PUBLISHED = {1: "ARRAY[:due_id]::bigint[]"}
-# ...and the worker's claim (task, the message's outbox id, worker, LEASE_SECONDS) and
-# complete (task, the attempt its claim returned, worker, the noop handler's result: None).
-LIFECYCLE_CLAIM = {1: ":task_id", 2: ":due_id", 3: LIFECYCLE_WORKER_ID, 4: "30"}
-LIFECYCLE_COMPLETE = {1: ":task_id", 2: ":claimed_attempts", 3: LIFECYCLE_WORKER_ID, 4: "NULL"}
+# ...and the worker's claim (tasks, the messages' outbox ids, worker, LEASE_SECONDS) and
+# complete (tasks, the attempts the claim returned, the noop handler's results: None, worker),
+# each a batch of this one task (the worker batches what arrives or finishes together).
+LIFECYCLE_CLAIM = {1: "ARRAY[:task_id]", 2: "ARRAY[:due_id]", 3: LIFECYCLE_WORKER_ID, 4: "30"}
+LIFECYCLE_COMPLETE = {1: "ARRAY[:task_id]", 2: "ARRAY[:claimed_attempts]", 3: "ARRAY[NULL]",
+                      4: LIFECYCLE_WORKER_ID}
 
 
 def split_ctes(sql: str, name: str) -> tuple[list[tuple[str, str]], str]:

@@ -104,10 +104,17 @@ async def count_by_status(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 
 # -- execution: every write below is guarded by the attempt it owns --------------
 
-async def claim(conn: asyncpg.Connection, task_id: UUID, outbox_id: int, worker_id: str,
-                lease_seconds: float) -> asyncpg.Record | None:
-    """The task, now IN_PROGRESS under this worker's lease; None if it is not claimable."""
-    return await conn.fetchrow(QUERIES["tasks/claim"], task_id, outbox_id, worker_id, lease_seconds)
+async def claim(conn: asyncpg.Connection, messages: Sequence[tuple[UUID, int]], worker_id: str,
+                lease_seconds: float) -> list[asyncpg.Record | None]:
+    """For each (task id, outbox id) message: its task, now IN_PROGRESS under this worker's
+    lease, or None if the message claimed nothing."""
+    # Sorted by task: two workers' batches that share a task (a duplicate message) lock in one order.
+    ordered = sorted(set(messages))
+    rows = await conn.fetch(QUERIES["tasks/claim"], [task_id for task_id, _ in ordered],
+                            [outbox_id for _, outbox_id in ordered], worker_id, lease_seconds)
+    claimed = {(row["id"], row["outbox_id"]): row for row in rows}
+    # pop: of two identical messages in one batch, only the first gets the task.
+    return [claimed.pop(message, None) for message in messages]
 
 
 async def renew_leases(conn: asyncpg.Connection, task_ids: Sequence[UUID], worker_id: str,
@@ -115,9 +122,15 @@ async def renew_leases(conn: asyncpg.Connection, task_ids: Sequence[UUID], worke
     return await conn.fetch(QUERIES["tasks/renew_leases"], task_ids, worker_id, lease_seconds)
 
 
-async def complete(conn: asyncpg.Connection, task_id: UUID, attempt: int, worker_id: str,
-                   result: Any) -> asyncpg.Record | None:
-    return await conn.fetchrow(QUERIES["tasks/complete"], task_id, attempt, worker_id, result)
+async def complete(conn: asyncpg.Connection, attempts: Sequence[tuple[UUID, int, Any]],
+                   worker_id: str) -> list[asyncpg.Record | None]:
+    """For each (task id, attempt, result): the task's (id, status), now COMPLETED, or None
+    when the attempt is no longer ours."""
+    rows = await conn.fetch(QUERIES["tasks/complete"], [task_id for task_id, _, _ in attempts],
+                            [attempt for _, attempt, _ in attempts], [result for _, _, result in attempts],
+                            worker_id)
+    completed = {row["id"]: row for row in rows}
+    return [completed.pop(task_id, None) for task_id, _, _ in attempts]
 
 
 async def fail_attempt(conn: asyncpg.Connection, task_id: UUID, attempt: int, worker_id: str,

@@ -10,6 +10,7 @@ import logging
 import random
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from taskservice import broker, db, metrics, outbox, tasks
+from taskservice.batching import Batcher
 from taskservice.handlers import Handler, HandlerContext, load_registry
 from taskservice.lifecycle import supervised, wait_for
 from taskservice.logs import log_context
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # After cancelling the handlers at shutdown, how long to wait for them to hand their tasks back.
 SHUTDOWN_HAND_BACK_SECONDS = 10.0
+# How long a delivery that finds every slot taken waits for one before it is requeued (Intake).
+HOLD_SECONDS = 0.25
 
 
 class AttemptTimedOut(Exception):
@@ -44,6 +48,28 @@ class Attempt:
     # lease went to the reaper, so another attempt may already be running).
     stop_reason: str | None = None
     started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class GroupWrites:
+    """The worker's two hot writes, each made for every attempt that reaches it at the same
+    time in one statement and one commit (taskservice.batching)."""
+    claims: Batcher[tuple[UUID, int], asyncpg.Record | None]  # (task id, outbox id) -> task or None
+    completions: Batcher[tuple[UUID, int, Any], asyncpg.Record | None]  # (task id, attempt, result)
+
+
+def group_writes(pool: asyncpg.Pool, settings: Settings) -> GroupWrites:
+    async def claim(messages: list[tuple[UUID, int]]) -> list[asyncpg.Record | None]:
+        async with pool.acquire() as conn:
+            return await tasks.claim(conn, messages, settings.worker_id, settings.lease_seconds)
+
+    async def complete(attempts: list[tuple[UUID, int, Any]]) -> list[asyncpg.Record | None]:
+        async with pool.acquire() as conn:
+            return await tasks.complete(conn, attempts, settings.worker_id)
+
+    # At most one slot's worth each: the worker never holds more attempts than that.
+    return GroupWrites(claims=Batcher(claim, settings.worker_concurrency),
+                       completions=Batcher(complete, settings.worker_concurrency))
 
 
 def retry_delay(settings: Settings, attempt: int) -> float:
@@ -111,10 +137,16 @@ def unstorable_result(result: Any, max_bytes: int) -> str | None:
     return None
 
 
-async def write_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt) -> asyncpg.Record | None:
+async def write_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites,
+                        attempt: Attempt) -> asyncpg.Record | None:
     """The one guarded write that ends the attempt; None when the attempt is no longer ours."""
     task, handler_task = attempt.task, attempt.handler_task
     key = (task["id"], task["attempts"], settings.worker_id)
+    if not handler_task.cancelled() and handler_task.exception() is None:
+        result = handler_task.result()
+        if unstorable_result(result, settings.max_result_bytes) is None:
+            # The common case, batched with the other attempts finishing now.
+            return await writes.completions.submit((task["id"], task["attempts"], result))
     async with pool.acquire() as conn:
         if handler_task.cancelled() and attempt.stop_reason == "cancel":
             row = await tasks.mark_cancelled(conn, *key)
@@ -132,17 +164,13 @@ async def write_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt
             row = await tasks.fail_attempt(conn, *key, error[:10_000],
                                            retry_delay(settings, task["attempts"]), retryable=True)
         else:
-            result = handler_task.result()
-            refusal = unstorable_result(result, settings.max_result_bytes)
-            if refusal is not None:
-                row = await tasks.fail_attempt(conn, *key, refusal,
-                                               retry_delay(settings, task["attempts"]), retryable=True)
-            else:
-                row = await tasks.complete(conn, *key, result)
+            refusal = unstorable_result(handler_task.result(), settings.max_result_bytes)
+            row = await tasks.fail_attempt(conn, *key, refusal, retry_delay(settings, task["attempts"]),
+                                           retryable=True)
     return row
 
 
-async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt) -> None:
+async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, attempt: Attempt) -> None:
     """Write the outcome, retrying while the database is unreachable (the caller keeps
     renewing the lease meanwhile); past one lease length the reaper takes over."""
     task = attempt.task
@@ -155,7 +183,7 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attemp
     give_up_at, delay = time.monotonic() + settings.lease_seconds, 0.5
     while True:
         try:
-            row = await write_outcome(pool, settings, attempt)
+            row = await write_outcome(pool, settings, writes, attempt)
             break
         except db.UNAVAILABLE_ERRORS as exc:
             if time.monotonic() + delay > give_up_at:
@@ -180,7 +208,7 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attemp
         log.info("task %s attempt %d: %s", task["id"], task["attempts"], row["status"], extra=context)
 
 
-async def run_attempt(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
+async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Handler],
                       running: dict[UUID, Attempt], task: asyncpg.Record) -> None:
     handler = registry.get(task["kind"])
     if handler is None:
@@ -198,47 +226,75 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, registry: Mapping[
     running[task["id"]] = attempt  # until the outcome is written: the heartbeat keeps the lease
     try:
         await asyncio.wait([attempt.handler_task])
-        await record_outcome(pool, settings, attempt)
+        await record_outcome(pool, settings, writes, attempt)
     finally:
         del running[task["id"]]
 
 
 @dataclass
 class Intake:
-    """The consumer, on only while a slot is free.
+    """The attempt slots, and the consumer that fills them.
 
     Messages are acked once claimed, so RabbitMQ's prefetch does not bound how
-    many a busy worker holds: a delivery waiting for a slot would sit unacked
-    behind running attempts (past the consumer timeout for long tasks, and out
-    of idle workers' reach). So the consumer is cancelled when the last slot is
-    taken, and a delivery that arrives anyway is requeued at once.
+    many a busy worker holds. A delivery that finds every slot taken waits for
+    one, but only HOLD_SECONDS: short attempts free theirs within milliseconds,
+    and passing a slot straight to a waiting delivery spares the consumer
+    cancel, re-consume and requeue round trips per task that a full worker
+    would otherwise make. When no slot frees in time the worker is busy with
+    long attempts: it stops consuming and requeues what it holds, so those
+    messages wait in the queue within other workers' reach (and never sit
+    unacked past the consumer timeout); it consumes again once a slot frees.
     """
     queue: AbstractQueue
     on_message: Callable[[AbstractIncomingMessage], Awaitable[None]]
     free: int
     open: bool = True
+    busy: bool = False  # a delivery found no slot within HOLD_SECONDS
     consumer_tag: str | None = None
+    waiting: deque[asyncio.Future] = field(default_factory=deque)
     switching: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def take(self) -> bool:
-        if not self.open or self.free == 0:
+        """A slot for a delivery, at once or the first to free up within HOLD_SECONDS;
+        False when none does or the intake is closed."""
+        if not self.open:
             return False
-        self.free -= 1
-        await self.follow()
-        return True
+        if self.free > 0:
+            self.free -= 1
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiting.append(waiter)
+        await asyncio.wait([waiter], timeout=HOLD_SECONDS)
+        if waiter.done():
+            return waiter.result()
+        waiter.cancel()  # give_back passes over it
+        self.busy = True
+        await self.follow()  # stop consuming before the caller requeues, or the message comes straight back
+        return False
 
     async def give_back(self) -> None:
+        while self.waiting and self.open:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                return
         self.free += 1
-        await self.follow()
+        if self.busy or self.consumer_tag is None:
+            self.busy = False
+            await self.follow()
 
     async def close(self) -> None:
         self.open = False
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(False)
         await self.follow()
 
     async def follow(self) -> None:
-        """Consume exactly while open with a free slot."""
+        """Consume while open and not busy."""
         async with self.switching:
-            wanted = self.open and self.free > 0
+            wanted = self.open and not self.busy
             try:
                 async with asyncio.timeout(5):
                     if wanted and self.consumer_tag is None:
@@ -253,7 +309,7 @@ class Intake:
 
 
 async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, settings: Settings,
-                         registry: Mapping[str, Handler], running: dict[UUID, Attempt],
+                         writes: GroupWrites, registry: Mapping[str, Handler], running: dict[UUID, Attempt],
                          intake: Intake) -> None:
     try:
         task_id, outbox_id = broker.parse_task_message(message.body)
@@ -263,13 +319,11 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         await message.reject(requeue=False)
         return
     if not await intake.take():
-        await message.nack(requeue=True)  # busy or stopping: another worker (or a free slot) takes it
+        await message.nack(requeue=True)  # busy or stopping: another worker (or a free slot later) takes it
         return
     try:
         try:
-            async with pool.acquire() as conn:
-                task = await tasks.claim(conn, task_uuid, outbox_id, settings.worker_id,
-                                         settings.lease_seconds)
+            task = await writes.claims.submit((task_uuid, outbox_id))
         except Exception as exc:  # unavailable, read-only failover, ...: the message must go back
             log.warning("claim of task %s failed (%s); message requeued", task_id, type(exc).__name__,
                         exc_info=not isinstance(exc, db.UNAVAILABLE_ERRORS))
@@ -287,7 +341,7 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         metrics.count_transition("PENDING", "IN_PROGRESS")
         # Every log line of the attempt, the handler's included, names the task and attempt.
         with log_context(task_id=task_id, attempt=task["attempts"]):
-            await run_attempt(pool, settings, registry, running, task)
+            await run_attempt(pool, settings, writes, registry, running, task)
     finally:
         await intake.give_back()
 
@@ -332,12 +386,13 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
             pool, settings, running, leases_done), leases_done)),
     ]
     intake: Intake | None = None
+    writes = group_writes(pool, settings)
 
     async def on_message(message: AbstractIncomingMessage) -> None:
         current = asyncio.current_task()
         inflight.add(current)
         try:
-            await handle_message(message, pool, settings, registry, running, intake)
+            await handle_message(message, pool, settings, writes, registry, running, intake)
         finally:
             inflight.discard(current)
 

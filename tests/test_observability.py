@@ -195,7 +195,7 @@ async def test_reaper_rescues_are_counted(settings, pool):
     async with pool.acquire() as conn:
         outbox_id = await conn.fetchval("SELECT max(id) FROM outbox WHERE task_id = $1", task_id)
         # A worker that claims with a short lease and then dies.
-        assert await tasks.claim(conn, task_id, outbox_id, "gone-worker", 0.1) is not None
+        assert await tasks.claim(conn, [(task_id, outbox_id)], "gone-worker", 0.1) != [None]
     dispatching = start(dispatcher.main, settings)
     try:
         await wait_for_status(pool, [task_id], "PENDING")

@@ -18,18 +18,28 @@ async def ready_messages(settings) -> int:
         return queue.declaration_result.message_count
 
 
+async def ready_messages_become(settings, expected: int, within: float = 5.0) -> int:
+    """Ready messages once they reach `expected`, or what they are after `within` seconds: a
+    full worker holds a delivery for worker.HOLD_SECONDS before it requeues it."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (ready := await ready_messages(settings)) != expected and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return ready
+
+
 async def test_a_busy_worker_leaves_waiting_messages_in_the_queue(pool, running, settings):
     ids = [await new_task(pool, f"long-{i}", kind="sleep", payload={"seconds": 30}) for i in range(3)]
     await publish_tasks(settings, pool, ids)
     running(worker.main, worker_concurrency=1, shutdown_grace_seconds=0)
     await wait_for_status(pool, ids[:1], "IN_PROGRESS")
-    await asyncio.sleep(0.5)
     # One runs; the other two stay ready in RabbitMQ for any worker, none held unacked here.
-    assert await ready_messages(settings) == 2
+    assert await ready_messages_become(settings, 2) == 2
+    await asyncio.sleep(worker.HOLD_SECONDS * 2)
+    assert await ready_messages(settings) == 2  # and stay there: the busy worker stopped consuming
     # A second worker takes a waiting task at once.
     running(worker.main, worker_concurrency=1, worker_id="second-worker", shutdown_grace_seconds=0)
     await wait_for_status(pool, ids[1:2], "IN_PROGRESS")
-    assert await ready_messages(settings) == 1
+    assert await ready_messages_become(settings, 1) == 1
 
 
 async def test_a_handler_raising_cancelled_error_fails_the_attempt(pool, running):

@@ -1,18 +1,30 @@
--- Start an attempt: NEW/PENDING → IN_PROGRESS with a lease, in one guarded
--- UPDATE so two workers with the same message cannot both win. A message from
--- an older dispatch (a newer outbox row exists for the task) is stale and
--- claims nothing, so a duplicate cannot skip a retry's backoff.
--- $1 task id, $2 outbox id the message came from, $3 worker id, $4 lease seconds
-UPDATE tasks
+-- Start attempts: NEW/PENDING → IN_PROGRESS with a lease, for every message a
+-- worker received together, in one guarded UPDATE so two workers with the same
+-- message cannot both win. A message from an older dispatch (a newer outbox row
+-- exists for its task) is stale and claims nothing, so a duplicate cannot skip a
+-- retry's backoff. Returns one row per claimed task, with the outbox id of the
+-- message that claimed it; messages without a row claimed nothing.
+-- The plan must reach each task by primary key whatever the statistics say (a
+-- prepared statement may settle on a generic plan): NEW/PENDING is written as
+-- "none of the other statuses" (the same set, by the status CHECK) so no status
+-- index can serve it (as IN ('NEW', 'PENDING') it could read every waiting task
+-- through tasks_status_created_idx when the statistics count few), and the
+-- stale-message test counts the task's newer outbox rows through outbox_task_idx
+-- (as NOT EXISTS it could become an anti-join over the whole outbox, and as
+-- max(id) a backward walk of the outbox's primary key).
+-- $1 task ids (uuid[]), $2 the outbox id each message came from (bigint[], same
+-- order), $3 worker id, $4 lease seconds
+UPDATE tasks t
 SET status = 'IN_PROGRESS',
-    attempts = attempts + 1,
+    attempts = t.attempts + 1,
     started_at = now(),
     worker_id = $3,
     lease_expires_at = now() + make_interval(secs => $4),
     error = NULL,
     updated_at = now()
-WHERE id = $1
-  AND status IN ('NEW', 'PENDING')
-  AND attempts < max_attempts
-  AND NOT EXISTS (SELECT 1 FROM outbox WHERE task_id = $1 AND id > $2)
-RETURNING *;
+FROM unnest($1::uuid[], $2::bigint[]) AS message (task_id, outbox_id)
+WHERE t.id = message.task_id
+  AND t.status NOT IN ('IN_PROGRESS', 'COMPLETED', 'FAILED', 'CANCELLED')
+  AND t.attempts < t.max_attempts
+  AND (SELECT count(*) FROM outbox o WHERE o.task_id = message.task_id AND o.id > message.outbox_id) = 0
+RETURNING t.*, message.outbox_id;

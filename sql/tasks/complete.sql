@@ -1,17 +1,24 @@
--- The attempt succeeded: IN_PROGRESS → COMPLETED with its result. Guarded by
--- the attempt, so a late or duplicate worker cannot overwrite a newer state.
--- A cancel requested while the handler was finishing loses: COMPLETED wins.
--- $1 task id, $2 attempt, $3 worker id, $4 result (jsonb)
-UPDATE tasks
+-- Attempts that succeeded: IN_PROGRESS → COMPLETED with their results, for every
+-- attempt of one worker that finished together, in one UPDATE. Each row is
+-- guarded by its attempt, so a late or duplicate worker cannot overwrite a newer
+-- state; an attempt that is no longer ours returns no row. A cancel requested
+-- while the handler was finishing loses: COMPLETED wins.
+-- IN_PROGRESS is written as "none of the other statuses" so no index on status
+-- (nor tasks_lease_idx, partial on IN_PROGRESS) can serve it: the plan reaches
+-- each task by primary key instead of reading every running task (claim.sql).
+-- $1 task ids (uuid[]), $2 their attempts (integer[]), $3 their results (jsonb[]),
+-- $4 worker id
+UPDATE tasks t
 SET status = 'COMPLETED',
-    result = $4,
+    result = attempt.result,
     error = NULL,
     finished_at = now(),
     worker_id = NULL,
     lease_expires_at = NULL,
     updated_at = now()
-WHERE id = $1
-  AND attempts = $2
-  AND worker_id = $3
-  AND status = 'IN_PROGRESS'
-RETURNING id, status;
+FROM unnest($1::uuid[], $2::integer[], $3::jsonb[]) AS attempt (task_id, attempts, result)
+WHERE t.id = attempt.task_id
+  AND t.attempts = attempt.attempts
+  AND t.worker_id = $4
+  AND t.status NOT IN ('NEW', 'PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')
+RETURNING t.id, t.status;

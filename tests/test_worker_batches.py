@@ -1,0 +1,65 @@
+"""The worker's batched writes: claims of messages that arrive together, completions of attempts
+that finish together, each one statement in which every row keeps its own guard."""
+
+import aio_pika
+
+from taskservice import tasks, worker
+from tests.execution import new_task, publish_tasks, statuses_seen, wait_for_status
+
+
+async def outbox_ids(pool, ids) -> list[int]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT task_id, max(id) AS id FROM outbox WHERE task_id = ANY($1) GROUP BY task_id",
+                                ids)
+    by_task = {row["task_id"]: row["id"] for row in rows}
+    return [by_task[task_id] for task_id in ids]
+
+
+async def test_a_batch_claim_takes_only_the_claimable_tasks(pool):
+    ids = [await new_task(pool, f"batch-{i}") for i in range(4)]
+    messages = list(zip(ids, await outbox_ids(pool, ids), strict=True))
+    async with pool.acquire() as conn:
+        await tasks.cancel(conn, ids[0])
+        assert await tasks.claim(conn, [messages[1]], "other-worker", 30) != [None]
+        # The cancelled task, the one another worker holds, two fresh ones, and a duplicate message.
+        claimed = await tasks.claim(conn, [*messages, messages[3]], "this-worker", 30)
+    assert [row is not None for row in claimed] == [False, False, True, True, False]
+    assert [row["id"] for row in claimed if row is not None] == ids[2:]
+    rows = await wait_for_status(pool, ids, ("CANCELLED", "IN_PROGRESS"), timeout=1)
+    assert [rows[task_id]["worker_id"] for task_id in ids] == [None, "other-worker", "this-worker", "this-worker"]
+    assert [rows[task_id]["attempts"] for task_id in ids] == [0, 1, 1, 1]
+
+
+async def test_a_batch_completion_writes_only_the_attempts_still_owned(pool):
+    ids = [await new_task(pool, f"done-{i}") for i in range(3)]
+    async with pool.acquire() as conn:
+        await tasks.claim(conn, list(zip(ids, await outbox_ids(pool, ids), strict=True)), "this-worker", 30)
+        # The second task's lease ran out and the reaper handed it back for another attempt (as
+        # tasks/reap_expired.sql does; the reaper itself would also take other tests' tasks).
+        await conn.execute("UPDATE tasks SET status = 'PENDING', worker_id = NULL, lease_expires_at = NULL "
+                           "WHERE id = $1", ids[1])
+        written = await tasks.complete(conn, [(task_id, 1, {"n": n}) for n, task_id in enumerate(ids)],
+                                       "this-worker")
+    assert [row and row["status"] for row in written] == ["COMPLETED", None, "COMPLETED"]
+    rows = await wait_for_status(pool, ids, ("COMPLETED", "PENDING"), timeout=1)
+    assert [rows[task_id]["status"] for task_id in ids] == ["COMPLETED", "PENDING", "COMPLETED"]
+    assert [rows[task_id]["result"] for task_id in ids] == [{"n": 0}, None, {"n": 2}]
+    assert await statuses_seen(pool, ids[1]) == ["NEW", "IN_PROGRESS", "PENDING"]
+
+
+async def test_messages_that_claim_nothing_are_acked_with_the_rest(pool, running, settings):
+    ids = [await new_task(pool, f"mixed-{i}") for i in range(6)]
+    async with pool.acquire() as conn:
+        await tasks.cancel(conn, ids[0])
+        await tasks.claim(conn, [(ids[1], (await outbox_ids(pool, ids[1:2]))[0])], "other-worker", 30)
+    await publish_tasks(settings, pool, ids)  # all six at once: the worker receives them together
+    working = running(worker.main, worker_concurrency=8)
+    await wait_for_status(pool, ids[2:], "COMPLETED")
+    await working.shutdown()  # what it had not acked goes back to the queue
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        queue = await (await connection.channel()).declare_queue(settings.amqp_queue, passive=True)
+    assert queue.declaration_result.message_count == 0
+    rows = await wait_for_status(pool, ids[:2], ("CANCELLED", "IN_PROGRESS"), timeout=1)
+    assert [rows[task_id]["status"] for task_id in ids[:2]] == ["CANCELLED", "IN_PROGRESS"]
+    assert rows[ids[1]]["worker_id"] == "other-worker"
