@@ -14,6 +14,7 @@ from webargs.aiohttpparser import AIOHTTPParser
 from taskservice import __version__, db
 from taskservice.api import schemas
 from taskservice.api.auth import auth_middleware, document_security
+from taskservice.api.dashboard import add_dashboard_routes
 from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import Problem, problem_middleware, validation_problem
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(release_waiters)
     add_routes(app)
     add_metrics_route(app)
+    add_dashboard_routes(app)
     api_spec = AiohttpApiSpec(
         title="taskservice", version=__version__, openapi_version="3.0.3",
         url="/api/docs/swagger.json", swagger_path="/docs", static_path="/static/swagger",
