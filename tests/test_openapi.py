@@ -5,6 +5,8 @@ import re
 from openapi_spec_validator import validate
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
+# Prometheus' text format; Server-Sent Events.
+NOT_JSON = {"/metrics": "text/plain", "/api/v1/tasks/stream": "text/event-stream"}
 
 
 async def fetch_spec(client) -> dict:
@@ -50,7 +52,7 @@ async def test_every_operation_declares_its_responses(client):
         for code, response in responses.items():
             assert response["description"], (path, method, code)
             if code.startswith("2"):
-                expected = "text/plain" if path == "/metrics" else "application/json"  # Prometheus' format
+                expected = NOT_JSON.get(path, "application/json")
                 assert set(response["content"]) == {expected}, (path, method, code)
             else:
                 assert response["content"] == {"application/problem+json": {"schema": PROBLEM}}, \

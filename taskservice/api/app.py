@@ -21,6 +21,7 @@ from taskservice.api.problems import Problem, problem_middleware, validation_pro
 from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
 from taskservice.api.status_waits import release_waiters, status_listener
+from taskservice.api.stream import end_streams, stream_listener
 from taskservice.dispatcher import run_dispatcher, send_wakeups
 from taskservice.lifecycle import supervised
 from taskservice.settings import Settings
@@ -114,8 +115,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(outbox_wakeups)
     app.cleanup_ctx.append(embedded_dispatcher)
     app.cleanup_ctx.append(status_listener)
+    app.cleanup_ctx.append(stream_listener)
     app.cleanup_ctx.append(queue_probe)
     app.on_shutdown.append(release_waiters)
+    app.on_shutdown.append(end_streams)
     add_routes(app)
     add_metrics_route(app)
     add_dashboard_routes(app)
