@@ -3,6 +3,7 @@
 import asyncio
 import dataclasses
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pytest
@@ -11,6 +12,7 @@ from aiohttp.test_utils import TestServer
 from taskservice.api.app import create_app
 from taskservice.api.stream import STREAM_HUB
 from taskservice.settings import SettingsError, load_settings
+from tests.execution import TcpProxy
 from tests.sse import EventReader, Message
 
 STREAM = "/api/v1/tasks/stream"
@@ -89,6 +91,32 @@ async def test_a_change_made_outside_the_api_is_streamed(client, pool):
     data = (await reader.next_event()).json()
     assert (data["task_id"], data["from_status"], data["status"]) == (task["id"], "NEW", "PENDING")
     resp.close()
+
+
+async def test_a_change_committed_while_listen_is_down_is_caught_up_once(aiohttp_client, settings, pool):
+    # The app reaches PostgreSQL through a proxy the test can cut; the test's own pool does not.
+    target = urlsplit(settings.database_url)
+    proxy = TcpProxy(target.hostname, target.port or 5432)
+    await proxy.start()
+    url = urlunsplit(target._replace(netloc=f"{target.username or 'postgres'}@127.0.0.1:{proxy.port}"))
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, database_url=url)))
+    try:
+        task = await create(client)
+        resp, reader = await connect(client)
+        await reader.until_ready()
+        proxy.cut()  # LISTEN is lost: this change's NOTIFY reaches no one
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+        proxy.restore()
+        pending = await reader.next_event(timeout=15)  # from the catch-up after the reconnect
+        assert (pending.json()["task_id"], pending.json()["status"]) == (task["id"], "PENDING")
+        await cancel(client, task["id"])
+        cancelled = await reader.next_event()  # nothing twice in between
+        assert (cancelled.json()["task_id"], cancelled.json()["status"]) == (task["id"], "CANCELLED")
+        resp.close()
+    finally:
+        await client.close()  # first: its stream listener row is deleted through the proxy
+        await proxy.close()
 
 
 async def test_filters_deliver_only_matching_changes(client):

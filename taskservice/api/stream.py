@@ -151,7 +151,11 @@ async def keep_listener_row(pool: asyncpg.Pool, hub: StreamHub, settings: Settin
                         hub.announced.set()
                     if hub.catch_up_due:
                         hub.catch_up_due = False
-                        await catch_up(pool, hub, settings.stream_replay_limit)
+                        try:
+                            await catch_up(pool, hub, settings.stream_replay_limit)
+                        except db.UNAVAILABLE_ERRORS:
+                            hub.catch_up_due = True  # next time round
+                            raise
                 elif hub.announced.is_set():
                     hub.announced.clear()  # before the delete: a stream opened meanwhile waits for the next row
                     async with pool.acquire() as conn:
