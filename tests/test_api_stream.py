@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import signal
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,6 +15,7 @@ from taskservice.api.stream import STREAM_HUB
 from taskservice.settings import SettingsError, load_settings
 from tests.execution import TcpProxy
 from tests.sse import EventReader, Message
+from tests.test_processes import free_port, process_logging_to, wait_for_line
 
 STREAM = "/api/v1/tasks/stream"
 TASKS = "/api/v1/tasks/"
@@ -288,6 +290,23 @@ async def test_an_open_stream_does_not_hold_up_shutdown(settings):
         assert loop.time() - started < 3
         while await reader.next(timeout=3) is not None:  # the server ended the stream
             pass
+
+
+async def test_sigterm_ends_an_api_process_with_a_stream_open(settings, tmp_path):
+    port = free_port()
+    env = {"DATABASE_URL": settings.database_url, "AMQP_URL": settings.amqp_url, "HOST": "127.0.0.1",
+           "PORT": str(port), "DISPATCHER_EMBEDDED": "false"}
+    log_path = tmp_path / "api.log"
+    with process_logging_to("api", env, log_path) as process:
+        await asyncio.to_thread(wait_for_line, process, log_path, "api listening")
+        async with aiohttp.ClientSession() as session:
+            resp = await session.get(f"http://127.0.0.1:{port}{STREAM}")
+            reader = EventReader(resp)
+            await reader.until_ready()
+            process.send_signal(signal.SIGTERM)
+            while await reader.next(timeout=10) is not None:  # the server ends the stream
+                pass
+        assert await asyncio.to_thread(process.wait, 10) == 0, log_path.read_text()
 
 
 def test_stream_settings_are_validated():
