@@ -4,6 +4,7 @@ import { get } from "./api.js";
 import { $, coalesce, debounce, el, formatShortTime, statusBadge } from "./dom.js";
 
 const PAGE_SIZE = 20;
+const RECENT_EVENTS = 2000;
 export const CANCELLABLE = new Set(["NEW", "PENDING", "IN_PROGRESS"]);
 export const RETRYABLE = new Set(["FAILED", "CANCELLED"]);
 
@@ -58,26 +59,69 @@ function pageInfo(view) {
   return `Page ${view.page} of ${view.totalExact ? pages : `${pages}+`} · ${total} tasks`;
 }
 
+// The task with a stream event applied, if the event is newer than what the task says.
+function withEvent(task, event) {
+  if (!event || Date.parse(event.created_at) < Date.parse(task.updated_at)) {
+    return task;
+  }
+  return { ...task, status: event.status, attempts: Math.max(task.attempts, event.attempt),
+    updated_at: event.created_at };
+}
+
+// Rows are rebuilt on live changes: keyboard focus stays on the same button of the same task.
+function focusedButton(body) {
+  const active = document.activeElement;
+  const row = body.contains(active) ? active.closest("tr") : null;
+  return row ? { id: row.dataset.id, label: active.getAttribute("aria-label") } : null;
+}
+
+function restoreFocus(body, saved) {
+  const row = saved && body.querySelector(`tr[data-id="${CSS.escape(saved.id)}"]`);
+  if (row) {
+    const buttons = [...row.querySelectorAll("button")];
+    (buttons.find((button) => button.getAttribute("aria-label") === saved.label) || buttons[0]).focus();
+  }
+}
+
 // handlers: onOpen(id), onCancel(task), onRetry(task), onError(error).
 export function createTaskTable(handlers) {
   const view = { filters: { status: "", priority: "", search: "" }, page: 1, total: 0, totalExact: true,
     tasks: new Map() };
+  // The newest event of recently changed tasks: a page requested before an event may arrive after it.
+  const recent = new Map();
   const body = $("tasks").tBodies[0];
 
+  function remember(event) {
+    recent.delete(event.task_id); // re-inserted last: the Map's order is oldest change first
+    recent.set(event.task_id, event);
+    if (recent.size > RECENT_EVENTS) {
+      recent.delete(recent.keys().next().value);
+    }
+  }
+
   function render(result) {
+    const items = result.items.map((task) => withEvent(task, recent.get(task.id)));
     view.total = result.total;
     view.totalExact = result.total_exact;
-    view.tasks = new Map(result.items.map((task) => [task.id, task]));
-    body.replaceChildren(...result.items.map((task) => taskRow(task, handlers)));
+    view.tasks = new Map(items.map((task) => [task.id, task]));
+    const focused = focusedButton(body);
+    body.replaceChildren(...items.map((task) => taskRow(task, handlers)));
+    restoreFocus(body, focused);
     $("tasks-empty").hidden = result.items.length > 0;
     $("page-info").textContent = pageInfo(view);
     $("prev-page").disabled = view.page <= 1;
     $("next-page").disabled = view.page * PAGE_SIZE >= view.total && view.totalExact;
   }
 
+  let requested = 0;
   async function refresh() {
+    // Answers can overtake each other (a filter change during a live refresh): only the last counts.
+    const ticket = ++requested;
     try {
-      render(await get(listUrl(view.filters, view.page)));
+      const result = await get(listUrl(view.filters, view.page));
+      if (ticket === requested) {
+        render(result);
+      }
     } catch (error) {
       handlers.onError(error);
     }
@@ -108,24 +152,30 @@ export function createTaskTable(handlers) {
     refresh();
   });
 
-  // A task's new state (from an action's answer): its row in place, without a reload.
+  // A task's new state (an action's answer, a stream event): its row in place, without a reload.
+  // An action's answer can arrive after the stream's news of a later change (a cancelled task's
+  // 202 after the worker's CANCELLED): the older state is not shown.
   function showTask(task) {
+    const known = view.tasks.get(task.id);
     const row = body.querySelector(`tr[data-id="${CSS.escape(task.id)}"]`);
-    if (row) {
+    if (row && Date.parse(task.updated_at) >= Date.parse(known.updated_at)) {
       view.tasks.set(task.id, task);
       const replacement = taskRow(task, handlers);
       replacement.classList.add("changed");
+      const focused = focusedButton(body);
       row.replaceWith(replacement);
+      restoreFocus(body, focused);
     }
   }
 
   // A stream `status` event: update the visible row, or reload the page when the change
   // adds a row to it (a new task on page 1) or takes one out of it (it left the status filter).
   function applyEvent(event) {
+    remember(event);
     const task = view.tasks.get(event.task_id);
     const { status, priority } = view.filters;
     if (task) {
-      showTask({ ...task, status: event.status, attempts: Math.max(task.attempts, event.attempt) });
+      showTask(withEvent(task, event));
       if (status && event.status !== status) {
         refreshSoon();
       }
