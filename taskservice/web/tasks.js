@@ -91,12 +91,19 @@ export function createTaskTable(handlers) {
   const recent = new Map();
   const body = $("tasks").tBodies[0];
 
+  // False for an event older than one already seen: the stream sends events in commit order, which
+  // for one task is the order of its event ids (each change waits for the task's row lock).
   function remember(event) {
+    const known = recent.get(event.task_id);
+    if (known && known.id > event.id) {
+      return false;
+    }
     recent.delete(event.task_id); // re-inserted last: the Map's order is oldest change first
     recent.set(event.task_id, event);
     if (recent.size > RECENT_EVENTS) {
       recent.delete(recent.keys().next().value);
     }
+    return true;
   }
 
   function render(result) {
@@ -171,7 +178,9 @@ export function createTaskTable(handlers) {
   // A stream `status` event: update the visible row, or reload the page when the change
   // adds a row to it (a new task on page 1) or takes one out of it (it left the status filter).
   function applyEvent(event) {
-    remember(event);
+    if (!remember(event)) {
+      return;
+    }
     const task = view.tasks.get(event.task_id);
     const { status, priority } = view.filters;
     if (task) {
