@@ -1,5 +1,6 @@
-"""Status-change history (task_events) read as a stream, and the rows that switch its NOTIFY on:
-one function per SQL file under sql/events/, each taking a connection."""
+"""Status-change history (task_events) read as a stream, the NOTIFY that announces new rows, and
+the rows that switch that NOTIFY on: one function per SQL file under sql/events/, each taking a
+connection."""
 
 from uuid import UUID
 
@@ -8,9 +9,16 @@ import asyncpg
 from taskservice.sql import QUERIES
 
 
-async def announce_listener(conn: asyncpg.Connection, listener: UUID, seconds: float) -> int:
-    """Status changes notify for the next `seconds`; the newest event id so far."""
-    return await conn.fetchval(QUERIES["events/announce_listener"], listener, seconds)
+async def announce(conn: asyncpg.Connection) -> None:
+    """NOTIFY task_events if some stream is open; call after committing status changes."""
+    await conn.execute(QUERIES["events/announce"])
+
+
+async def announce_listener(conn: asyncpg.Connection, listener: UUID, seconds: float,
+                            window: int) -> asyncpg.Record:
+    """Writers announce their changes for the next `seconds`. `latest_id`: the newest event id so
+    far; `missing_ids`: the ids among the `window` before it not visible yet (see the SQL)."""
+    return await conn.fetchrow(QUERIES["events/announce_listener"], listener, seconds, window)
 
 
 async def withdraw_listener(conn: asyncpg.Connection, listener: UUID) -> None:
@@ -25,6 +33,11 @@ async def replay(conn: asyncpg.Connection, after: int, *, task_id: UUID | None, 
                  priority: str | None, limit: int) -> list[asyncpg.Record]:
     """Events after id `after` matching the filters, oldest first, at most `limit`."""
     return await conn.fetch(QUERIES["events/replay"], after, task_id, status, priority, limit)
+
+
+async def read_new(conn: asyncpg.Connection, after: int, gaps: list[int], limit: int) -> list[asyncpg.Record]:
+    """Events after id `after` or among `gaps`, oldest first, at most `limit`."""
+    return await conn.fetch(QUERIES["events/read_new"], after, gaps, limit)
 
 
 async def throughput(conn: asyncpg.Connection, minutes: int) -> list[asyncpg.Record]:

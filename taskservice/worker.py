@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from taskservice import broker, db, metrics, outbox, tasks
+from taskservice import broker, db, events, metrics, outbox, tasks, wakeups
 from taskservice.handlers import Handler, HandlerContext, load_registry
 from taskservice.lifecycle import supervised, wait_for
 from taskservice.logs import log_context
@@ -142,9 +142,11 @@ async def write_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt
     return row
 
 
-async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt) -> None:
+async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attempt,
+                         committed: asyncio.Event) -> None:
     """Write the outcome, retrying while the database is unreachable (the caller keeps
-    renewing the lease meanwhile); past one lease length the reaper takes over."""
+    renewing the lease meanwhile); past one lease length the reaper takes over. Sets
+    `committed` once the outcome's status change is committed."""
     task = attempt.task
     outcome, duration = handler_outcome(attempt), time.perf_counter() - attempt.started
     context = {"task_id": str(task["id"]), "attempt": task["attempts"]}
@@ -167,6 +169,7 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attemp
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     if row is not None:
+        committed.set()
         if outcome == "completed" and row["status"] != "COMPLETED":
             outcome = "failed"  # the handler returned, but its result was refused
         if row["status"] == "PENDING" and outcome != "cancelled":  # (cancelled: a hand back)
@@ -181,7 +184,7 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, attempt: Attemp
 
 
 async def run_attempt(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
-                      running: dict[UUID, Attempt], task: asyncpg.Record) -> None:
+                      running: dict[UUID, Attempt], task: asyncpg.Record, committed: asyncio.Event) -> None:
     handler = registry.get(task["kind"])
     if handler is None:
         async with pool.acquire() as conn:
@@ -189,6 +192,7 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, registry: Mapping[
                                            f"no handler registered for kind {task['kind']!r}", 0,
                                            retryable=False)
         if row is not None:
+            committed.set()
             metrics.count_transition("IN_PROGRESS", row["status"])
         log.error("task %s: unknown kind %r", task["id"], task["kind"],
                   extra={"task_id": str(task["id"]), "attempt": task["attempts"]})
@@ -198,7 +202,7 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, registry: Mapping[
     running[task["id"]] = attempt  # until the outcome is written: the heartbeat keeps the lease
     try:
         await asyncio.wait([attempt.handler_task])
-        await record_outcome(pool, settings, attempt)
+        await record_outcome(pool, settings, attempt, committed)
     finally:
         del running[task["id"]]
 
@@ -254,7 +258,7 @@ class Intake:
 
 async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, settings: Settings,
                          registry: Mapping[str, Handler], running: dict[UUID, Attempt],
-                         intake: Intake) -> None:
+                         intake: Intake, committed: asyncio.Event) -> None:
     try:
         task_id, outbox_id = broker.parse_task_message(message.body)
         task_uuid = UUID(task_id)
@@ -283,11 +287,12 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
+        committed.set()  # the claim's IN_PROGRESS event
         # From NEW only when a dispatcher's commit failed after publishing: rare, counted as PENDING.
         metrics.count_transition("PENDING", "IN_PROGRESS")
         # Every log line of the attempt, the handler's included, names the task and attempt.
         with log_context(task_id=task_id, attempt=task["attempts"]):
-            await run_attempt(pool, settings, registry, running, task)
+            await run_attempt(pool, settings, registry, running, task, committed)
     finally:
         await intake.give_back()
 
@@ -318,9 +323,10 @@ async def renew_leases_forever(pool: asyncpg.Pool, settings: Settings, running: 
 
 
 async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
-                     stop: asyncio.Event) -> None:
+                     committed: asyncio.Event, stop: asyncio.Event) -> None:
     """Consume until `stop`; then let running attempts finish within the grace period and
-    hand back the rest."""
+    hand back the rest. Sets `committed` after committing status changes (the process
+    announces them to streams)."""
     running: dict[UUID, Attempt] = {}
     inflight: set[asyncio.Task] = set()
     leases_done = asyncio.Event()
@@ -337,7 +343,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
         current = asyncio.current_task()
         inflight.add(current)
         try:
-            await handle_message(message, pool, settings, registry, running, intake)
+            await handle_message(message, pool, settings, registry, running, intake, committed)
         finally:
             inflight.discard(current)
 
@@ -380,7 +386,8 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     registry = load_registry(settings.handler_modules)
     pool = await db.create_pool(settings)
     try:
-        async with metrics.metrics_server(settings.host, settings.metrics_port):
-            await run_worker(pool, settings, registry, stop)
+        async with (metrics.metrics_server(settings.host, settings.metrics_port),
+                    wakeups.sending("stream announcements", pool, events.announce) as committed):
+            await run_worker(pool, settings, registry, committed, stop)
     finally:
         await pool.close()

@@ -3,13 +3,17 @@
 import asyncio
 import dataclasses
 import signal
+import time
 import uuid
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
+from taskservice import dispatcher, events, worker
 from taskservice.api.app import create_app
 from taskservice.api.stream import STREAM_HUB
 from taskservice.settings import SettingsError, load_settings
@@ -88,8 +92,9 @@ async def test_a_change_made_outside_the_api_is_streamed(client, pool):
     task = await create(client)
     resp, reader = await connect(client, {"task_id": task["id"]})
     await reader.until_ready()
-    async with pool.acquire() as conn:  # as a dispatcher would
+    async with pool.acquire() as conn:  # as a dispatcher would: commit, then announce
         await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+        await events.announce(conn)
     data = (await reader.next_event()).json()
     assert (data["task_id"], data["from_status"], data["status"]) == (task["id"], "NEW", "PENDING")
     resp.close()
@@ -106,11 +111,12 @@ async def test_a_change_committed_while_listen_is_down_is_caught_up_once(aiohttp
         task = await create(client)
         resp, reader = await connect(client)
         await reader.until_ready()
-        proxy.cut()  # LISTEN is lost: this change's NOTIFY reaches no one
+        proxy.cut()  # LISTEN is lost: this change's announcement reaches no one
         async with pool.acquire() as conn:
             await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+            await events.announce(conn)
         proxy.restore()
-        pending = await reader.next_event(timeout=15)  # from the catch-up after the reconnect
+        pending = await reader.next_event(timeout=15)  # from the read after the reconnect
         assert (pending.json()["task_id"], pending.json()["status"]) == (task["id"], "PENDING")
         await cancel(client, task["id"])
         cancelled = await reader.next_event()  # nothing twice in between
@@ -234,9 +240,10 @@ async def test_a_client_too_slow_for_its_buffer_gets_a_reset(aiohttp_client, set
     ids = [uuid.UUID((await create(client))["id"]) for _ in range(5)]
     resp, reader = await connect(client)
     await reader.until_ready()
-    # One commit, five NOTIFYs delivered together: more than the one-event buffer holds.
+    # One commit, five events read and delivered together: more than the one-event buffer holds.
     async with pool.acquire() as conn:
         await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = ANY($1)", ids)
+        await events.announce(conn)
     messages = [await reader.next_event()]
     while messages[-1].event != "reset":
         messages.append(await reader.next_event())
@@ -256,7 +263,7 @@ async def test_auth_applies_to_the_stream(aiohttp_client, settings):
         resp.close()
 
 
-async def test_status_changes_notify_only_while_a_stream_is_open(client, pool):
+async def test_the_listener_row_lives_only_while_a_stream_is_open(client, pool):
     assert await listener_row(pool, client.app) is None
     first, _ = await connect(client)
     second, reader = await connect(client)
@@ -273,8 +280,75 @@ async def test_status_changes_notify_only_while_a_stream_is_open(client, pool):
             break
         await asyncio.sleep(0.05)
     assert await listener_row(pool, client.app) is None
-    async with pool.acquire() as conn:  # no other live row: the trigger sends nothing
+    async with pool.acquire() as conn:  # no other live row: announcements send nothing
         assert await conn.fetchval("SELECT count(*) FROM stream_listeners WHERE expires_at > now()") == 0
+
+
+async def test_writers_announce_only_while_a_stream_is_open(client, pool, settings):
+    listener = await asyncpg.connect(settings.database_url)
+    heard = asyncio.Queue()
+    await listener.add_listener("task_events", lambda _conn, _pid, _channel, payload: heard.put_nowait(payload))
+    try:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM stream_listeners WHERE expires_at > now()") == 0
+            await events.announce(conn)
+        await asyncio.sleep(0.3)
+        await listener.fetchval("SELECT 1")  # a round trip: a NOTIFY sent would have arrived by now
+        assert heard.empty()
+
+        resp, reader = await connect(client)
+        await reader.until_ready()
+        async with pool.acquire() as conn:
+            await events.announce(conn)
+        assert await asyncio.wait_for(heard.get(), 5) == ""
+        resp.close()
+    finally:
+        await listener.close()
+
+
+async def test_a_change_committed_out_of_id_order_arrives_once(client, pool):
+    a, b = await create(client), await create(client)
+    resp, reader = await connect(client)
+    await reader.until_ready()
+    async with pool.acquire() as holder, pool.acquire() as other:
+        held = holder.transaction()
+        await held.start()
+        # A's event takes the lower id but stays uncommitted while B's (higher id) commits.
+        await holder.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(a["id"]))
+        await other.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(b["id"]))
+        await events.announce(other)
+        later = await reader.next_event()
+        assert (later.json()["task_id"], later.json()["status"], later.id) == (b["id"], "PENDING", later.json()["id"])
+        await held.commit()
+        await events.announce(holder)
+        earlier = await reader.next_event()
+    assert (earlier.json()["task_id"], earlier.json()["status"]) == (a["id"], "PENDING")
+    assert earlier.json()["id"] < later.id and earlier.id is None  # no `id:` line: it would move back
+    await cancel(client, a["id"])
+    after = await reader.next_event()  # nothing twice in between
+    assert (after.json()["task_id"], after.json()["status"]) == (a["id"], "CANCELLED")
+    resp.close()
+
+
+@pytest.mark.parametrize("embedded", [False, True], ids=["standalone dispatcher", "embedded dispatcher"])
+async def test_the_worker_and_dispatcher_changes_arrive_within_200ms(aiohttp_client, settings, running, embedded):
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, dispatcher_embedded=embedded)))
+    if not embedded:
+        running(dispatcher.main)
+    running(worker.main)
+    resp, reader = await connect(client)
+    await reader.until_ready()
+    # Running for a while: IN_PROGRESS must arrive on its own, not with COMPLETED.
+    task = await create(client, kind="watched_sleep", payload={"seconds": 0.5})
+    lags = {}
+    while "COMPLETED" not in lags:
+        data = (await reader.next_event()).json()
+        if data["task_id"] == task["id"]:
+            # created_at is taken at the change (before its commit): an upper bound on the lag.
+            lags[data["status"]] = time.time() - datetime.fromisoformat(data["created_at"]).timestamp()
+    assert list(lags) == ["NEW", "PENDING", "IN_PROGRESS", "COMPLETED"]
+    assert max(lags.values()) < PROMPT, lags
+    resp.close()
 
 
 async def test_an_open_stream_does_not_hold_up_shutdown(settings):

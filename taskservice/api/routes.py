@@ -17,7 +17,7 @@ from aiohttp_apispec import (
 
 from taskservice import db, events, metrics, outbox, tasks
 from taskservice.api import schemas
-from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
 from taskservice.api.status_waits import STATUS_WAITERS, wait_for_change
@@ -101,6 +101,7 @@ async def create_task(request: web.Request) -> web.Response:
             raise Problem(409, "This Idempotency-Key was already used with a different request.")
         return json_response(tasks.public(row))
     request.app[OUTBOX_WAKEUP].set()
+    request.app[EVENTS_COMMITTED].set()
     metrics.TASKS_CREATED.labels(row["priority"]).inc()
     metrics.count_transition(None, "NEW")
     location = f"/api/v1/tasks/{row['id']}"
@@ -184,6 +185,7 @@ async def retry_task(request: web.Request) -> web.Response:
             raise Problem(404, TASK_NOT_FOUND)
         raise Problem(409, f"Task is {current}; only a FAILED or CANCELLED task can be retried.")
     request.app[OUTBOX_WAKEUP].set()  # its new outbox row is due now
+    request.app[EVENTS_COMMITTED].set()
     metrics.count_transition(row["from_status"], "PENDING")
     return json_response(tasks.public(row))
 
@@ -204,6 +206,7 @@ async def cancel_task(request: web.Request) -> web.Response:
         if row is None:
             row = await tasks.get(conn, task_id)
         elif row["status"] != row["from_status"]:  # not a cancel request for a running task
+            request.app[EVENTS_COMMITTED].set()
             metrics.count_transition(row["from_status"], row["status"])
     if row is None:
         raise Problem(404, TASK_NOT_FOUND)

@@ -1,17 +1,22 @@
 """Live status changes as Server-Sent Events: `GET /api/v1/tasks/stream`.
 
-One LISTEN task_events connection per API process feeds every open stream of the
-process, each through a bounded queue. A status change sends that NOTIFY only while
-some stream is open: the process keeps its stream_listeners row alive while it has
-one (migration 20261128000006), because a NOTIFY in every writing transaction would
-serialise all commits. An open stream holds no pool connection.
+Writers do not send the events: a NOTIFY inside every writing transaction would
+serialise all commits (migration 20261128000006). Each writing process sends one
+coalesced `NOTIFY task_events` after its commits (taskservice.wakeups), and only
+while some stream is open: the API process keeps its stream_listeners row alive
+while it has one. On each such NOTIFY, one reader per process fetches the new rows
+from task_events and feeds every open stream of the process, each through a bounded
+queue. An open stream holds no pool connection.
+
+Event ids are assigned before commit, so they commit out of id order: an id between
+the last one read and the newest one seen that was not visible yet (a "gap") is
+looked for again on every read, for GAP_SECONDS.
 """
 
 import asyncio
 import contextlib
 import logging
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,15 +33,21 @@ from taskservice.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The row lives this long unless renewed; a crashed process's row stops the NOTIFYs after it.
+# The row lives this long unless renewed; a crashed process's row stops the announcements after it.
 LISTENER_TTL_SECONDS = 30.0
 LISTENER_RENEW_SECONDS = 10.0
 # How long a new stream waits for LISTEN and the row to be in place before answering 503.
 READY_TIMEOUT_SECONDS = 5.0
 # aiohttp does not tell a handler that its client left; a stream looks this often.
 DISCONNECT_CHECK_SECONDS = 1.0
-# Event ids the process delivered lately: a catch-up after a LISTEN reconnect skips them.
-RECENT_IDS = 10_000
+# A gap is forgotten after this long: longer than any of the service's writing transactions
+# takes to commit (the dispatcher holds its batch's ids through the publisher confirms, at most
+# 10 s), while a rolled-back transaction leaves its ids missing forever.
+GAP_SECONDS = 30.0
+# At most this many gaps are kept (the newest), so a read's id list stays bounded.
+MAX_GAPS = 1000
+# Rows per read; a full read is followed by another at once.
+READ_BATCH = 500
 RETRY_MILLISECONDS = 2000
 # Queue items besides events: tell the client to reload; the app is stopping.
 RESET = "reset"
@@ -73,11 +84,11 @@ class StreamHub:
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # LISTEN is in place
     announced: asyncio.Event = field(default_factory=asyncio.Event)  # our stream_listeners row is committed
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # wakes keep_listener_row
-    connected_before: bool = False
-    catch_up_due: bool = False
-    high_water: int = 0  # the newest event id delivered (or committed when the row was first announced)
-    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_IDS))
-    recent_ids: set[int] = field(default_factory=set)
+    read_due: asyncio.Event = field(default_factory=asyncio.Event)  # wakes read_forever
+    # Where reading starts once the row is (re)announced: (newest id, ids before it not visible yet).
+    start: tuple[int, list[int]] | None = None
+    cursor: int = 0  # every event up to this id has been read, except the gaps
+    gaps: dict[int, float] = field(default_factory=dict)  # id -> loop time it was first missed
     closing: bool = False
 
 
@@ -85,77 +96,98 @@ STREAM_HUB = web.AppKey("stream_hub", StreamHub)
 
 
 def deliver(hub: StreamHub, event: dict[str, Any]) -> None:
-    """Hand `event` to every stream that wants it, once per process."""
-    if event["id"] in hub.recent_ids:
-        return
-    if len(hub.recent) == hub.recent.maxlen:
-        hub.recent_ids.discard(hub.recent[0])
-    hub.recent.append(event["id"])
-    hub.recent_ids.add(event["id"])
-    hub.high_water = max(hub.high_water, event["id"])
+    """Hand `event` to every stream that wants it."""
     for subscriber in hub.subscribers:
         if subscriber.wants(event):
             subscriber.push(event)
 
 
 def on_event_notify(hub: StreamHub, payload: str | None) -> None:
+    """A writer announced new events; or (payload None) LISTEN was (re)connected, and the
+    announcements sent while it was down are lost: read in either case."""
     if payload is None:
-        # (Re)connected. NOTIFYs sent while the connection was down are lost: catch up.
         hub.listening.set()
-        if hub.connected_before:
-            hub.catch_up_due = True
-            hub.changed.set()
-        hub.connected_before = True
-        return
-    try:
-        event = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return
-    deliver(hub, event)
+    hub.read_due.set()
 
 
 def event_from_row(row: asyncpg.Record) -> dict[str, Any]:
-    """A replayed row in the shape the trigger's NOTIFY payload has."""
+    """A task_events row (with its task's priority) in the stream's event shape."""
     return {"id": row["id"], "task_id": str(row["task_id"]), "from_status": row["from_status"],
             "status": row["status"], "priority": row["priority"], "attempt": row["attempt"],
             "created_at": row["created_at"].isoformat(timespec="microseconds")}
 
 
-async def catch_up(pool: asyncpg.Pool, hub: StreamHub, limit: int) -> None:
-    """Deliver what was committed past `high_water` while LISTEN was down; beyond `limit`
-    events every stream gets `reset` instead."""
+def track_gaps(hub: StreamHub, rows: list[asyncpg.Record], now: float) -> None:
+    """Move the cursor past what `rows` (one read, in id order) hold. Ids between the old cursor
+    and the newest row that it did not return were not visible: remember them as gaps. Gaps it
+    returned are filled; gaps older than GAP_SECONDS, or beyond the MAX_GAPS newest, are dropped."""
+    fresh = [row["id"] for row in rows if row["id"] > hub.cursor]
+    for row in rows:
+        hub.gaps.pop(row["id"], None)
+    if fresh:
+        returned = set(fresh)
+        for missing in range(max(hub.cursor + 1, fresh[-1] - MAX_GAPS), fresh[-1]):
+            if missing not in returned:
+                hub.gaps[missing] = now
+        hub.cursor = fresh[-1]
+    for gap, first_missed in list(hub.gaps.items()):
+        if now - first_missed > GAP_SECONDS:
+            del hub.gaps[gap]
+    if len(hub.gaps) > MAX_GAPS:
+        for gap in sorted(hub.gaps)[:len(hub.gaps) - MAX_GAPS]:
+            del hub.gaps[gap]
+
+
+async def read_once(pool: asyncpg.Pool, hub: StreamHub) -> bool:
+    """Deliver the events that became visible since the last read; True if the read was full."""
+    if hub.start is not None:
+        (hub.cursor, missing), hub.start = hub.start, None
+        now = asyncio.get_running_loop().time()
+        hub.gaps = {gap: now for gap in missing}
     async with pool.acquire() as conn:
-        rows = await events.replay(conn, hub.high_water, task_id=None, status=None, priority=None,
-                                   limit=limit + 1)
-        if len(rows) > limit:
-            hub.high_water = await events.latest_id(conn)
-            for subscriber in hub.subscribers:
-                subscriber.push(RESET)
-            return
+        rows = await events.read_new(conn, hub.cursor, list(hub.gaps), READ_BATCH)
+    track_gaps(hub, rows, asyncio.get_running_loop().time())
     for row in rows:
         deliver(hub, event_from_row(row))
+    return len(rows) == READ_BATCH
 
 
-async def keep_listener_row(pool: asyncpg.Pool, hub: StreamHub, settings: Settings, stop: asyncio.Event) -> None:
-    """While streams are open, keep this process's stream_listeners row alive (and catch up
-    after a LISTEN reconnect); once the last one closes, delete the row."""
+async def read_forever(pool: asyncpg.Pool, hub: StreamHub, stop: asyncio.Event) -> None:
+    """Read task_events whenever a NOTIFY (or a LISTEN reconnect, or the row being announced)
+    asks for it, one read at a time; one asked for during a read follows it. Only while the
+    process has open streams (its row is announced)."""
+    while not stop.is_set():
+        await wait_any((hub.read_due, stop), 3600)
+        hub.read_due.clear()
+        if stop.is_set() or not hub.announced.is_set():
+            continue
+        try:
+            while await read_once(pool, hub):
+                pass
+        except db.UNAVAILABLE_ERRORS as exc:
+            log.warning("stream reader: database unavailable (%s); retrying", type(exc).__name__)
+            hub.read_due.set()
+            await wait_for(stop, 1.0)
+
+
+async def keep_listener_row(pool: asyncpg.Pool, hub: StreamHub, stop: asyncio.Event) -> None:
+    """While streams are open, keep this process's stream_listeners row alive; once the last
+    one closes, delete the row."""
     try:
         while not stop.is_set():
             hub.changed.clear()
             try:
                 if hub.subscribers:
+                    first = not hub.announced.is_set()
                     async with pool.acquire() as conn:
-                        latest = await events.announce_listener(conn, hub.listener_id, LISTENER_TTL_SECONDS)
-                    if not hub.announced.is_set():
-                        hub.high_water = max(hub.high_water, latest)
+                        row = await events.announce_listener(conn, hub.listener_id, LISTENER_TTL_SECONDS,
+                                                             MAX_GAPS if first else 0)
+                    if first:
+                        # Writers announce every change committed from now on; what committed since
+                        # the row's snapshot is found by the read this starts.
+                        hub.start = (row["latest_id"], row["missing_ids"])
                         hub.announced.set()
-                    if hub.catch_up_due:
-                        hub.catch_up_due = False
-                        try:
-                            await catch_up(pool, hub, settings.stream_replay_limit)
-                        except db.UNAVAILABLE_ERRORS:
-                            hub.catch_up_due = True  # next time round
-                            raise
+                        hub.read_due.set()
                 elif hub.announced.is_set():
                     hub.announced.clear()  # before the delete: a stream opened meanwhile waits for the next row
                     async with pool.acquire() as conn:
@@ -185,7 +217,8 @@ def subscribed(hub: StreamHub, subscriber: Subscriber) -> Iterator[Subscriber]:
 
 
 async def until_live(hub: StreamHub, timeout: float) -> bool:
-    """Wait until LISTEN is in place and the row is committed: a change made after this notifies."""
+    """Wait until LISTEN is in place and the row is committed: a change committed after this is
+    announced by its writer (whose announcement only goes out once it sees the row), so it is read."""
     try:
         async with asyncio.timeout(timeout):
             await hub.listening.wait()
@@ -273,7 +306,8 @@ async def write_events(request: web.Request, response: web.StreamResponse, subsc
 
 
 async def stream_listener(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the hub, its LISTEN connection and its listener row, for the app's lifetime."""
+    """cleanup_ctx: the hub, its LISTEN connection, its reader and its listener row, for the app's
+    lifetime."""
     hub = StreamHub()
     app[STREAM_HUB] = hub
     settings = app[SETTINGS]
@@ -281,8 +315,9 @@ async def stream_listener(app: web.Application) -> AsyncIterator[None]:
     loops = [
         asyncio.create_task(supervised("LISTEN task_events", lambda: db.listen(
             settings.database_url, "task_events", lambda payload: on_event_notify(hub, payload), stop), stop)),
-        asyncio.create_task(supervised("stream listener row", lambda: keep_listener_row(
-            app[POOL], hub, settings, stop), stop)),
+        asyncio.create_task(supervised("stream reader", lambda: read_forever(app[POOL], hub, stop), stop)),
+        asyncio.create_task(supervised("stream listener row", lambda: keep_listener_row(app[POOL], hub, stop),
+                                       stop)),
     ]
     yield
     stop.set()
