@@ -275,6 +275,7 @@ async def test_open_a_task_with_the_keyboard_and_see_its_history(watched, server
     await page.screenshot(path=SCREENSHOTS / "dashboard-detail.png")
     await page.keyboard.press("Escape")
     await dialog.wait_for(state="hidden")
+    await expect(page.get_by_role("button", name=task["name"], exact=True)).to_be_focused()
     watched.assert_clean()
 
 

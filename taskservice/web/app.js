@@ -5,7 +5,7 @@ import { ApiError, AuthRequired, authHeaders, forgetKey, get, request, storedKey
 import { countEvent, createThroughput, loadHistory, render as renderChart } from "./chart.js";
 import { createTaskForm } from "./create.js";
 import { createDetail } from "./detail.js";
-import { $, coalesce, el, formatCount, formatDuration } from "./dom.js";
+import { $, coalesce, el, formatCount, formatDuration, statusBadge } from "./dom.js";
 import { openStream } from "./sse.js";
 import { createTaskTable } from "./tasks.js";
 
@@ -22,11 +22,10 @@ const page = {
   throughput: createThroughput(CHART_MINUTES),
   connectedBefore: false,
   historyError: "",
+  noticeTimer: null,
 };
 
 // --- Messages --------------------------------------------------------------------------------
-
-let noticeTimer = null;
 
 function notify(message, isError = false) {
   const box = $("notice");
@@ -34,10 +33,10 @@ function notify(message, isError = false) {
   box.dataset.kind = isError ? "error" : "ok";
   box.setAttribute("role", isError ? "alert" : "status");
   box.hidden = false;
-  clearTimeout(noticeTimer);
+  clearTimeout(page.noticeTimer);
   // Errors stay until the next message: they may need reading twice.
   if (!isError) {
-    noticeTimer = setTimeout(() => {
+    page.noticeTimer = setTimeout(() => {
       box.hidden = true;
     }, NOTICE_MS);
   }
@@ -58,7 +57,7 @@ function renderCounts(counts) {
     const byPriority = counts[status] || {};
     const all = PRIORITIES.reduce((sum, priority) => sum + (byPriority[priority] || 0), 0);
     return el("tr", {},
-      el("th", { scope: "row" }, el("span", { className: "badge", dataset: { status } }, status.replace("_", " "))),
+      el("th", { scope: "row" }, statusBadge(status)),
       ...PRIORITIES.map((priority) => el("td", {}, formatCount(byPriority[priority] || 0))),
       el("td", { className: "all" }, formatCount(all)));
   });

@@ -108,7 +108,17 @@ export function createDetail(handlers) {
   $("detail-cancel").addEventListener("click", () => handlers.onCancel(state.task));
   $("detail-retry").addEventListener("click", () => handlers.onRetry(state.task));
   dialog.addEventListener("close", () => {
+    const id = state.task && state.task.id;
     state.task = null;
+    // The dialog gives focus back to the button that opened it, unless a live update has rebuilt
+    // that row meanwhile: then the row's new button takes it, so keyboard users keep their place.
+    // Checked after the browser's own focus restoration, which follows the close event.
+    setTimeout(() => {
+      const lost = !document.activeElement || document.activeElement === document.body
+        || dialog.contains(document.activeElement);
+      const row = id && lost && document.querySelector(`#tasks tr[data-id="${CSS.escape(id)}"]`);
+      row?.querySelector("button")?.focus();
+    });
   });
 
   return {
