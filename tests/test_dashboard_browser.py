@@ -27,7 +27,7 @@ from taskservice import db, worker
 from taskservice.api.app import create_app
 from taskservice.settings import Settings
 from tests.conftest import AMQP_URL, ROOT, RUN_ID, delete_broker_names
-from tests.execution import start
+from tests.execution import new_task, start
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -37,7 +37,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = ROOT / "test-output"
 KEY = "dashboard-browser-key-0123456789"
-WAIT_MS = 10_000  # generous: a loaded 2-core machine
+WAIT_MS = 15_000  # generous: a loaded 2-core machine
 
 
 def browser_missing() -> str | None:
@@ -82,10 +82,10 @@ class Server:
             await asyncio.sleep(0.05)
 
 
-async def serve(settings: Settings, headers: dict | None = None) -> Server:
+async def serve(settings: Settings, headers: dict | None = None, port: int = 0) -> Server:
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = runner.addresses[0][1]
     return Server(f"http://127.0.0.1:{port}", aiohttp.ClientSession(headers=headers), runner)
@@ -383,3 +383,61 @@ async def test_with_api_keys_the_page_asks_for_a_key(browser, database_url):
             await context.close()
         await stop_server(server)
         await delete_broker_names(settings)
+
+
+async def test_after_a_server_restart_the_page_resumes_from_the_last_event(browser, database_url):
+    settings = module_settings(database_url, dispatcher_embedded=False)
+    server = await serve(settings)
+    port = int(server.url.rsplit(":", 1)[1])
+    context, watched = await open_page(browser, server.url)
+    page = watched.page
+    streams = []
+    page.on("request", lambda request: "/tasks/stream" in request.url and streams.append(request.headers))
+    name = tag()
+    try:
+        await search(page, name)
+        await until_live(page)
+        before = await server.create(f"{name}-before")
+        await row(page, before["name"]).wait_for()
+        # The row came with the task's NEW event (other tests' tasks may have sent later ones).
+        created = (await server.get(f"/api/v1/tasks/{before['id']}/events"))["items"][0]["id"]
+        await stop_server(server)  # ends the open stream
+        await page.locator("#live[data-state='reconnecting']").wait_for()
+        # Made while the page cannot listen: it must arrive once the stream is back.
+        pool = await db.create_pool(settings)
+        try:
+            await new_task(pool, f"{name}-during")
+        finally:
+            await pool.close()
+        server = await serve(settings, port=port)
+        await row(page, f"{name}-during").wait_for()
+        await until_live(page)
+        assert streams[0].get("last-event-id") is None
+        assert int(streams[-1].get("last-event-id", "0")) >= created
+    finally:
+        await context.close()
+        await stop_server(server)
+        await delete_broker_names(settings)
+
+
+async def test_the_stream_parser_handles_any_chunking(watched):
+    # The page's own parser, fed one stream cut at every awkward place: inside a CRLF, mid-field,
+    # with comments, multi-line data, a retry hint and an event without a name.
+    events = await watched.page.evaluate(r"""async () => {
+        const { createParser } = await import("/dashboard/sse.js");
+        const events = [], retries = [];
+        const text = "retry: 2000\r\n: heartbeat\r\nevent: ready\r\ndata: {}\r\n\r\n"
+            + "id: 7\nevent: status\ndata: {\"a\":\ndata: 1}\n\n: heartbeat\n\rdata:plain\r\r"
+            + "event: empty\n\n";
+        for (const cut of [1, 2, 3, 5, 7, 64]) {
+            const feed = createParser((event) => events.push(event), (ms) => retries.push(ms));
+            for (let i = 0; i < text.length; i += cut) feed(text.slice(i, i + cut));
+        }
+        return { events, retries };
+    }""")
+    expected = [{"type": "ready", "data": "{}", "id": None},
+                {"type": "status", "data": '{"a":\n1}', "id": "7"},
+                {"type": "message", "data": "plain", "id": "7"}]
+    assert events["events"] == expected * 6
+    assert events["retries"] == [2000] * 6
+    watched.assert_clean()
