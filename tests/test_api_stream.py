@@ -338,6 +338,8 @@ async def test_the_worker_and_dispatcher_changes_arrive_within_200ms(aiohttp_cli
     running(worker.main)
     resp, reader = await connect(client)
     await reader.until_ready()
+    warm_up = await create(client, kind="echo")  # first uses (prepared statements, connections) out of the way
+    await events_until(reader, warm_up["id"], "COMPLETED")
     # Running for a while: IN_PROGRESS must arrive on its own, not with COMPLETED.
     task = await create(client, kind="watched_sleep", payload={"seconds": 0.5})
     lags = {}

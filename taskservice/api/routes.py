@@ -232,8 +232,8 @@ async def list_task_events(request: web.Request) -> web.Response:
 
 STREAM_FORMAT = """Server-Sent Events. First `retry: 2000`; then, if resuming, the recorded changes after
 `Last-Event-ID` (or `last_event_id`) that match the filters, oldest first; then `event: ready` with
-`data: {"resumed": bool, "replayed": n}`: from here on every status change is sent as it commits, in
-commit order:
+`data: {"resumed": bool, "replayed": n}`: from here on every status change is sent once, as soon as it
+has committed (in commit order to within ~10 ms; a task's own changes always in order):
 
     id: <event id>
     event: status
