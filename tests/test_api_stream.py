@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from taskservice import dispatcher, events, worker
 from taskservice.api.app import create_app
-from taskservice.api.stream import STREAM_HUB
+from taskservice.api.stream import GAP_SECONDS, MAX_GAPS, STREAM_HUB, StreamHub, track_gaps
 from taskservice.settings import SettingsError, load_settings
 from tests.execution import TcpProxy
 from tests.sse import EventReader, Message
@@ -326,6 +326,18 @@ async def test_a_change_committed_out_of_id_order_arrives_once(client, pool):
     after = await reader.next_event()  # nothing twice in between
     assert (after.json()["task_id"], after.json()["status"]) == (a["id"], "CANCELLED")
     resp.close()
+
+
+def test_gaps_are_looked_for_until_they_commit_or_expire():
+    hub = StreamHub(cursor=10)
+    track_gaps(hub, [{"id": 11}, {"id": 14}], now=100.0)  # 12 and 13 not committed yet
+    assert (hub.cursor, hub.gaps) == (14, {12: 100.0, 13: 100.0})
+    track_gaps(hub, [{"id": 12}, {"id": 15}], now=101.0)  # 12 committed late: no longer a gap
+    assert (hub.cursor, hub.gaps) == (15, {13: 100.0})
+    track_gaps(hub, [], now=100.0 + GAP_SECONDS + 1)  # 13 never committed (rolled back): forgotten
+    assert hub.gaps == {}
+    track_gaps(hub, [{"id": 15 + MAX_GAPS + 10}], now=200.0)  # a jump: only the newest gaps are kept
+    assert len(hub.gaps) == MAX_GAPS and min(hub.gaps) == 25 and max(hub.gaps) == 15 + MAX_GAPS + 9
 
 
 @pytest.mark.parametrize("embedded", [False, True], ids=["standalone dispatcher", "embedded dispatcher"])
