@@ -116,7 +116,10 @@ export function createDetail(handlers) {
     setTimeout(() => {
       const lost = !document.activeElement || document.activeElement === document.body
         || dialog.contains(document.activeElement);
-      const row = id && lost && document.querySelector(`#tasks tr[data-id="${CSS.escape(id)}"]`);
+      if (!id || !lost) {
+        return;
+      }
+      const row = document.querySelector(`#tasks tr[data-id="${CSS.escape(id)}"]`);
       row?.querySelector("button")?.focus();
     });
   });
