@@ -159,8 +159,9 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                                       1, 30 * 86_400),
         maintenance_interval_seconds=_float(env, "MAINTENANCE_INTERVAL_SECONDS",
                                             defaults.maintenance_interval_seconds, 0.1, 86_400),
+        # At most 30: the dashboard takes 45 s without a byte for a dead connection.
         stream_heartbeat_seconds=_float(env, "STREAM_HEARTBEAT_SECONDS", defaults.stream_heartbeat_seconds,
-                                        0.1, 3600),
+                                        0.1, 30),
         stream_replay_limit=_int(env, "STREAM_REPLAY_LIMIT", defaults.stream_replay_limit, 1, 100_000),
         stream_queue_size=_int(env, "STREAM_QUEUE_SIZE", defaults.stream_queue_size, 1, 100_000),
     )

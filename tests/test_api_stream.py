@@ -417,7 +417,8 @@ def test_stream_settings_are_validated():
     defaults = load_settings({})
     assert (defaults.stream_heartbeat_seconds, defaults.stream_replay_limit, defaults.stream_queue_size) == \
         (15, 1000, 1000)
-    for name, value in (("STREAM_HEARTBEAT_SECONDS", "0"), ("STREAM_REPLAY_LIMIT", "0"),
+    for name, value in (("STREAM_HEARTBEAT_SECONDS", "0"), ("STREAM_HEARTBEAT_SECONDS", "31"),
+                        ("STREAM_REPLAY_LIMIT", "0"),
                         ("STREAM_QUEUE_SIZE", "many")):
         with pytest.raises(SettingsError, match=name):
             load_settings({name: value})
