@@ -12,7 +12,7 @@ import time
 import asyncpg
 from aio_pika.abc import AbstractExchange
 
-from taskservice import broker, db, maintenance, metrics, outbox, tasks
+from taskservice import broker, db, events, maintenance, metrics, outbox, tasks, wakeups
 from taskservice.lifecycle import supervised, wait_any, wait_for
 from taskservice.settings import Settings
 
@@ -23,7 +23,6 @@ PUBLISH_RETRY_SECONDS = 2.0
 # How long a dispatcher holds the outbox rows it is publishing; past the publish timeout
 # (broker.PUBLISH_TIMEOUT_SECONDS), so only a dispatcher that died gives its rows up.
 PUBLISH_LEASE_SECONDS = 30.0
-WAKEUP_INTERVAL_SECONDS = 0.01
 BACKLOG_REFRESH_SECONDS = 5.0
 
 
@@ -34,8 +33,10 @@ class PublishFailed(Exception):
         self.reason = reason
 
 
-async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings) -> int:
-    """Publish one batch of due outbox rows; how many were published.
+async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings,
+                     committed: asyncio.Event) -> int:
+    """Publish one batch of due outbox rows; how many were published. Sets `committed` once
+    their tasks' PENDING events are committed (before the publish).
 
     The rows are leased (and their tasks marked PENDING) in one short transaction,
     published with no transaction open, then marked published. Held through the
@@ -47,6 +48,7 @@ async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: S
         rows = await outbox.claim_due(conn, settings.dispatch_batch_size, PUBLISH_LEASE_SECONDS)
         if not rows:
             return 0
+        committed.set()
         metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
         ids = [row["id"] for row in rows]
         started = time.perf_counter()
@@ -63,11 +65,11 @@ async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: S
 
 
 async def drain_forever(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings,
-                        wake: asyncio.Event, stop: asyncio.Event) -> None:
+                        wake: asyncio.Event, committed: asyncio.Event, stop: asyncio.Event) -> None:
     while not stop.is_set():
         wake.clear()
         try:
-            published = await drain_once(pool, exchange, settings)
+            published = await drain_once(pool, exchange, settings, committed)
         except PublishFailed as exc:
             log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
                         len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
@@ -93,27 +95,8 @@ async def record_publish_error(pool: asyncpg.Pool, failure: PublishFailed) -> No
         pass  # they come due again when their lease runs out
 
 
-async def send_wakeups(pool: asyncpg.Pool, pending: asyncio.Event, stop: asyncio.Event) -> None:
-    """NOTIFY outbox_due whenever `pending` is set, at most once per WAKEUP_INTERVAL_SECONDS.
-
-    Writers set `pending` after committing outbox rows. The NOTIFY goes in its
-    own tiny transaction, coalesced: inside each writing transaction it would
-    serialise their commits.
-    """
-    while not stop.is_set():
-        if not await wait_any((stop, pending), 5.0) or stop.is_set():
-            continue
-        pending.clear()
-        try:
-            async with pool.acquire() as conn:
-                await outbox.notify_due(conn)
-        except db.UNAVAILABLE_ERRORS:
-            pass  # the dispatchers' polling finds the rows anyway
-        await wait_for(stop, WAKEUP_INTERVAL_SECONDS)
-
-
 async def reap_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
-                       stop: asyncio.Event) -> None:
+                       committed: asyncio.Event, stop: asyncio.Event) -> None:
     while not stop.is_set():
         rescued = []
         try:
@@ -121,6 +104,8 @@ async def reap_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Eve
                 rescued = await tasks.reap_expired(conn, REAP_BATCH_SIZE)
         except db.UNAVAILABLE_ERRORS as exc:
             log.warning("reaper: database unavailable (%s)", type(exc).__name__)
+        if rescued:
+            committed.set()
         for row in rescued:
             metrics.TASK_RESCUES.labels(row["status"]).inc()
             metrics.count_transition("IN_PROGRESS", row["status"])
@@ -147,17 +132,20 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
         await wait_for(stop, BACKLOG_REFRESH_SECONDS)
 
 
-async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
-    """Drain the outbox, reap expired leases and keep the tables trim until `stop` is set."""
+async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyncio.Event,
+                         stop: asyncio.Event) -> None:
+    """Drain the outbox, reap expired leases and keep the tables trim until `stop` is set.
+    Sets `committed` after committing status changes (the process announces them to streams)."""
     wake = asyncio.Event()
     background = [asyncio.create_task(supervised(name, loop, stop)) for name, loop in (
         ("LISTEN outbox_due", lambda: db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
-        ("reaper", lambda: reap_forever(pool, settings, wake, stop)),
+        ("reaper", lambda: reap_forever(pool, settings, wake, committed, stop)),
         ("maintenance", lambda: maintenance.maintain_forever(pool, settings, stop)),
         ("backlog gauge", lambda: measure_backlog_forever(pool, stop)),
     )]
     try:
-        await supervised("outbox publisher", lambda: publish_forever(pool, settings, wake, stop), stop)
+        await supervised("outbox publisher", lambda: publish_forever(pool, settings, wake, committed, stop),
+                         stop)
     finally:
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)
@@ -165,7 +153,7 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, stop: asyncio.E
 
 
 async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
-                          stop: asyncio.Event) -> None:
+                          committed: asyncio.Event, stop: asyncio.Event) -> None:
     """Connect to RabbitMQ, declare the topology and drain the outbox until `stop`."""
     connection = await broker.connect(settings, stop)
     if connection is None:
@@ -174,7 +162,7 @@ async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await broker.declare_topology(channel, settings)
         log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
-        await drain_forever(pool, topology.exchange, settings, wake, stop)
+        await drain_forever(pool, topology.exchange, settings, wake, committed, stop)
     finally:
         await broker.close(connection)
 
@@ -183,7 +171,8 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     """The standalone dispatcher process."""
     pool = await db.create_pool(settings)
     try:
-        async with metrics.metrics_server(settings.host, settings.metrics_port):
-            await run_dispatcher(pool, settings, stop)
+        async with (metrics.metrics_server(settings.host, settings.metrics_port),
+                    wakeups.sending("stream announcements", pool, events.announce) as committed):
+            await run_dispatcher(pool, settings, committed, stop)
     finally:
         await pool.close()

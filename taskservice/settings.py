@@ -105,6 +105,10 @@ class Settings:
     retention_days: int = 30  # 0 = keep finished tasks forever
     outbox_retention_seconds: int = 3600
     maintenance_interval_seconds: float = 60.0
+    # The live status stream (GET /api/v1/tasks/stream).
+    stream_heartbeat_seconds: float = 15.0
+    stream_replay_limit: int = 1_000  # events a resumed stream replays; more and it sends `reset`
+    stream_queue_size: int = 1_000  # events buffered per stream; a slower client gets `reset`
 
 
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
@@ -155,6 +159,11 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                                       1, 30 * 86_400),
         maintenance_interval_seconds=_float(env, "MAINTENANCE_INTERVAL_SECONDS",
                                             defaults.maintenance_interval_seconds, 0.1, 86_400),
+        # At most 30: the dashboard takes 45 s without a byte for a dead connection.
+        stream_heartbeat_seconds=_float(env, "STREAM_HEARTBEAT_SECONDS", defaults.stream_heartbeat_seconds,
+                                        0.1, 30),
+        stream_replay_limit=_int(env, "STREAM_REPLAY_LIMIT", defaults.stream_replay_limit, 1, 100_000),
+        stream_queue_size=_int(env, "STREAM_QUEUE_SIZE", defaults.stream_queue_size, 1, 100_000),
     )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(f"DB_POOL_MIN ({settings.db_pool_min}) must not exceed DB_POOL_MAX "

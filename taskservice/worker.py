@@ -20,7 +20,7 @@ import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from taskservice import broker, db, metrics, outbox, tasks
+from taskservice import broker, db, events, metrics, outbox, tasks, wakeups
 from taskservice.batching import Batcher
 from taskservice.handlers import Handler, HandlerContext, load_registry
 from taskservice.lifecycle import supervised, wait_for
@@ -170,9 +170,11 @@ async def write_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWri
     return row
 
 
-async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, attempt: Attempt) -> None:
+async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, attempt: Attempt,
+                         committed: asyncio.Event) -> None:
     """Write the outcome, retrying while the database is unreachable (the caller keeps
-    renewing the lease meanwhile); past one lease length the reaper takes over."""
+    renewing the lease meanwhile); past one lease length the reaper takes over. Sets
+    `committed` once the outcome's status change is committed."""
     task = attempt.task
     outcome, duration = handler_outcome(attempt), time.perf_counter() - attempt.started
     context = {"task_id": str(task["id"]), "attempt": task["attempts"]}
@@ -195,6 +197,7 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     if row is not None:
+        committed.set()
         if outcome == "completed" and row["status"] != "COMPLETED":
             outcome = "failed"  # the handler returned, but its result was refused
         if row["status"] == "PENDING" and outcome != "cancelled":  # (cancelled: a hand back)
@@ -209,7 +212,7 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
 
 
 async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Handler],
-                      running: dict[UUID, Attempt], task: asyncpg.Record) -> None:
+                      running: dict[UUID, Attempt], task: asyncpg.Record, committed: asyncio.Event) -> None:
     handler = registry.get(task["kind"])
     if handler is None:
         async with pool.acquire() as conn:
@@ -217,6 +220,7 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
                                            f"no handler registered for kind {task['kind']!r}", 0,
                                            retryable=False)
         if row is not None:
+            committed.set()
             metrics.count_transition("IN_PROGRESS", row["status"])
         log.error("task %s: unknown kind %r", task["id"], task["kind"],
                   extra={"task_id": str(task["id"]), "attempt": task["attempts"]})
@@ -226,7 +230,7 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
     running[task["id"]] = attempt  # until the outcome is written: the heartbeat keeps the lease
     try:
         await asyncio.wait([attempt.handler_task])
-        await record_outcome(pool, settings, writes, attempt)
+        await record_outcome(pool, settings, writes, attempt, committed)
     finally:
         del running[task["id"]]
 
@@ -310,7 +314,7 @@ class Intake:
 
 async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, settings: Settings,
                          writes: GroupWrites, registry: Mapping[str, Handler], running: dict[UUID, Attempt],
-                         intake: Intake) -> None:
+                         intake: Intake, committed: asyncio.Event) -> None:
     try:
         task_id, outbox_id = broker.parse_task_message(message.body)
         task_uuid = UUID(task_id)
@@ -337,11 +341,12 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
+        committed.set()  # the claim's IN_PROGRESS event
         # From NEW only when a dispatcher's commit failed after publishing: rare, counted as PENDING.
         metrics.count_transition("PENDING", "IN_PROGRESS")
         # Every log line of the attempt, the handler's included, names the task and attempt.
         with log_context(task_id=task_id, attempt=task["attempts"]):
-            await run_attempt(pool, settings, writes, registry, running, task)
+            await run_attempt(pool, settings, writes, registry, running, task, committed)
     finally:
         await intake.give_back()
 
@@ -372,9 +377,10 @@ async def renew_leases_forever(pool: asyncpg.Pool, settings: Settings, running: 
 
 
 async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
-                     stop: asyncio.Event) -> None:
+                     committed: asyncio.Event, stop: asyncio.Event) -> None:
     """Consume until `stop`; then let running attempts finish within the grace period and
-    hand back the rest."""
+    hand back the rest. Sets `committed` after committing status changes (the process
+    announces them to streams)."""
     running: dict[UUID, Attempt] = {}
     inflight: set[asyncio.Task] = set()
     leases_done = asyncio.Event()
@@ -392,7 +398,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
         current = asyncio.current_task()
         inflight.add(current)
         try:
-            await handle_message(message, pool, settings, writes, registry, running, intake)
+            await handle_message(message, pool, settings, writes, registry, running, intake, committed)
         finally:
             inflight.discard(current)
 
@@ -439,7 +445,8 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     # under 1 ms); planning costs a fraction of a millisecond per batch.
     pool = await db.create_pool(settings, plan_cache_mode="force_custom_plan")
     try:
-        async with metrics.metrics_server(settings.host, settings.metrics_port):
-            await run_worker(pool, settings, registry, stop)
+        async with (metrics.metrics_server(settings.host, settings.metrics_port),
+                    wakeups.sending("stream announcements", pool, events.announce) as committed):
+            await run_worker(pool, settings, registry, committed, stop)
     finally:
         await pool.close()

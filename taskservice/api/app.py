@@ -11,17 +11,18 @@ from marshmallow import ValidationError
 from webargs import core
 from webargs.aiohttpparser import AIOHTTPParser
 
-from taskservice import __version__, db
+from taskservice import __version__, db, events, outbox, wakeups
 from taskservice.api import schemas
 from taskservice.api.auth import auth_middleware, document_security
-from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.dashboard import add_dashboard_routes
+from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import Problem, problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
 from taskservice.api.status_waits import release_waiters, status_listener
-from taskservice.dispatcher import run_dispatcher, send_wakeups
-from taskservice.lifecycle import supervised
+from taskservice.api.stream import end_streams, stream_listener
+from taskservice.dispatcher import run_dispatcher
 from taskservice.settings import Settings
 
 
@@ -76,15 +77,13 @@ def finish_openapi3(spec: dict) -> dict:
     return spec
 
 
-async def outbox_wakeups(app: web.Application) -> AsyncIterator[None]:
-    """Background task that turns OUTBOX_WAKEUP into NOTIFY outbox_due."""
-    app[OUTBOX_WAKEUP] = asyncio.Event()
-    stop = asyncio.Event()
-    task = asyncio.create_task(supervised(
-        "outbox wake-ups", lambda: send_wakeups(app[POOL], app[OUTBOX_WAKEUP], stop), stop))
-    yield
-    stop.set()
-    await task
+async def after_commit_wakeups(app: web.Application) -> AsyncIterator[None]:
+    """Background tasks that turn OUTBOX_WAKEUP into NOTIFY outbox_due and EVENTS_COMMITTED into
+    the status streams' announcement, each coalesced (taskservice.wakeups)."""
+    async with (wakeups.sending("outbox wake-ups", app[POOL], outbox.notify_due) as outbox_wakeup,
+                wakeups.sending("stream announcements", app[POOL], events.announce) as events_committed):
+        app[OUTBOX_WAKEUP], app[EVENTS_COMMITTED] = outbox_wakeup, events_committed
+        yield
 
 
 async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
@@ -94,7 +93,7 @@ async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     stop = asyncio.Event()
-    task = asyncio.create_task(run_dispatcher(app[POOL], settings, stop))
+    task = asyncio.create_task(run_dispatcher(app[POOL], settings, app[EVENTS_COMMITTED], stop))
     yield
     stop.set()
     await task
@@ -110,13 +109,16 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(database_pool)
-    app.cleanup_ctx.append(outbox_wakeups)
+    app.cleanup_ctx.append(after_commit_wakeups)
     app.cleanup_ctx.append(embedded_dispatcher)
     app.cleanup_ctx.append(status_listener)
+    app.cleanup_ctx.append(stream_listener)
     app.cleanup_ctx.append(queue_probe)
     app.on_shutdown.append(release_waiters)
+    app.on_shutdown.append(end_streams)
     add_routes(app)
     add_metrics_route(app)
+    add_dashboard_routes(app)
     api_spec = AiohttpApiSpec(
         title="taskservice", version=__version__, openapi_version="3.0.3",
         url="/api/docs/swagger.json", swagger_path="/docs", static_path="/static/swagger",

@@ -11,3 +11,6 @@ SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 # Set after a create commits: the API then sends one (coalesced) NOTIFY outbox_due.
 OUTBOX_WAKEUP = web.AppKey("outbox_wakeup", asyncio.Event)
+# Set after a status change commits (create, cancel, retry, the embedded dispatcher's): the
+# process then announces it to the status streams (one coalesced NOTIFY task_events).
+EVENTS_COMMITTED = web.AppKey("events_committed", asyncio.Event)

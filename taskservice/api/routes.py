@@ -1,5 +1,6 @@
 """Route handlers: validate (via the schemas), call one function per query, shape the answer."""
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -14,12 +15,13 @@ from aiohttp_apispec import (
     response_schema,
 )
 
-from taskservice import db, metrics, outbox, tasks
+from taskservice import db, events, metrics, outbox, tasks
 from taskservice.api import schemas
-from taskservice.api.keys import OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
 from taskservice.api.status_waits import STATUS_WAITERS, wait_for_change
+from taskservice.api.stream import STREAM_HUB, Subscriber, serve_stream
 
 TASK_NOT_FOUND = "Task not found"  # the replaced service's exact words; clients compare them
 
@@ -99,6 +101,7 @@ async def create_task(request: web.Request) -> web.Response:
             raise Problem(409, "This Idempotency-Key was already used with a different request.")
         return json_response(tasks.public(row))
     request.app[OUTBOX_WAKEUP].set()
+    request.app[EVENTS_COMMITTED].set()
     metrics.TASKS_CREATED.labels(row["priority"]).inc()
     metrics.count_transition(None, "NEW")
     location = f"/api/v1/tasks/{row['id']}"
@@ -182,6 +185,7 @@ async def retry_task(request: web.Request) -> web.Response:
             raise Problem(404, TASK_NOT_FOUND)
         raise Problem(409, f"Task is {current}; only a FAILED or CANCELLED task can be retried.")
     request.app[OUTBOX_WAKEUP].set()  # its new outbox row is due now
+    request.app[EVENTS_COMMITTED].set()
     metrics.count_transition(row["from_status"], "PENDING")
     return json_response(tasks.public(row))
 
@@ -202,6 +206,7 @@ async def cancel_task(request: web.Request) -> web.Response:
         if row is None:
             row = await tasks.get(conn, task_id)
         elif row["status"] != row["from_status"]:  # not a cancel request for a running task
+            request.app[EVENTS_COMMITTED].set()
             metrics.count_transition(row["from_status"], row["status"])
     if row is None:
         raise Problem(404, TASK_NOT_FOUND)
@@ -224,6 +229,39 @@ async def list_task_events(request: web.Request) -> web.Response:
     items = [{k: r[k] for k in ("id", "from_status", "status", "attempt", "error", "created_at")}
              for r in rows]
     return json_response({"task_id": task_id, "items": items})
+
+STREAM_FORMAT = """Server-Sent Events. First `retry: 2000`; then, if resuming, the recorded changes after
+`Last-Event-ID` (or `last_event_id`) that match the filters, oldest first; then `event: ready` with
+`data: {"resumed": bool, "replayed": n}`: from here on every status change is sent once, as soon as it
+has committed (in commit order to within ~10 ms; a task's own changes always in order):
+
+    id: <event id>
+    event: status
+    data: {"id": n, "task_id": "<uuid>", "from_status": "<STATUS>"|null, "status": "<STATUS>",
+           "priority": "<PRIORITY>", "attempt": n, "created_at": "<ISO 8601 UTC>"}
+
+The `id:` line is left out when it would not move the position forward (commits can come out of id
+order); `data.id` is always there. A `: heartbeat` comment comes every STREAM_HEARTBEAT_SECONDS.
+`event: reset` (`data: {}`) means events were left out (more than STREAM_REPLAY_LIMIT to replay, or
+a client too slow to keep up): reload the view and carry on reading."""
+
+
+@docs(tags=["tasks"], summary="Stream status changes as they commit (Server-Sent Events)",
+      description=STREAM_FORMAT,
+      responses={200: {"description": "The event stream (it stays open)",
+                       "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                 422: INVALID, 503: UNAVAILABLE})
+@querystring_schema(schemas.StreamQuerySchema, put_into="query")
+@headers_schema(schemas.StreamHeadersSchema, put_into="headers")
+async def stream_task_events(request: web.Request) -> web.StreamResponse:
+    query = request["query"]
+    task_id = query.get("task_id")
+    subscriber = Subscriber(task_id=None if task_id is None else str(task_id), status=query.get("status"),
+                            priority=query.get("priority"),
+                            queue=asyncio.Queue(request.app[SETTINGS].stream_queue_size))
+    resume_after = request["headers"].get("last_event_id", query.get("last_event_id"))
+    return await serve_stream(request, request.app[POOL], request.app[STREAM_HUB], request.app[SETTINGS],
+                              subscriber, resume_after)
 
 
 @docs(tags=["stats"], summary="Task counts, outbox backlog and queue depth",
@@ -249,6 +287,22 @@ async def get_stats(request: web.Request) -> web.Response:
     })
 
 
+@docs(tags=["stats"], summary="Tasks created, completed and failed per second, over the last minutes",
+      description="Counted from the status history (task_events): `created` = NEW events, `completed` = "
+                  "COMPLETED, `failed` = FAILED. Only seconds with at least one of them are listed.",
+      responses={422: INVALID, 503: UNAVAILABLE})
+@querystring_schema(schemas.ThroughputQuerySchema, put_into="query")
+@response_schema(schemas.ThroughputSchema, 200, description="Counts per second")
+async def get_throughput(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        rows = await events.throughput(conn, request["query"]["minutes"])
+    return json_response({
+        "bucket_seconds": 1, "since": rows[0]["since"], "until": rows[0]["until"],
+        "points": [{"at": r["at"], "created": r["created"], "completed": r["completed"], "failed": r["failed"]}
+                   for r in rows if r["at"] is not None],
+    })
+
+
 @docs(tags=["health"], summary="The process is alive")
 @response_schema(schemas.HealthSchema, 200, description="Alive")
 async def health(request: web.Request) -> web.Response:
@@ -267,11 +321,14 @@ def add_routes(app: web.Application) -> None:
     for prefix in ("/api/v1/tasks", "/api/v1/tasks/"):
         app.router.add_post(prefix, create_task)
         app.router.add_get(prefix, list_tasks, allow_head=False)
+    # Before /{task_id}, which would take "stream" for a (malformed) task id.
+    app.router.add_get("/api/v1/tasks/stream", stream_task_events, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}", get_task, allow_head=False)
     app.router.add_delete("/api/v1/tasks/{task_id}", cancel_task)
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
     app.router.add_get("/api/v1/stats", get_stats, allow_head=False)
+    app.router.add_get("/api/v1/stats/throughput", get_throughput, allow_head=False)
     app.router.add_get("/health", health, allow_head=False)
     app.router.add_get("/ready", ready, allow_head=False)

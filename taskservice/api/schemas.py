@@ -226,3 +226,50 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     errors = fields.Dict(metadata={"description": "Field name → messages (422 only)."})
+
+
+MAX_EVENT_ID = 2**63 - 1
+
+
+class StreamQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    task_id = fields.UUID(metadata={"description": "Only this task's changes."})
+    status = fields.String(validate=validate.OneOf(STATUSES), metadata={
+        "description": "Only changes to this status."})
+    priority = fields.String(validate=validate.OneOf(PRIORITIES), metadata={
+        "description": "Only changes of tasks with this priority."})
+    last_event_id = fields.Integer(validate=validate.Range(0, MAX_EVENT_ID), metadata={
+        "description": "Resume after this event id, like the Last-Event-ID header (which wins)."})
+
+
+class StreamHeadersSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # every other header
+
+    last_event_id = fields.Integer(data_key="Last-Event-ID", validate=validate.Range(0, MAX_EVENT_ID), metadata={
+        "description": "Resume: replay the recorded changes after this event id, then go live."})
+
+
+class ThroughputQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    minutes = fields.Integer(load_default=5, validate=validate.Range(1, 60), metadata={
+        "description": "How many minutes back to count."})
+
+
+class ThroughputPointSchema(Schema):
+    at = fields.DateTime(required=True, metadata={"description": "The second counted (its start)."})
+    created = fields.Integer(required=True)
+    completed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+
+
+class ThroughputSchema(Schema):
+    bucket_seconds = fields.Integer(required=True)
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(required=True)
+    points = fields.List(fields.Nested(ThroughputPointSchema), required=True, metadata={
+        "description": "Seconds with at least one such event, oldest first (others count zero)."})

@@ -1,0 +1,45 @@
+"""Status-change history (task_events) read as a stream, the NOTIFY that announces new rows, and
+the rows that switch that NOTIFY on: one function per SQL file under sql/events/, each taking a
+connection."""
+
+from uuid import UUID
+
+import asyncpg
+
+from taskservice.sql import QUERIES
+
+
+async def announce(conn: asyncpg.Connection) -> None:
+    """NOTIFY task_events if some stream is open; call after committing status changes."""
+    await conn.execute(QUERIES["events/announce"])
+
+
+async def announce_listener(conn: asyncpg.Connection, listener: UUID, seconds: float,
+                            window: int) -> asyncpg.Record:
+    """Writers announce their changes for the next `seconds`. `latest_id`: the newest event id so
+    far; `missing_ids`: the ids among the `window` before it not visible yet (see the SQL)."""
+    return await conn.fetchrow(QUERIES["events/announce_listener"], listener, seconds, window)
+
+
+async def withdraw_listener(conn: asyncpg.Connection, listener: UUID) -> None:
+    await conn.execute(QUERIES["events/withdraw_listener"], listener)
+
+
+async def latest_id(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval(QUERIES["events/latest_id"])
+
+
+async def replay(conn: asyncpg.Connection, after: int, *, task_id: UUID | None, status: str | None,
+                 priority: str | None, limit: int) -> list[asyncpg.Record]:
+    """Events after id `after` matching the filters, oldest first, at most `limit`."""
+    return await conn.fetch(QUERIES["events/replay"], after, task_id, status, priority, limit)
+
+
+async def read_new(conn: asyncpg.Connection, after: int, gaps: list[int], limit: int) -> list[asyncpg.Record]:
+    """Events after id `after` or among `gaps`, oldest first, at most `limit`."""
+    return await conn.fetch(QUERIES["events/read_new"], after, gaps, limit)
+
+
+async def throughput(conn: asyncpg.Connection, minutes: int) -> list[asyncpg.Record]:
+    """Per-second counts over the last `minutes`, each row carrying the window (see the SQL)."""
+    return await conn.fetch(QUERIES["events/throughput"], minutes)

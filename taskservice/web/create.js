@@ -1,0 +1,103 @@
+// The "New task" form: checks what it can before sending, then shows the API's answer in words.
+
+import { AuthRequired, request } from "./api.js";
+import { $ } from "./dom.js";
+
+const FIELDS = ["name", "description", "priority", "kind", "payload"];
+
+function showFieldError(field, message) {
+  const input = $(`create-${field}`);
+  $(`create-${field}-error`).textContent = message;
+  if (message) {
+    input.setAttribute("aria-invalid", "true");
+  } else {
+    input.removeAttribute("aria-invalid");
+  }
+}
+
+function clearErrors() {
+  FIELDS.forEach((field) => showFieldError(field, ""));
+  $("create-error").textContent = "";
+}
+
+// The payload must be a JSON object: say exactly what is wrong while the user is still here.
+function parsePayload(text) {
+  let value;
+  try {
+    value = JSON.parse(text || "{}");
+  } catch (error) {
+    return { error: `Payload is not valid JSON: ${error.message}` };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return { error: 'Payload must be a JSON object, such as {"seconds": 5}.' };
+  }
+  return { value };
+}
+
+function readForm() {
+  const value = (field) => $(`create-${field}`).value.trim();
+  const errors = {};
+  const name = value("name");
+  if (!name) {
+    errors.name = "Give the task a name.";
+  }
+  const payload = parsePayload(value("payload"));
+  if (payload.error) {
+    errors.payload = payload.error;
+  }
+  const body = { name, description: value("description") || null, priority: value("priority"),
+    kind: value("kind") || null, payload: payload.value };
+  return { body, errors };
+}
+
+function showErrors(errors) {
+  for (const [field, message] of Object.entries(errors)) {
+    if (FIELDS.includes(field)) {
+      showFieldError(field, message);
+    }
+  }
+  const first = FIELDS.find((field) => errors[field]);
+  if (first) {
+    $(`create-${first}`).focus();
+  }
+}
+
+// handlers: onCreated(task), onAuthRequired().
+export function createTaskForm(handlers) {
+  const dialog = $("create");
+  const form = $("create-form");
+
+  $("new-task").addEventListener("click", () => {
+    clearErrors();
+    dialog.showModal();
+    $("create-name").focus();
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors();
+    const { body, errors } = readForm();
+    if (Object.keys(errors).length) {
+      showErrors(errors);
+      return;
+    }
+    $("create-submit").disabled = true;
+    try {
+      const { body: task } = await request("POST", "/api/v1/tasks/", body);
+      form.reset();
+      dialog.close();
+      handlers.onCreated(task);
+    } catch (error) {
+      if (error instanceof AuthRequired) {
+        dialog.close();
+        handlers.onAuthRequired();
+        return;
+      }
+      // Field messages next to their fields; the API's sentence (naming every field) below the form.
+      showErrors(error.fieldErrors || {});
+      $("create-error").textContent = `Could not create the task: ${error.message}`;
+    } finally {
+      $("create-submit").disabled = false;
+    }
+  });
+}

@@ -1,0 +1,134 @@
+// The task dialog: every field, payload, result or error, and the history as a timeline.
+
+import { get } from "./api.js";
+import { $, coalesce, el, formatDuration, formatTime, statusBadge } from "./dom.js";
+import { CANCELLABLE, RETRYABLE } from "./tasks.js";
+
+const TIME_FIELDS = ["created_at", "run_at", "started_at", "finished_at", "updated_at", "cancel_requested_at"];
+
+function fieldList(task) {
+  const rows = [
+    ["ID", el("code", {}, task.id)],
+    ["Status", statusBadge(task.status)],
+    ["Priority", task.priority],
+    ["Kind", task.kind],
+    ["Description", task.description || "—"],
+    ["Attempts", `${task.attempts} of ${task.max_attempts}`],
+    ["Timeout", `${task.timeout_seconds} s`],
+    ...TIME_FIELDS.map((name) => [name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()),
+      task[name] ? el("time", { dateTime: task[name], title: task[name] }, formatTime(task[name])) : "—"]),
+  ];
+  return rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]);
+}
+
+function outcome(task) {
+  if (task.error) {
+    return [el("h3", {}, "Error"), el("pre", { className: "error-text" }, task.error)];
+  }
+  if (task.result !== null && task.result !== undefined) {
+    return [el("h3", {}, "Result"), el("pre", {}, JSON.stringify(task.result, null, 2))];
+  }
+  return [];
+}
+
+// One step per recorded status change, with the time since the step before it.
+function timeline(events) {
+  return events.map((event, index) => {
+    const at = Date.parse(event.created_at);
+    const previous = index > 0 ? Date.parse(events[index - 1].created_at) : null;
+    const transition = event.from_status ? `${event.from_status} → ${event.status}` : `created as ${event.status}`;
+    return el("li", { dataset: { status: event.status } },
+      el("div", { className: "step" }, statusBadge(event.status), " ",
+        el("span", { className: "transition" }, transition),
+        event.attempt ? el("span", { className: "sub" }, ` · attempt ${event.attempt}`) : null),
+      el("div", { className: "sub" },
+        el("time", { dateTime: event.created_at }, formatTime(event.created_at)),
+        previous === null ? "" : ` · +${formatDuration(at - previous)} after the previous step`),
+      event.error ? el("pre", { className: "error-text" }, event.error) : null);
+  });
+}
+
+function totalTime(events) {
+  if (events.length < 2) {
+    return null;
+  }
+  const span = Date.parse(events.at(-1).created_at) - Date.parse(events[0].created_at);
+  return el("li", { className: "total" }, `${formatDuration(span)} from first to last step`);
+}
+
+// handlers: onCancel(task), onRetry(task), onError(error).
+export function createDetail(handlers) {
+  const dialog = $("detail");
+  const state = { task: null };
+
+  function render(task, events) {
+    state.task = task;
+    $("detail-title").textContent = task.name;
+    $("detail-fields").replaceChildren(...fieldList(task));
+    $("detail-payload").textContent = JSON.stringify(task.payload, null, 2);
+    $("detail-outcome").replaceChildren(...outcome(task));
+    $("detail-history").replaceChildren(...timeline(events), totalTime(events) || "");
+    $("detail-cancel").hidden = !CANCELLABLE.has(task.status);
+    $("detail-retry").hidden = !RETRYABLE.has(task.status);
+  }
+
+  async function load(id) {
+    const [task, events] = await Promise.all([get(`/api/v1/tasks/${encodeURIComponent(id)}`),
+      get(`/api/v1/tasks/${encodeURIComponent(id)}/events`)]);
+    render(task, events.items);
+  }
+
+  async function open(id) {
+    try {
+      await load(id);
+    } catch (error) {
+      handlers.onError(error);
+      return;
+    }
+    say("");
+    if (!dialog.open) {
+      dialog.showModal();
+    }
+  }
+
+  function say(message, isError = false) {
+    const box = $("detail-message");
+    box.textContent = message;
+    box.hidden = !message;
+    box.dataset.kind = isError ? "error" : "ok";
+  }
+
+  // The open task changed (a stream event): show its new state, one reload per burst.
+  const reloadSoon = coalesce(() => {
+    if (dialog.open && state.task) {
+      load(state.task.id).catch(handlers.onError);
+    }
+  }, 300);
+
+  $("detail-cancel").addEventListener("click", () => handlers.onCancel(state.task));
+  $("detail-retry").addEventListener("click", () => handlers.onRetry(state.task));
+  dialog.addEventListener("close", () => {
+    const id = state.task && state.task.id;
+    state.task = null;
+    // The dialog gives focus back to the button that opened it, unless a live update has rebuilt
+    // that row meanwhile: then the row's new button takes it, so keyboard users keep their place.
+    // Checked after the browser's own focus restoration, which follows the close event.
+    setTimeout(() => {
+      const lost = !document.activeElement || document.activeElement === document.body
+        || dialog.contains(document.activeElement);
+      if (!id || !lost) {
+        return;
+      }
+      const row = document.querySelector(`#tasks tr[data-id="${CSS.escape(id)}"]`);
+      row?.querySelector("button")?.focus();
+    });
+  });
+
+  return {
+    open,
+    say,
+    isShowing: (id) => dialog.open && state.task !== null && state.task.id === id,
+    reloadSoon,
+    reload: () => (dialog.open && state.task ? load(state.task.id).catch(handlers.onError) : null),
+  };
+}
