@@ -40,9 +40,9 @@ LISTENER_RENEW_SECONDS = 10.0
 READY_TIMEOUT_SECONDS = 5.0
 # aiohttp does not tell a handler that its client left; a stream looks this often.
 DISCONNECT_CHECK_SECONDS = 1.0
-# A gap is forgotten after this long: longer than any of the service's writing transactions
-# takes to commit (the dispatcher holds its batch's ids through the publisher confirms, at most
-# 10 s), while a rolled-back transaction leaves its ids missing forever.
+# A gap is forgotten after this long: far longer than any of the service's writing transactions
+# takes to commit (each is one statement or a short transaction; none waits on the broker),
+# while a rolled-back transaction leaves its ids missing forever.
 GAP_SECONDS = 30.0
 # At most this many gaps are kept (the newest), so a read's id list stays bounded.
 MAX_GAPS = 1000
