@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from taskservice.sql import QUERIES
 
@@ -124,13 +125,15 @@ async def renew_leases(conn: asyncpg.Connection, task_ids: Sequence[UUID], worke
 
 async def complete(conn: asyncpg.Connection, attempts: Sequence[tuple[UUID, int, Any]],
                    worker_id: str) -> list[asyncpg.Record | None]:
-    """For each (task id, attempt, result): the task's (id, status), now COMPLETED, or None
+    """For each (task id, attempt, result): the task's (id, attempts, status), now COMPLETED, or None
     when the attempt is no longer ours."""
     rows = await conn.fetch(QUERIES["tasks/complete"], [task_id for task_id, _, _ in attempts],
-                            [attempt for _, attempt, _ in attempts], [result for _, _, result in attempts],
+                            [attempt for _, attempt, _ in attempts],
+                            [None if result is None else orjson.dumps(result).decode() for _, _, result in attempts],
                             worker_id)
-    completed = {row["id"]: row for row in rows}
-    return [completed.pop(task_id, None) for task_id, _, _ in attempts]
+    # By task and attempt: a lost attempt and its task's next one may finish in one batch.
+    completed = {(row["id"], row["attempts"]): row for row in rows}
+    return [completed.get((task_id, attempt)) for task_id, attempt, _ in attempts]
 
 
 async def fail_attempt(conn: asyncpg.Connection, task_id: UUID, attempt: int, worker_id: str,

@@ -47,6 +47,20 @@ async def test_a_batch_completion_writes_only_the_attempts_still_owned(pool):
     assert await statuses_seen(pool, ids[1]) == ["NEW", "IN_PROGRESS", "PENDING"]
 
 
+async def test_a_batch_completion_stores_every_kind_of_json_result(pool):
+    # Lists among them: in an array parameter a list would read as one more dimension.
+    results = [[1, 2], [], [{"a": 1}], {"a": [1, 2]}, "text", 3, None, True]
+    ids = [await new_task(pool, f"shape-{i}") for i in range(len(results))]
+    async with pool.acquire() as conn:
+        await tasks.claim(conn, list(zip(ids, await outbox_ids(pool, ids), strict=True)), "this-worker", 30)
+        written = await tasks.complete(conn, [(task_id, 1, result) for task_id, result in zip(ids, results,
+                                                                                               strict=True)],
+                                       "this-worker")
+    assert [row and row["status"] for row in written] == ["COMPLETED"] * len(results)
+    rows = await wait_for_status(pool, ids, "COMPLETED", timeout=1)
+    assert [rows[task_id]["result"] for task_id in ids] == results
+
+
 async def test_messages_that_claim_nothing_are_acked_with_the_rest(pool, running, settings):
     ids = [await new_task(pool, f"mixed-{i}") for i in range(6)]
     async with pool.acquire() as conn:

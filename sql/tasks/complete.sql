@@ -6,19 +6,21 @@
 -- IN_PROGRESS is written as "none of the other statuses" so no index on status
 -- (nor tasks_lease_idx, partial on IN_PROGRESS) can serve it: the plan reaches
 -- each task by primary key instead of reading every running task (claim.sql).
--- $1 task ids (uuid[]), $2 their attempts (integer[]), $3 their results (jsonb[]),
--- $4 worker id
+-- Results come as JSON text (text[]), not jsonb[]: in an array parameter a JSON
+-- list would be taken for one more array dimension.
+-- $1 task ids (uuid[]), $2 their attempts (integer[]), $3 their results (JSON
+-- text[], NULL for none), $4 worker id
 UPDATE tasks t
 SET status = 'COMPLETED',
-    result = attempt.result,
+    result = attempt.result::jsonb,
     error = NULL,
     finished_at = now(),
     worker_id = NULL,
     lease_expires_at = NULL,
     updated_at = now()
-FROM unnest($1::uuid[], $2::integer[], $3::jsonb[]) AS attempt (task_id, attempts, result)
+FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS attempt (task_id, attempts, result)
 WHERE t.id = attempt.task_id
   AND t.attempts = attempt.attempts
   AND t.worker_id = $4
   AND t.status NOT IN ('NEW', 'PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')
-RETURNING t.id, t.status;
+RETURNING t.id, t.attempts, t.status;
