@@ -35,18 +35,28 @@ class Batcher(Generic[Item, Result]):
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting[:self.max_size], self.waiting[self.max_size:]
-                try:
-                    results = await self.write([item for item, _ in batch])
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for (_, future), result in zip(batch, results, strict=True):
-                        if not future.done():  # (its caller may have been cancelled)
-                            future.set_result(result)
+                await self.write_batch(batch)
                 batch = []
         finally:
             self.writer = None
             for _, future in batch:  # only when this task itself was cancelled mid-write
                 future.cancel()
+
+    async def write_batch(self, batch: list[tuple[Item, asyncio.Future]]) -> None:
+        """Write `batch` and settle its futures. If it fails, each item is written on its own
+        (one bad item, or a deadlock, must not fail its neighbours); a lone item's error is its
+        caller's."""
+        try:
+            results = await self.write([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                for one in batch:
+                    await self.write_batch([one])
+                return
+            _, future = batch[0]
+            if not future.done():
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # (its caller may have been cancelled)
+                future.set_result(result)

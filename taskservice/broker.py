@@ -102,9 +102,11 @@ def task_message(outbox_id: int, task_id, priority: str) -> aio_pika.Message:
 def parse_task_message(body: bytes) -> tuple[str, int]:
     """(task id, outbox id) from a message body; ValueError when it is not one of ours."""
     data = orjson.loads(body)
-    if not isinstance(data, dict) or not isinstance(data.get("outbox_id"), int) or "task_id" not in data:
+    outbox_id = data.get("outbox_id") if isinstance(data, dict) else None
+    # A bigint id (bool is an int to Python): anything else would fail the worker's whole claim batch.
+    if type(outbox_id) is not int or not 0 < outbox_id < 2**63 or "task_id" not in data:
         raise ValueError("not a task message")
-    return str(data["task_id"]), data["outbox_id"]
+    return str(data["task_id"]), outbox_id
 
 
 async def publish_batch(exchange: AbstractExchange, routing_key: str, rows: Sequence) -> None:
