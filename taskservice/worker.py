@@ -268,7 +268,13 @@ class Intake:
             return True
         waiter = asyncio.get_running_loop().create_future()
         self.waiting.append(waiter)
-        await asyncio.wait([waiter], timeout=HOLD_SECONDS)
+        try:
+            await asyncio.wait([waiter], timeout=HOLD_SECONDS)
+        except asyncio.CancelledError:  # the channel closed under the delivery
+            if waiter.done() and waiter.result() and not self.pass_slot():
+                self.free += 1  # the slot it was just handed must not be lost with it
+            waiter.cancel()
+            raise
         if waiter.done():
             return waiter.result()
         waiter.cancel()  # give_back passes over it
@@ -276,12 +282,18 @@ class Intake:
         await self.follow()  # stop consuming before the caller requeues, or the message comes straight back
         return False
 
-    async def give_back(self) -> None:
+    def pass_slot(self) -> bool:
+        """Hand a freed slot to the first delivery still waiting for one; False when none is."""
         while self.waiting and self.open:
             waiter = self.waiting.popleft()
             if not waiter.done():
                 waiter.set_result(True)
-                return
+                return True
+        return False
+
+    async def give_back(self) -> None:
+        if self.pass_slot():
+            return
         self.free += 1
         if self.busy or self.consumer_tag is None:
             self.busy = False
@@ -342,7 +354,7 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
         committed.set()  # the claim's IN_PROGRESS event
-        # From NEW only when a dispatcher's commit failed after publishing: rare, counted as PENDING.
+        # Never from NEW in practice (the dispatcher commits PENDING before it publishes): counted as PENDING.
         metrics.count_transition("PENDING", "IN_PROGRESS")
         # Every log line of the attempt, the handler's included, names the task and attempt.
         with log_context(task_id=task_id, attempt=task["attempts"]):

@@ -57,3 +57,16 @@ async def test_a_handlers_own_timeout_is_an_ordinary_failure(pool, running):
     task_id = await new_task(pool, kind="raises_timeout", max_attempts=1, timeout_seconds=60)
     row = (await wait_for_status(pool, [task_id], "FAILED"))[task_id]
     assert row["error"] == "TimeoutError: upstream took too long"
+
+
+async def test_a_delivery_cancelled_just_after_being_handed_a_slot_does_not_lose_it():
+    # Slot accounting only: the consumer is taken as on, so nothing here talks to the broker.
+    intake = worker.Intake(queue=None, on_message=None, free=1, consumer_tag="consuming")
+    assert await intake.take()
+    waiting = asyncio.create_task(intake.take())
+    await asyncio.sleep(0)  # it waits for a slot
+    await intake.give_back()  # the slot goes to it...
+    waiting.cancel()  # ...but its channel closes before it runs again
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert waiting.cancelled()
+    assert (intake.free, list(intake.waiting)) == (1, [])
