@@ -1,5 +1,6 @@
-"""The dispatcher: drains the outbox into RabbitMQ, reaps attempts whose lease ran out, and
-runs the maintenance loop (`taskservice.maintenance`: retention, idempotency key expiry).
+"""The dispatcher: drains the outbox into RabbitMQ, reaps attempts whose lease ran out,
+re-dispatches PENDING tasks whose message RabbitMQ lost, and runs the maintenance loop
+(`taskservice.maintenance`: retention, idempotency key expiry).
 
 Two fronts call `run_dispatcher`: a background task of the API process
 (`taskservice.api.app.embedded_dispatcher`) and the standalone process (`main`).
@@ -10,7 +11,7 @@ import logging
 import time
 
 import asyncpg
-from aio_pika.abc import AbstractExchange
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from taskservice import broker, db, events, maintenance, metrics, outbox, tasks, wakeups
 from taskservice.lifecycle import supervised, wait_any, wait_for
@@ -24,6 +25,9 @@ PUBLISH_RETRY_SECONDS = 2.0
 # (broker.PUBLISH_TIMEOUT_SECONDS), so only a dispatcher that died gives its rows up.
 PUBLISH_LEASE_SECONDS = 30.0
 BACKLOG_REFRESH_SECONDS = 5.0
+REDISPATCH_BATCH_SIZE = 1000
+REDISPATCH_MAX_INTERVAL_SECONDS = 30.0
+QUEUE_DEPTH_TIMEOUT_SECONDS = 5.0
 
 
 class PublishFailed(Exception):
@@ -118,6 +122,53 @@ async def reap_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Eve
             await wait_for(stop, settings.reap_interval_seconds)
 
 
+async def redispatch_lost_once(pool: asyncpg.Pool, connection: AbstractRobustConnection,
+                               settings: Settings) -> int:
+    """Give PENDING tasks whose message is gone a fresh outbox row; how many.
+
+    Both conditions are needed. The queue holding no ready message alone is normal: a
+    message delivered a moment ago is with a worker that is claiming its task. A publish
+    long ago alone is normal too, behind a deep backlog; re-dispatching then would double
+    the backlog. Together they mean the message is lost: workers ack right after their
+    claim commits, so with nothing left to deliver, a task still PENDING that long after
+    its publish will never be claimed.
+    """
+    try:
+        async with asyncio.timeout(QUEUE_DEPTH_TIMEOUT_SECONDS):
+            depth = await broker.queue_depth(connection, settings.amqp_queue)
+    except broker.BROKER_ERRORS as exc:  # (NOT_FOUND too: the publisher has not declared it yet)
+        log.info("lost-message sweep skipped: queue depth unknown (%s)", type(exc).__name__)
+        return 0
+    if depth:
+        return 0
+    async with pool.acquire() as conn:
+        return await tasks.redispatch_lost(conn, settings.pending_redispatch_seconds, REDISPATCH_BATCH_SIZE)
+
+
+async def redispatch_lost_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
+                                  stop: asyncio.Event) -> None:
+    """Sweep for lost messages every quarter of PENDING_REDISPATCH_SECONDS (at most every 30 s),
+    over a broker connection of its own: a sweep never disturbs the publisher's channel."""
+    connection = await broker.connect(settings, stop)
+    if connection is None:
+        return  # stopped before the broker answered
+    interval = min(REDISPATCH_MAX_INTERVAL_SECONDS, settings.pending_redispatch_seconds / 4)
+    try:
+        while not await wait_for(stop, interval):
+            try:
+                redispatched = await redispatch_lost_once(pool, connection, settings)
+            except db.UNAVAILABLE_ERRORS as exc:
+                log.warning("lost-message sweep: database unavailable (%s)", type(exc).__name__)
+                continue
+            if redispatched:
+                metrics.TASKS_REDISPATCHED.inc(redispatched)
+                log.warning("re-dispatched %d PENDING tasks whose message was lost (queue empty, published "
+                            "more than %gs ago)", redispatched, settings.pending_redispatch_seconds)
+                wake.set()  # their fresh outbox rows are due now
+    finally:
+        await broker.close(connection)
+
+
 async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> None:
     """Refresh the outbox backlog gauges every BACKLOG_REFRESH_SECONDS."""
     while not stop.is_set():
@@ -134,12 +185,14 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
 
 async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyncio.Event,
                          stop: asyncio.Event) -> None:
-    """Drain the outbox, reap expired leases and keep the tables trim until `stop` is set.
+    """Drain the outbox, reap expired leases, re-dispatch lost messages and keep the tables trim
+    until `stop` is set.
     Sets `committed` after committing status changes (the process announces them to streams)."""
     wake = asyncio.Event()
     background = [asyncio.create_task(supervised(name, loop, stop)) for name, loop in (
         ("LISTEN outbox_due", lambda: db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
         ("reaper", lambda: reap_forever(pool, settings, wake, committed, stop)),
+        ("lost-message sweeper", lambda: redispatch_lost_forever(pool, settings, wake, stop)),
         ("maintenance", lambda: maintenance.maintain_forever(pool, settings, stop)),
         ("backlog gauge", lambda: measure_backlog_forever(pool, stop)),
     )]

@@ -37,6 +37,9 @@ TASK_RETRIES = Counter(
 TASK_RESCUES = Counter(
     "taskservice_task_rescues_total",
     "Attempts whose lease expired, rescued by the reaper, by the status the task went to.", ["to_status"])
+TASKS_REDISPATCHED = Counter(
+    "taskservice_tasks_redispatched_total",
+    "PENDING tasks whose message was lost (queue empty, published long ago), given a fresh outbox row.")
 # `kind` stays bounded: only handlers found in the worker's registry ever run.
 HANDLER_DURATION = Histogram(
     "taskservice_handler_duration_seconds",

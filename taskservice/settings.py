@@ -88,6 +88,8 @@ class Settings:
     dispatch_batch_size: int = 200
     dispatch_poll_seconds: float = 1.0
     reap_interval_seconds: float = 5.0
+    # A PENDING task published this long ago, while the queue holds no message, lost its message.
+    pending_redispatch_seconds: float = 300.0
     lease_seconds: float = 30.0
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
@@ -139,6 +141,8 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                                      0.05, 60),
         reap_interval_seconds=_float(env, "REAP_INTERVAL_SECONDS", defaults.reap_interval_seconds,
                                      0.1, 3600),
+        pending_redispatch_seconds=_float(env, "PENDING_REDISPATCH_SECONDS", defaults.pending_redispatch_seconds,
+                                          0.1, 86_400),
         lease_seconds=_float(env, "LEASE_SECONDS", defaults.lease_seconds, 1, 3600),
         retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", defaults.retry_base_seconds, 0, 3600),
         retry_max_seconds=_float(env, "RETRY_MAX_SECONDS", defaults.retry_max_seconds, 0, 86400),

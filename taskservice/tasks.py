@@ -157,6 +157,12 @@ async def reap_expired(conn: asyncpg.Connection, batch_size: int) -> list[asyncp
     return await conn.fetch(QUERIES["tasks/reap_expired"], batch_size)
 
 
+async def redispatch_lost(conn: asyncpg.Connection, published_seconds_ago: float, batch_size: int) -> int:
+    """Give up to `batch_size` PENDING tasks, last published more than `published_seconds_ago`,
+    a fresh outbox row due now; how many. Only for when the task queue is empty."""
+    return await conn.fetchval(QUERIES["tasks/redispatch_lost"], published_seconds_ago, batch_size)
+
+
 # -- maintenance: small batches, SKIP LOCKED --------------------------------------
 
 async def prune_finished(conn: asyncpg.Connection, retention_days: int, batch_size: int) -> int:

@@ -142,9 +142,12 @@ async def running(settings: Settings, pool):
 
     # The database is shared by the whole run: outbox rows earlier tests left unpublished
     # (tasks they never meant to run) are set aside, so this test's dispatchers and
-    # workers see only its own tasks.
+    # workers see only its own tasks. Tasks they left PENDING are cancelled: their messages
+    # went to queues since deleted, so the lost-message sweeper would re-dispatch them here.
     async with pool.acquire() as conn:
         await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+        await conn.execute("UPDATE tasks SET status = 'CANCELLED', finished_at = now(), updated_at = now() "
+                           "WHERE status = 'PENDING'")
     started = []
 
     def run(main, **overrides):
