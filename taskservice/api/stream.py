@@ -40,6 +40,9 @@ LISTENER_RENEW_SECONDS = 10.0
 READY_TIMEOUT_SECONDS = 5.0
 # aiohttp does not tell a handler that its client left; a stream looks this often.
 DISCONNECT_CHECK_SECONDS = 1.0
+# A client that stops reading fills the socket and blocks the write: after this long it is gone
+# (its stream would otherwise stay subscribed, and keep the writers announcing, for ever).
+WRITE_TIMEOUT_SECONDS = 30.0
 # A gap is forgotten after this long: far longer than any of the service's writing transactions
 # takes to commit (each is one statement or a short transaction; none waits on the broker),
 # while a rolled-back transaction leaves its ids missing forever.
@@ -61,6 +64,7 @@ class Subscriber:
     status: str | None
     priority: str | None
     queue: asyncio.Queue
+    closed: bool = False  # the app is stopping: end now (a CLOSE in the queue may be dropped for a reset)
 
     def wants(self, event: dict[str, Any]) -> bool:
         return ((self.task_id is None or event["task_id"] == self.task_id)
@@ -233,6 +237,14 @@ def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
     return id_line + b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+async def send(response: web.StreamResponse, data: bytes) -> None:
+    try:
+        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+            await response.write(data)
+    except TimeoutError:
+        raise ConnectionResetError("the client stopped reading") from None
+
+
 def disconnected(request: web.Request) -> bool:
     return request.transport is None or request.transport.is_closing()
 
@@ -274,34 +286,34 @@ async def write_events(request: web.Request, response: web.StreamResponse, subsc
     # An `id:` line only when it moves the client's position forward: commit order is not
     # id order, and EventSource resumes from the last id it saw.
     position = resume_after or 0
-    await response.write(b"retry: %d\n\n" % RETRY_MILLISECONDS)
+    await send(response, b"retry: %d\n\n" % RETRY_MILLISECONDS)
     for event in replayed:
         position = event["id"]
-        await response.write(sse("status", event, position))
+        await send(response, sse("status", event, position))
     if reset_to is not None:
         position = max(position, reset_to)
-        await response.write(sse("reset", {}, position))
-    await response.write(sse("ready", {"resumed": resume_after is not None, "replayed": len(replayed)}))
+        await send(response, sse("reset", {}, position))
+    await send(response, sse("ready", {"resumed": resume_after is not None, "replayed": len(replayed)}))
     already_sent = {event["id"] for event in replayed}
     loop = asyncio.get_running_loop()
     next_heartbeat = loop.time() + settings.stream_heartbeat_seconds
-    while not disconnected(request):
+    while not disconnected(request) and not subscriber.closed:
         try:
             async with asyncio.timeout(min(next_heartbeat - loop.time(), DISCONNECT_CHECK_SECONDS)):
                 item = await subscriber.queue.get()
         except TimeoutError:
             if loop.time() >= next_heartbeat:
-                await response.write(b": heartbeat\n\n")
+                await send(response, b": heartbeat\n\n")
                 next_heartbeat = loop.time() + settings.stream_heartbeat_seconds
             continue
         if item == CLOSE:
             return
         if item == RESET:
-            await response.write(sse("reset", {}))
+            await send(response, sse("reset", {}))
             continue
         if item["id"] in already_sent or (resume_after is not None and item["id"] <= resume_after):
             continue
-        await response.write(sse("status", item, item["id"] if item["id"] > position else None))
+        await send(response, sse("status", item, item["id"] if item["id"] > position else None))
         position = max(position, item["id"])
 
 
@@ -329,4 +341,5 @@ async def end_streams(app: web.Application) -> None:
     hub = app[STREAM_HUB]
     hub.closing = True
     for subscriber in hub.subscribers:
+        subscriber.closed = True
         subscriber.push(CLOSE)
