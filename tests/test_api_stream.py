@@ -233,6 +233,17 @@ async def test_more_missed_changes_than_the_replay_limit_is_a_reset(aiohttp_clie
     resp.close()
 
 
+async def test_a_last_event_id_this_database_never_gave_is_a_reset(client):
+    # E.g. after a restore: the id is ahead of every event, so live events would all look seen.
+    resp, reader = await connect(client, headers={"Last-Event-ID": str(10**15)})
+    before, ready = await reader.until_ready()
+    assert [m.event for m in before] == ["reset"] and before[0].id < 10**15
+    assert ready == {"resumed": True, "replayed": 0}
+    task = await create(client)
+    assert (await reader.next_event()).json()["task_id"] == task["id"]
+    resp.close()
+
+
 async def test_a_client_too_slow_for_its_buffer_gets_a_reset(aiohttp_client, settings, pool):
     client = await aiohttp_client(create_app(dataclasses.replace(settings, stream_queue_size=1)))
     ids = [uuid.UUID((await create(client))["id"]) for _ in range(5)]

@@ -264,11 +264,17 @@ async def serve_stream(request: web.Request, pool: asyncpg.Pool, hub: StreamHub,
         replayed, reset_to = [], None
         if resume_after is not None:
             async with pool.acquire() as conn:
-                rows = await events.replay(conn, resume_after, task_id=subscriber.task_id,
-                                           status=subscriber.status, priority=subscriber.priority,
-                                           limit=settings.stream_replay_limit + 1)
-                if len(rows) > settings.stream_replay_limit:
-                    rows, reset_to = [], await events.latest_id(conn)
+                latest = await events.latest_id(conn)
+                if resume_after > latest:
+                    # An id this database never gave (a restore, another deployment): every live
+                    # event would look already seen. Start the client afresh instead.
+                    rows, reset_to, resume_after = [], latest, latest
+                else:
+                    rows = await events.replay(conn, resume_after, task_id=subscriber.task_id,
+                                               status=subscriber.status, priority=subscriber.priority,
+                                               limit=settings.stream_replay_limit + 1)
+                    if len(rows) > settings.stream_replay_limit:
+                        rows, reset_to = [], latest
             replayed = [event_from_row(row) for row in rows]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                "X-Accel-Buffering": "no"})
