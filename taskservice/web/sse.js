@@ -65,11 +65,13 @@ export function createParser(onEvent, onRetry) {
 
 function sleep(ms, signal) {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
+    const wake = () => {
       clearTimeout(timer);
+      signal.removeEventListener("abort", wake);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(wake, ms);
+    signal.addEventListener("abort", wake, { once: true });
   });
 }
 
@@ -111,22 +113,28 @@ export function openStream(url, handlers) {
 
   async function connectOnce() {
     const connection = new AbortController();
-    closed.signal.addEventListener("abort", () => connection.abort(), { once: true });
-    const headers = { Accept: "text/event-stream", ...handlers.headers() };
-    if (lastId !== null) {
-      headers["Last-Event-ID"] = lastId;
+    // Removed when this connection ends: a long-lived tab reconnects many times.
+    const abort = () => connection.abort();
+    closed.signal.addEventListener("abort", abort, { once: true });
+    try {
+      const headers = { Accept: "text/event-stream", ...handlers.headers() };
+      if (lastId !== null) {
+        headers["Last-Event-ID"] = lastId;
+      }
+      const response = await fetch(url, { headers, signal: connection.signal, cache: "no-store" });
+      if (response.status === 401) {
+        return "auth";
+      }
+      if (!response.ok) {
+        throw new Error(`The stream answered ${response.status}.`);
+      }
+      wasLive = true;
+      handlers.onState("live");
+      await readBody(response, connection);
+      return "ended";
+    } finally {
+      closed.signal.removeEventListener("abort", abort);
     }
-    const response = await fetch(url, { headers, signal: connection.signal, cache: "no-store" });
-    if (response.status === 401) {
-      return "auth";
-    }
-    if (!response.ok) {
-      throw new Error(`The stream answered ${response.status}.`);
-    }
-    wasLive = true;
-    handlers.onState("live");
-    await readBody(response, connection);
-    return "ended";
   }
 
   async function run() {
