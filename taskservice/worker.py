@@ -142,9 +142,11 @@ async def write_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWri
     """The one guarded write that ends the attempt; None when the attempt is no longer ours."""
     task, handler_task = attempt.task, attempt.handler_task
     key = (task["id"], task["attempts"], settings.worker_id)
+    refusal = None
     if not handler_task.cancelled() and handler_task.exception() is None:
         result = handler_task.result()
-        if unstorable_result(result, settings.max_result_bytes) is None:
+        refusal = unstorable_result(result, settings.max_result_bytes)
+        if refusal is None:
             # The common case, batched with the other attempts finishing now.
             return await writes.completions.submit((task["id"], task["attempts"], result))
     async with pool.acquire() as conn:
@@ -163,8 +165,7 @@ async def write_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWri
             error = str(exc) if isinstance(exc, AttemptTimedOut) else f"{type(exc).__name__}: {exc}"
             row = await tasks.fail_attempt(conn, *key, error[:10_000],
                                            retry_delay(settings, task["attempts"]), retryable=True)
-        else:
-            refusal = unstorable_result(handler_task.result(), settings.max_result_bytes)
+        else:  # the handler returned a result that cannot be stored
             row = await tasks.fail_attempt(conn, *key, refusal, retry_delay(settings, task["attempts"]),
                                            retryable=True)
     return row
