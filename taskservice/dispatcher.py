@@ -50,18 +50,20 @@ async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: S
     """
     async with pool.acquire() as conn:
         rows = await outbox.claim_due(conn, settings.dispatch_batch_size, PUBLISH_LEASE_SECONDS)
-        if not rows:
-            return 0
-        committed.set()
-        metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
-        ids = [row["id"] for row in rows]
-        started = time.perf_counter()
-        try:
-            await broker.publish_batch(exchange, settings.amqp_queue, rows)
-        except Exception as exc:  # whatever the broker did, the rows must come due again
-            metrics.PUBLISH_FAILURES.inc()
-            raise PublishFailed(ids, f"{type(exc).__name__}: {exc}") from exc
-        metrics.PUBLISH_DURATION.observe(time.perf_counter() - started)
+    if not rows:
+        return 0
+    committed.set()
+    metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
+    ids = [row["id"] for row in rows]
+    # No pool connection held through the confirms: the embedded dispatcher shares the API's pool.
+    started = time.perf_counter()
+    try:
+        await broker.publish_batch(exchange, settings.amqp_queue, rows)
+    except Exception as exc:  # whatever the broker did, the rows must come due again
+        metrics.PUBLISH_FAILURES.inc()
+        raise PublishFailed(ids, f"{type(exc).__name__}: {exc}") from exc
+    metrics.PUBLISH_DURATION.observe(time.perf_counter() - started)
+    async with pool.acquire() as conn:
         await outbox.mark_published(conn, ids)
     metrics.DISPATCH_BATCH_SIZE.observe(len(ids))
     log.debug("published %d outbox rows", len(ids))
