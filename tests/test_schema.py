@@ -46,3 +46,13 @@ async def test_one_statement_changing_many_tasks_records_each_change(pool):
         assert [dict(m) for m in await conn.fetch(RECOUNT)] == []
     assert [await statuses_seen(pool, task_id) for task_id in ids] == [
         ["NEW", "PENDING"], ["NEW", "PENDING", "CANCELLED"], ["NEW", "PENDING", "CANCELLED"], ["NEW"]]
+
+
+async def test_one_statement_inserting_many_tasks_counts_and_records_each(pool):
+    async with pool.acquire() as conn:
+        ids = await conn.fetchval(
+            "WITH inserted AS (INSERT INTO tasks (name, kind, timeout_seconds, priority) "
+            "SELECT 'bulk', 'noop', 60, p FROM unnest(ARRAY['LOW', 'LOW', 'HIGH']) AS p RETURNING id) "
+            "SELECT array_agg(id) FROM inserted")
+        assert [dict(m) for m in await conn.fetch(RECOUNT)] == []
+    assert [await statuses_seen(pool, task_id) for task_id in ids] == [["NEW"]] * 3
