@@ -57,7 +57,8 @@ PUBLISH_DURATION = Histogram(
     "taskservice_publish_duration_seconds", "Time to publish a batch until RabbitMQ confirmed every message.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 PUBLISH_FAILURES = Counter(
-    "taskservice_publish_failures_total", "Dispatch batches RabbitMQ did not confirm (their rows come due again shortly).")
+    "taskservice_publish_failures_total",
+    "Dispatch batches RabbitMQ did not confirm (their rows come due again shortly).")
 
 
 def count_transition(from_status: str | None, to_status: str, amount: int = 1) -> None:
