@@ -125,3 +125,12 @@ class TcpProxy:
         finally:
             writer.transport.abort()
             self.writers.discard(writer)
+
+
+async def ready_messages(settings: Settings) -> int:
+    """Messages ready in the test's task queue, as RabbitMQ counts them."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(settings.amqp_queue, passive=True)
+        return queue.declaration_result.message_count

@@ -1,10 +1,9 @@
 """The worker's batched writes: claims of messages that arrive together, completions of attempts
 that finish together, each one statement in which every row keeps its own guard."""
 
-import aio_pika
 
 from taskservice import tasks, worker
-from tests.execution import new_task, publish_tasks, statuses_seen, wait_for_status
+from tests.execution import new_task, publish_tasks, ready_messages, statuses_seen, wait_for_status
 
 
 async def outbox_ids(pool, ids) -> list[int]:
@@ -70,10 +69,7 @@ async def test_messages_that_claim_nothing_are_acked_with_the_rest(pool, running
     working = running(worker.main, worker_concurrency=8)
     await wait_for_status(pool, ids[2:], "COMPLETED")
     await working.shutdown()  # what it had not acked goes back to the queue
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        queue = await (await connection.channel()).declare_queue(settings.amqp_queue, passive=True)
-    assert queue.declaration_result.message_count == 0
+    assert await ready_messages(settings) == 0
     rows = await wait_for_status(pool, ids[:2], ("CANCELLED", "IN_PROGRESS"), timeout=1)
     assert [rows[task_id]["status"] for task_id in ids[:2]] == ["CANCELLED", "IN_PROGRESS"]
     assert rows[ids[1]]["worker_id"] == "other-worker"

@@ -2,20 +2,10 @@
 
 import asyncio
 
-import aio_pika
-
 from taskservice import dispatcher, worker
-from tests.execution import new_task, publish_tasks, wait_for_status
+from tests.execution import new_task, publish_tasks, ready_messages, wait_for_status
 
 TEST_HANDLERS = ("tests.handlers_for_tests",)
-
-
-async def ready_messages(settings) -> int:
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(settings.amqp_queue, passive=True)
-        return queue.declaration_result.message_count
 
 
 async def ready_messages_become(settings, expected: int, within: float = 5.0) -> int:
