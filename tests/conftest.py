@@ -1,72 +1,19 @@
-"""Test fixtures: a fresh, migrated PostgreSQL database and per-run RabbitMQ names.
+"""Fixtures for every test group: a fresh, migrated PostgreSQL database and per-run RabbitMQ names.
 
-Defaults work against the machine's services and against `make start`'s stack;
-TEST_DATABASE_URL (server only, no database name needed) and TEST_AMQP_URL override them.
+They are made only when a test asks for them, so `pytest tests/unit` needs no running service.
 """
 
 import asyncio
 import dataclasses
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import aio_pika
 import asyncpg
 import pytest
 
-from taskservice import broker, db
+from taskservice import db
 from taskservice.api.app import create_app
 from taskservice.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
-SERVER_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres:postgres@localhost:5432/postgres")
-AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/")
-RUN_ID = uuid.uuid4().hex[:10]
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def dbmate_url(url: str) -> str:
-    if "sslmode=" in url:
-        return url
-    return url + ("&" if "?" in url else "?") + "sslmode=disable"
-
-
-def dbmate_binary() -> str:
-    beside_python = Path(sys.executable).parent / "dbmate"
-    found = str(beside_python) if beside_python.exists() else shutil.which("dbmate")
-    if not found:
-        pytest.exit("dbmate is not installed: run `make test` (it installs the dev dependencies)", 2)
-    return found
-
-
-def run_dbmate(url: str, *args: str) -> None:
-    subprocess.run([dbmate_binary(), "--url", dbmate_url(url), "--migrations-dir",
-                    str(ROOT / "db/migrations"), "--no-dump-schema", *args],
-                   check=True, capture_output=True, text=True)
-
-
-def require_service(name: str, url: str, how: str) -> None:
-    parts = urlsplit(url)
-    try:
-        socket.create_connection((parts.hostname or "localhost", parts.port), timeout=3).close()
-    except OSError as exc:
-        pytest.exit(f"{name} is not reachable at {parts.hostname}:{parts.port} ({exc}). {how}", 2)
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    how = ("Start it with `make start` (Docker Compose publishes it on localhost), or point "
-           "{var} at a running server.")
-    require_service("PostgreSQL", SERVER_URL, how.format(var="TEST_DATABASE_URL"))
-    require_service("RabbitMQ", AMQP_URL, how.format(var="TEST_AMQP_URL"))
+from tests.support.services import AMQP_URL, RUN_ID, SERVER_URL, delete_broker_names, run_dbmate, with_database
 
 
 async def _admin(sql: str) -> None:
@@ -86,17 +33,6 @@ def database_url() -> str:
     run_dbmate(url, "up")
     yield url
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def delete_broker_names(settings: Settings) -> None:
-    connection = await aio_pika.connect(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        dead_exchange, dead_queue = broker.dead_letter_names(settings)
-        for queue in (settings.amqp_queue, dead_queue):
-            await channel.queue_delete(queue)
-        for exchange in (settings.amqp_exchange, dead_exchange):
-            await channel.exchange_delete(exchange)
 
 
 @pytest.fixture
@@ -138,7 +74,7 @@ async def client(aiohttp_client, settings: Settings):
 async def running(settings: Settings, pool):
     """Start dispatchers and workers (`running(dispatcher.main, **setting_overrides)`) as tasks of the
     test's loop, with the test handlers registered; all must stop cleanly after the test."""
-    from tests.execution import start
+    from tests.support.execution import start
 
     # The database is shared by the whole run: outbox rows earlier tests left unpublished
     # (tasks they never meant to run) are set aside, so this test's dispatchers and
@@ -151,7 +87,7 @@ async def running(settings: Settings, pool):
     started = []
 
     def run(main, **overrides):
-        process = start(main, dataclasses.replace(settings, handler_modules=("tests.handlers_for_tests",),
+        process = start(main, dataclasses.replace(settings, handler_modules=("tests.support.handlers_for_tests",),
                                                   **overrides))
         started.append(process)
         return process

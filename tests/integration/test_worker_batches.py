@@ -3,7 +3,7 @@ that finish together, each one statement in which every row keeps its own guard.
 
 
 from taskservice import tasks, worker
-from tests.execution import new_task, publish_tasks, ready_messages, statuses_seen, wait_for_status
+from tests.support.execution import new_task, publish_tasks, ready_messages, statuses_seen, wait_for_status
 
 
 async def outbox_ids(pool, ids) -> list[int]:

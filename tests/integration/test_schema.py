@@ -2,7 +2,7 @@
 
 import uuid
 
-from tests.execution import new_task, statuses_seen
+from tests.support.execution import new_task, statuses_seen
 
 RECOUNT = """
 SELECT coalesce(c.status, t.status) AS status, coalesce(c.priority, t.priority) AS priority,

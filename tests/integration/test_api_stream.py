@@ -15,9 +15,9 @@ from taskservice import dispatcher, events, worker
 from taskservice.api.app import create_app
 from taskservice.api.stream import GAP_SECONDS, MAX_GAPS, STREAM_HUB, StreamHub, track_gaps
 from taskservice.settings import SettingsError, load_settings
-from tests.execution import TcpProxy
-from tests.sse import EventReader, Message
-from tests.test_processes import free_port, process_logging_to, wait_for_line
+from tests.support.execution import TcpProxy
+from tests.support.processes import free_port, process_logging_to, wait_for_line
+from tests.support.sse import EventReader, Message
 
 STREAM = "/api/v1/tasks/stream"
 TASKS = "/api/v1/tasks/"

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from taskservice import dispatcher, worker
-from tests.execution import new_task, wait_for_status
+from tests.support.execution import new_task, wait_for_status
 
 THROUGHPUT = "/api/v1/stats/throughput"
 

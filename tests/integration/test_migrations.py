@@ -2,7 +2,7 @@
 
 import asyncpg
 
-from tests.conftest import ROOT, RUN_ID, SERVER_URL, run_dbmate, with_database
+from tests.support.services import ROOT, RUN_ID, SERVER_URL, run_dbmate, with_database
 
 TABLES = {"tasks", "outbox", "task_events"}
 

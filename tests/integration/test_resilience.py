@@ -12,9 +12,9 @@ from pathlib import Path
 import aio_pika
 
 from taskservice import broker, dispatcher, worker
-from tests.execution import TcpProxy, new_task, publish_tasks, statuses_seen, wait_for_status
+from tests.support.execution import TcpProxy, new_task, publish_tasks, statuses_seen, wait_for_status
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def worker_subprocess(settings, worker_id: str, log_path: Path) -> subprocess.Popen:

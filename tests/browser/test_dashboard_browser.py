@@ -26,8 +26,8 @@ from playwright.async_api import async_playwright, expect
 from taskservice import db, worker
 from taskservice.api.app import create_app
 from taskservice.settings import Settings
-from tests.conftest import AMQP_URL, ROOT, RUN_ID, delete_broker_names
-from tests.execution import new_task, start
+from tests.support.execution import new_task, start
+from tests.support.services import AMQP_URL, ROOT, RUN_ID, delete_broker_names
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -116,7 +116,7 @@ async def browser():
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server(database_url, browser):
     """The API (embedded dispatcher) and a worker running the built-in and the test handlers."""
-    settings = module_settings(database_url, handler_modules=("tests.handlers_for_tests",))
+    settings = module_settings(database_url, handler_modules=("tests.support.handlers_for_tests",))
     pool = await db.create_pool(settings)
     # Outbox rows earlier tests left unpublished are theirs, not for this module's worker.
     async with pool.acquire() as conn:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 ST = Path(sys.executable).parent / "st"
 NUL_IN_PAYLOAD = {"payload": ["Must not contain NUL characters."]}
 RUN_AT_OUT_OF_RANGE = {"run_at": ["Must fall between years 1 and 9999 in UTC."]}
@@ -121,7 +121,7 @@ def test_schemathesis(server_url: str, tmp_path: Path):
         # DELETE cancels a task, it does not remove it: GET keeps answering 200 (design §3).
         "--exclude-checks", "use_after_free",
         # The status stream answers 200 and then stays open: every case would run into
-        # --request-timeout. Its 422s and events are covered by tests/test_api_stream.py.
+        # --request-timeout. Its 422s and events are covered by tests/integration/test_api_stream.py.
         "--exclude-path", "/api/v1/tasks/stream",
         "--max-examples", str(MAX_EXAMPLES),
         "--max-failures", "20",

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 from taskservice import dispatcher, maintenance
-from tests.execution import new_task, start
+from tests.support.execution import new_task, start
 
 FINISH = {
     "COMPLETED": "status = 'COMPLETED', attempts = 1, started_at = now(), result = '1'",

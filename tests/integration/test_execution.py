@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from taskservice import dispatcher, worker
 from taskservice.api.app import create_app
-from tests import handlers_for_tests
-from tests.execution import new_task, statuses_seen, wait_for_status
+from tests.support import handlers_for_tests
+from tests.support.execution import new_task, statuses_seen, wait_for_status
 
-TEST_HANDLERS = ("tests.handlers_for_tests",)
+TEST_HANDLERS = ("tests.support.handlers_for_tests",)
 
 
 async def test_created_task_completes_through_the_embedded_dispatcher(aiohttp_client, settings, pool, running):

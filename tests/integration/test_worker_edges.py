@@ -3,9 +3,9 @@
 import asyncio
 
 from taskservice import dispatcher, worker
-from tests.execution import new_task, publish_tasks, ready_messages, wait_for_status
+from tests.support.execution import new_task, publish_tasks, ready_messages, wait_for_status
 
-TEST_HANDLERS = ("tests.handlers_for_tests",)
+TEST_HANDLERS = ("tests.support.handlers_for_tests",)
 
 
 async def ready_messages_become(settings, expected: int, within: float = 5.0) -> int:

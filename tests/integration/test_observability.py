@@ -23,9 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from taskservice import dispatcher, logs, outbox, tasks, worker
 from taskservice.api.app import create_app
 from taskservice.settings import SettingsError, load_settings
-from tests.execution import new_task, start, wait_for_status
+from tests.support.execution import new_task, start, wait_for_status
 
-TEST_HANDLERS = ("tests.handlers_for_tests",)
+TEST_HANDLERS = ("tests.support.handlers_for_tests",)
 
 
 def sample(name: str, **labels: str) -> float:
@@ -319,7 +319,7 @@ async def test_worker_log_lines_carry_task_id_and_attempt(settings, pool, log_li
         await dispatching.shutdown()
         await working.shutdown()
     lines = log_lines()
-    [from_handler] = [line for line in lines if line["logger"] == "tests.handlers_for_tests"
+    [from_handler] = [line for line in lines if line["logger"] == "tests.support.handlers_for_tests"
                       and line.get("task_id") == str(task_id)]
     assert from_handler["attempt"] == 1
     outcome = [line for line in lines if line["logger"] == "taskservice.worker"

@@ -10,7 +10,7 @@ import pytest
 from taskservice import worker
 from taskservice.api.app import create_app
 from taskservice.api.status_waits import STATUS_WAITERS, release_waiters
-from tests.execution import start
+from tests.support.execution import start
 
 TASKS = "/api/v1/tasks/"
 PROMPT = 0.2  # the most a waiting request may lag behind the change it waits for
@@ -179,7 +179,7 @@ async def test_only_watched_tasks_notify(client, pool, database_url):
 
 async def test_follow_a_task_to_completion_one_wait_at_a_time(aiohttp_client, settings):
     settings = dataclasses.replace(settings, dispatcher_embedded=True,
-                                   handler_modules=("tests.handlers_for_tests",))
+                                   handler_modules=("tests.support.handlers_for_tests",))
     client = await aiohttp_client(create_app(settings))
     running = start(worker.main, settings)
     try:

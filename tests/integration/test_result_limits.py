@@ -7,12 +7,12 @@ import pytest
 
 from taskservice import dispatcher, worker
 from taskservice.worker import unstorable_result
-from tests.execution import new_task, start, wait_for_status
+from tests.support.execution import new_task, start, wait_for_status
 
 
 @pytest.fixture
 async def pipeline(settings):
-    settings = dataclasses.replace(settings, handler_modules=("tests.handlers_for_tests",),
+    settings = dataclasses.replace(settings, handler_modules=("tests.support.handlers_for_tests",),
                                    max_result_bytes=1000)
     started = [start(dispatcher.main, settings), start(worker.main, settings)]
     yield

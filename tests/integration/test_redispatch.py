@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 
 from taskservice import dispatcher, worker
 from taskservice.settings import SettingsError, load_settings
-from tests.execution import new_task, statuses_seen, wait_for_status
+from tests.support.execution import new_task, statuses_seen, wait_for_status
 
 
 async def outbox_rows_per_task(pool, ids) -> dict:

@@ -8,7 +8,7 @@ import pytest
 
 from taskservice import worker
 from taskservice.api.app import create_app
-from tests.execution import start, statuses_seen, wait_for_status
+from tests.support.execution import start, statuses_seen, wait_for_status
 
 TASKS = "/api/v1/tasks/"
 
@@ -86,7 +86,7 @@ async def test_racing_retries_retry_once(client, pool):
 
 async def test_a_retried_task_runs_again(aiohttp_client, settings, pool):
     settings = dataclasses.replace(settings, dispatcher_embedded=True,
-                                   handler_modules=("tests.handlers_for_tests",))
+                                   handler_modules=("tests.support.handlers_for_tests",))
     client = await aiohttp_client(create_app(settings))
     running = start(worker.main, settings)
     try:
@@ -105,7 +105,7 @@ async def test_a_retried_task_runs_again(aiohttp_client, settings, pool):
 
 
 async def test_a_retried_cancelled_task_runs(aiohttp_client, settings, pool):
-    settings = dataclasses.replace(settings, handler_modules=("tests.handlers_for_tests",))
+    settings = dataclasses.replace(settings, handler_modules=("tests.support.handlers_for_tests",))
     client = await aiohttp_client(create_app(settings))  # no dispatcher yet: cancelled while NEW
     task = await create(client, kind="echo")
     assert (await client.delete(f"/api/v1/tasks/{task['id']}")).status == 200

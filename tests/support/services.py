@@ -1,0 +1,77 @@
+"""The PostgreSQL server and RabbitMQ the integration tests use, and the names this run gives them.
+
+Defaults work against the machine's services and against `make start`'s stack;
+TEST_DATABASE_URL (server only, no database name needed) and TEST_AMQP_URL override them.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import pytest
+
+from taskservice import broker
+from taskservice.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SERVER_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres:postgres@localhost:5432/postgres")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@localhost:5672/")
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def dbmate_url(url: str) -> str:
+    if "sslmode=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "sslmode=disable"
+
+
+def dbmate_binary() -> str:
+    beside_python = Path(sys.executable).parent / "dbmate"
+    found = str(beside_python) if beside_python.exists() else shutil.which("dbmate")
+    if not found:
+        pytest.exit("dbmate is not installed: run `make test` (it installs the dev dependencies)", 2)
+    return found
+
+
+def run_dbmate(url: str, *args: str) -> None:
+    subprocess.run([dbmate_binary(), "--url", dbmate_url(url), "--migrations-dir",
+                    str(ROOT / "db/migrations"), "--no-dump-schema", *args],
+                   check=True, capture_output=True, text=True)
+
+
+def require_service(name: str, url: str, how: str) -> None:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "localhost", parts.port), timeout=3).close()
+    except OSError as exc:
+        pytest.exit(f"{name} is not reachable at {parts.hostname}:{parts.port} ({exc}). {how}", 2)
+
+
+def require_services() -> None:
+    """Stop the run at once, naming the missing service, instead of a wall of connection errors."""
+    how = ("Start it with `make start` (Docker Compose publishes it on localhost), or point "
+           "{var} at a running server.")
+    require_service("PostgreSQL", SERVER_URL, how.format(var="TEST_DATABASE_URL"))
+    require_service("RabbitMQ", AMQP_URL, how.format(var="TEST_AMQP_URL"))
+
+
+async def delete_broker_names(settings: Settings) -> None:
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        dead_exchange, dead_queue = broker.dead_letter_names(settings)
+        for queue in (settings.amqp_queue, dead_queue):
+            await channel.queue_delete(queue)
+        for exchange in (settings.amqp_exchange, dead_exchange):
+            await channel.exchange_delete(exchange)
