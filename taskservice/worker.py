@@ -137,8 +137,20 @@ def unstorable_result(result: Any, max_bytes: int) -> str | None:
     return None
 
 
+def attempt_error(attempt: Attempt, refusal: str | None) -> str:
+    """Why an attempt that was not cancelled on purpose failed, as the task's `error` records it."""
+    if attempt.handler_task.cancelled():
+        # The handler raised CancelledError on its own: a failure like any other,
+        # not a hand back (which would not count the attempt and retry forever).
+        return "handler was cancelled (it raised CancelledError)"
+    exc = attempt.handler_task.exception()
+    if exc is None:
+        return refusal  # the handler returned a result that cannot be stored
+    return str(exc) if isinstance(exc, AttemptTimedOut) else f"{type(exc).__name__}: {exc}"
+
+
 async def write_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites,
-                        attempt: Attempt) -> asyncpg.Record | None:
+                        attempt: Attempt, retry_in: float) -> asyncpg.Record | None:
     """The one guarded write that ends the attempt; None when the attempt is no longer ours."""
     task, handler_task = attempt.task, attempt.handler_task
     key = (task["id"], task["attempts"], settings.worker_id)
@@ -156,19 +168,47 @@ async def write_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWri
             row = await tasks.hand_back(conn, *key)
             if row is not None and row["status"] == "PENDING":
                 await outbox.notify_due(conn)  # its fresh outbox row is due now
-        elif handler_task.cancelled():
-            # The handler raised CancelledError on its own: a failure like any other,
-            # not a hand back (which would not count the attempt and retry forever).
-            row = await tasks.fail_attempt(conn, *key, "handler was cancelled (it raised CancelledError)",
-                                           retry_delay(settings, task["attempts"]), retryable=True)
-        elif (exc := handler_task.exception()) is not None:
-            error = str(exc) if isinstance(exc, AttemptTimedOut) else f"{type(exc).__name__}: {exc}"
-            row = await tasks.fail_attempt(conn, *key, error[:10_000],
-                                           retry_delay(settings, task["attempts"]), retryable=True)
-        else:  # the handler returned a result that cannot be stored
-            row = await tasks.fail_attempt(conn, *key, refusal, retry_delay(settings, task["attempts"]),
+        else:
+            row = await tasks.fail_attempt(conn, *key, attempt_error(attempt, refusal)[:10_000], retry_in,
                                            retryable=True)
     return row
+
+
+def log_outcome(attempt: Attempt, status: str, retry_in: float, max_result_bytes: int) -> None:
+    """One line per recorded outcome, saying which it was: completed, cancelled, handed back,
+    failed and to be retried (WARNING), or failed for good (ERROR); failures with their error,
+    and the handler's traceback when it raised."""
+    task, handler_task = attempt.task, attempt.handler_task
+    where = f"task {task['id']} attempt {task['attempts']} of {task['max_attempts']}"
+    context = {"task_id": str(task["id"]), "attempt": task["attempts"]}
+    if status == "COMPLETED":
+        log.info("%s: COMPLETED", where, extra={**context, "outcome": "completed"})
+        return
+    if handler_task.cancelled() and attempt.stop_reason == "cancel":
+        log.info("%s: cancelled on request; the task is %s", where, status,
+                 extra={**context, "outcome": "cancelled"})
+        return
+    if handler_task.cancelled() and attempt.stop_reason == "shutdown":
+        log.info("%s: handed back as the worker stops (the attempt does not count); the task is %s",
+                 where, status, extra={**context, "outcome": "handed_back"})
+        return
+    exc = None if handler_task.cancelled() else handler_task.exception()
+    refusal = None if exc is not None or handler_task.cancelled() else \
+        unstorable_result(handler_task.result(), max_result_bytes)
+    error = attempt_error(attempt, refusal)
+    what = error if isinstance(exc, AttemptTimedOut) else f"failed: {error}"
+    # The traceback of the handler's own exception, not of the timeout that stopped it.
+    exc_info = exc if exc is not None and not isinstance(exc, AttemptTimedOut) else None
+    if status == "PENDING":
+        log.warning("%s %s; it will be retried in %s", where, what, format_delay(retry_in), exc_info=exc_info,
+                    extra={**context, "outcome": "retry", "retry_in_seconds": round(retry_in, 3)})
+    else:
+        log.error("%s %s; no attempts left, the task is %s", where, what, status, exc_info=exc_info,
+                  extra={**context, "outcome": "failed"})
+
+
+def format_delay(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds >= 1 else f"{seconds * 1000:.0f}ms"
 
 
 async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, attempt: Attempt,
@@ -183,10 +223,11 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
         log.warning("task %s attempt %d: lease lost to the reaper; outcome dropped",
                     task["id"], task["attempts"], extra=context)
         return
+    retry_in = retry_delay(settings, task["attempts"])  # used only if the attempt failed
     give_up_at, delay = time.monotonic() + settings.lease_seconds, 0.5
     while True:
         try:
-            row = await write_outcome(pool, settings, writes, attempt)
+            row = await write_outcome(pool, settings, writes, attempt, retry_in)
             break
         except db.UNAVAILABLE_ERRORS as exc:
             if time.monotonic() + delay > give_up_at:
@@ -209,7 +250,7 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
         log.warning("task %s attempt %d: outcome not recorded, the attempt is no longer ours",
                     task["id"], task["attempts"], extra=context)
     else:
-        log.info("task %s attempt %d: %s", task["id"], task["attempts"], row["status"], extra=context)
+        log_outcome(attempt, row["status"], retry_in, settings.max_result_bytes)
 
 
 async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Handler],
