@@ -5,6 +5,7 @@ import asyncio
 import dataclasses
 import sys
 
+from taskservice.handlers import HandlerModuleError
 from taskservice.lifecycle import stop_on_signals
 from taskservice.settings import Settings, SettingsError, load_settings
 
@@ -58,9 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run_command(args.command, settings))
+        run = asyncio.run
     else:
-        uvloop.run(run_command(args.command, settings))
+        run = uvloop.run
+    try:
+        run(run_command(args.command, settings))
+    except HandlerModuleError as exc:
+        print(f"taskservice: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
