@@ -43,17 +43,35 @@ def problem_response(problem: Problem) -> web.Response:
                         content_type=PROBLEM_CONTENT_TYPE, headers=problem.headers)
 
 
-def describe_errors(errors: Mapping[str, Any]) -> str:
+def flatten_errors(errors: Any, path: str = "") -> dict[str, list[str]]:
+    """Marshmallow's messages as field → list of messages. Errors inside a list or a nested
+    object are keyed by their dotted path (`status.1` for the second `status` value,
+    `tasks.3.name`), so every value is a flat list of strings; errors about the whole
+    input (not a field) are under `_schema`."""
+    if isinstance(errors, Mapping):
+        flat: dict[str, list[str]] = {}
+        for key, inner in errors.items():
+            for field, messages in flatten_errors(inner, f"{path}.{key}" if path else str(key)).items():
+                flat.setdefault(field, []).extend(messages)
+        return flat
+    if isinstance(errors, list | tuple):
+        flat = {}
+        for item in errors:
+            for field, messages in flatten_errors(item, path).items():
+                flat.setdefault(field, []).extend(messages)
+        return flat
+    return {path or "_schema": [str(errors)]}
+
+
+def describe_errors(errors: Mapping[str, list[str]]) -> str:
     """One sentence naming each invalid field, for clients that read only `detail`."""
-    parts = []
-    for field, messages in errors.items():
-        text = " ".join(str(m) for m in messages) if isinstance(messages, list) else "invalid value"
-        parts.append(f"{field}: {text}")
-    return "Invalid request. " + "; ".join(parts)
+    return "Invalid request. " + "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
 
 
-def validation_problem(errors: Mapping[str, Any]) -> Problem:
-    return Problem(422, describe_errors(errors), errors=errors)
+def validation_problem(errors: Any) -> Problem:
+    """422 with `errors` as field → list of messages, whatever shape the validator reported."""
+    flat = flatten_errors(errors)
+    return Problem(422, describe_errors(flat), errors=flat)
 
 
 # aiohttp's own errors (unknown route, wrong method, body too large) keep their

@@ -225,7 +225,10 @@ class ProblemSchema(Schema):
     title = fields.String(required=True)
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
-    errors = fields.Dict(metadata={"description": "Field name → messages (422 only)."})
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
+        "description": "422 only: field name → list of messages. A value inside a list or a nested object "
+                       "is named by its dotted path (`status.1` is the second `status` value); errors about "
+                       "the input as a whole are under `_schema`."})
 
 
 MAX_EVENT_ID = 2**63 - 1
