@@ -99,6 +99,35 @@ async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
     await task
 
 
+EVENT_STREAM = "text/event-stream"
+
+
+def streams_events(handler) -> bool:
+    """Whether the handler's documented 200 is an event stream (a body that never ends)."""
+    ok = getattr(handler, "__apispec__", {}).get("responses", {}).get(200, {})
+    return EVENT_STREAM in ok.get("content", {})
+
+
+def event_stream_head(get_handler):
+    """HEAD of an event stream: the stream's headers at once, after the same validation as its GET."""
+    async def head(request: web.Request) -> web.Response:
+        return web.Response(headers={"Content-Type": EVENT_STREAM, "Cache-Control": "no-cache"})
+
+    head.__schemas__ = get_handler.__schemas__  # read by aiohttp-apispec's validation middleware
+    return head
+
+
+def answer_head_like_get(app: web.Application) -> None:
+    """HEAD wherever GET answers (uptime checkers use it): the GET handler, whose body aiohttp
+    leaves out. Added once the spec is built, so HEAD is not documented as an operation of its own."""
+    for resource in app.router.resources():
+        methods = {route.method: route.handler for route in resource}
+        if "GET" in methods and "HEAD" not in methods:
+            get_handler = methods["GET"]
+            resource.add_route("HEAD", event_stream_head(get_handler) if streams_events(get_handler)
+                               else get_handler)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -134,4 +163,5 @@ def create_app(settings: Settings) -> web.Application:
         api_spec.register(app, in_place=True)
         app["swagger_dict"] = document_security(finish_openapi3(app["swagger_dict"]), settings)
         app["_apispec_parser"] = RequestParser(error_handler=raise_validation_problem)
+    answer_head_like_get(app)
     return app
