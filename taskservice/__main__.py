@@ -7,11 +7,14 @@ import sys
 
 from taskservice.handlers import HandlerModuleError
 from taskservice.lifecycle import stop_on_signals
-from taskservice.settings import Settings, SettingsError, load_settings
+from taskservice.settings import Settings, SettingsError, describe_environment, load_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="taskservice", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="taskservice", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Configured by environment variables (NAME=default):\n" + describe_environment()
+               + "\n\nMore in docs/operations.md.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("api", help="serve the HTTP API (with the embedded dispatcher unless disabled)")
     commands.add_parser("dispatcher", help="drain the outbox into RabbitMQ and reap expired leases")

@@ -113,6 +113,64 @@ class Settings:
     stream_queue_size: int = 1_000  # events buffered per stream; a slower client gets `reset`
 
 
+# Every environment variable load_settings reads: name → (Settings field, one-line meaning), for
+# `taskservice --help` (a test checks it lists exactly what load_settings reads).
+ENVIRONMENT: Mapping[str, tuple[str, str]] = {
+    "DATABASE_URL": ("database_url", "PostgreSQL to use"),
+    "AMQP_URL": ("amqp_url", "RabbitMQ to use"),
+    "HOST": ("host", "API listen address"),
+    "PORT": ("port", "API port"),
+    "LOG_LEVEL": ("log_level", "debug, info, warning or error"),
+    "LOG_FORMAT": ("log_format", "text, or json (one object per line)"),
+    "METRICS_PORT": ("metrics_port", "port of a standalone dispatcher's or worker's /metrics (0: off)"),
+    "DB_POOL_MIN": ("db_pool_min", "fewest database connections per process"),
+    "DB_POOL_MAX": ("db_pool_max", "most database connections per process"),
+    "MAX_BODY_BYTES": ("max_body_bytes", "largest request body (413 beyond)"),
+    "SEARCH_COUNT_LIMIT": ("search_count_limit", "a search counts matches up to this many"),
+    "DEFAULT_KIND": ("default_kind", "handler for tasks created without `kind`"),
+    "DEFAULT_TIMEOUT_SECONDS": ("default_timeout_seconds", "timeout of tasks created without `timeout_seconds`"),
+    "DISPATCHER_EMBEDDED": ("dispatcher_embedded", "the API process also drains the outbox"),
+    "DISPATCH_BATCH_SIZE": ("dispatch_batch_size", "outbox rows published per transaction"),
+    "DISPATCH_POLL_SECONDS": ("dispatch_poll_seconds", "outbox polling interval when no NOTIFY arrives"),
+    "REAP_INTERVAL_SECONDS": ("reap_interval_seconds", "how often expired leases are looked for"),
+    "PENDING_REDISPATCH_SECONDS": ("pending_redispatch_seconds",
+                                   "a PENDING task published this long ago, with no message queued, is sent again"),
+    "WORKER_CONCURRENCY": ("worker_concurrency", "tasks a worker runs at once (also its prefetch)"),
+    "WORKER_ID": ("worker_id", "recorded on the attempts a worker holds"),
+    "LEASE_SECONDS": ("lease_seconds", "lease on a running task; renewed every third of it"),
+    "RETRY_BASE_SECONDS": ("retry_base_seconds", "retry backoff: about base*2^(attempt-1), with jitter"),
+    "RETRY_MAX_SECONDS": ("retry_max_seconds", "longest retry backoff"),
+    "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", "how long a stopping worker lets handlers finish"),
+    "HANDLER_MODULES": ("handler_modules", "comma-separated importable modules exposing HANDLERS"),
+    "AMQP_EXCHANGE": ("amqp_exchange", "RabbitMQ exchange"),
+    "AMQP_QUEUE": ("amqp_queue", "RabbitMQ priority queue"),
+    "API_KEYS": ("api_keys", "comma-separated API keys; set, /api/v1 needs one"),
+    "AUTH_PROTECT_DOCS": ("auth_protect_docs", "with API_KEYS, /docs and the spec need a key too"),
+    "AUTH_PROTECT_METRICS": ("auth_protect_metrics", "with API_KEYS, the API's /metrics needs a key too"),
+    "IDEMPOTENCY_TTL_SECONDS": ("idempotency_ttl_seconds", "an Idempotency-Key expires this long after its task"),
+    "MAX_RESULT_BYTES": ("max_result_bytes", "largest handler result; a larger one fails the attempt"),
+    "RETENTION_DAYS": ("retention_days", "finished tasks are deleted this long after finishing (0: never)"),
+    "OUTBOX_RETENTION_SECONDS": ("outbox_retention_seconds", "published outbox rows are kept this long"),
+    "MAINTENANCE_INTERVAL_SECONDS": ("maintenance_interval_seconds", "how often retention and upkeep run"),
+    "STREAM_HEARTBEAT_SECONDS": ("stream_heartbeat_seconds", "heartbeat interval of an open status stream"),
+    "STREAM_REPLAY_LIMIT": ("stream_replay_limit", "most events a resumed stream replays (more: `reset`)"),
+    "STREAM_QUEUE_SIZE": ("stream_queue_size", "events buffered per stream (a slower client gets `reset`)"),
+}
+# Defaults that are not one fixed value.
+DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "api_keys": "(none: no authentication)"}
+
+
+def describe_environment() -> str:
+    """The settings as `NAME=default` lines, each followed by its meaning."""
+    defaults = Settings()
+    lines = []
+    for name, (attribute, meaning) in ENVIRONMENT.items():
+        default = getattr(defaults, attribute)
+        shown = DEFAULT_SHOWN.get(attribute) or (str(default).lower() if isinstance(default, bool) else default)
+        lines += [f"  {name}={shown}", f"      {meaning}"]
+    return "\n".join(lines)
+
+
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     """Read every setting from `env`; a bad value stops start-up with its name."""
     defaults = Settings()
