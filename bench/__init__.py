@@ -1,1 +1,1 @@
-"""Benchmarks for taskservice: `make bench` (python -m bench.run) prints the table (design §9)."""
+"""Benchmarks for taskservice: `make bench` (python -m bench.run) prints the table (bench/README.md)."""

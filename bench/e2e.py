@@ -1,4 +1,4 @@
-"""End-to-end scenarios (design §9): the API with its embedded dispatcher and one worker,
+"""End-to-end scenarios (bench/README.md): the API with its embedded dispatcher and one worker,
 through RabbitMQ, running the `noop` handler.
 
 - drain: create N tasks through the API as fast as `--connections` clients can and time the

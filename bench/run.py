@@ -1,4 +1,4 @@
-"""`make bench`: start the service against a fresh database and measure it (design §9).
+"""`make bench`: start the service against a fresh database and measure it (bench/README.md).
 
 Creates, gets by id, and list pages on a table of a million tasks, each beside its target,
 and the same run's pgbench ceiling for the create transaction so the create figure reads as

@@ -72,7 +72,7 @@ async def declare_topology(channel: AbstractChannel, settings: Settings) -> Topo
     """Durable exchange, priority queue and dead-letter queue.
 
     The one place the queue's arguments are written: redeclaring a queue with
-    other arguments fails with PRECONDITION_FAILED (design §10).
+    other arguments fails with PRECONDITION_FAILED (docs/design.md, Known pitfalls).
     """
     dead_exchange_name, dead_queue_name = dead_letter_names(settings)
     dead_exchange = await channel.declare_exchange(dead_exchange_name, aio_pika.ExchangeType.FANOUT,

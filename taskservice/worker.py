@@ -463,7 +463,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
             return  # stopped before the broker answered
         channel = await connection.channel()
         # Prefetch no more than we can run: a large prefetch would take low-priority
-        # messages before high-priority ones arrive (design §10).
+        # messages before high-priority ones arrive (docs/design.md, Known pitfalls).
         await channel.set_qos(prefetch_count=settings.worker_concurrency)
         topology = await broker.declare_topology(channel, settings)
         intake = Intake(topology.queue, on_message, free=settings.worker_concurrency)

@@ -53,7 +53,7 @@ class RequestParser(AIOHTTPParser):
 
 async def database_pool(app: web.Application) -> AsyncIterator[None]:
     # Custom plans for every call: the list query's optional filters would
-    # otherwise get a generic plan that ignores the indexes (design §10).
+    # otherwise get a generic plan that ignores the indexes (docs/design.md, Known pitfalls).
     # No parallel scans: on a small machine they only add contention between requests.
     pool = await db.create_pool(app[SETTINGS], plan_cache_mode="force_custom_plan",
                                 max_parallel_workers_per_gather="0")

@@ -2,7 +2,7 @@
 
 One LISTEN task_status connection per API process feeds a registry of waiting requests
 (task id → their events). A status change sends that NOTIFY only while someone watches
-the task (tasks.watch_status sets `watched_until`; see migration 20261128000004): a
+the task (tasks.watch_status sets `watched_until`; docs/design.md, Waiting for a status change): a
 NOTIFY in every writing transaction would serialise all commits. A waiting request holds
 no pool connection.
 """

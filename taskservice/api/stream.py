@@ -1,7 +1,7 @@
 """Live status changes as Server-Sent Events: `GET /api/v1/tasks/stream`.
 
 Writers do not send the events: a NOTIFY inside every writing transaction would
-serialise all commits (migration 20261128000006). Each writing process sends one
+serialise all commits (docs/design.md, Notifications after commit). Each writing process sends one
 coalesced `NOTIFY task_events` after its commits (taskservice.wakeups), and only
 while some stream is open: the API process keeps its stream_listeners row alive
 while it has one. On each such NOTIFY, one reader per process fetches the new rows

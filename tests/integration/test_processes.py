@@ -1,4 +1,4 @@
-"""Each command runs as a real process and exits 0 on SIGTERM (design §6)."""
+"""Each command runs as a real process and exits 0 on SIGTERM (docs/design.md, Processes)."""
 
 import signal
 

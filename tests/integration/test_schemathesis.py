@@ -118,7 +118,7 @@ def test_schemathesis(server_url: str, tmp_path: Path):
     command = [
         str(ST), "run", f"{server_url}/api/docs/swagger.json",
         "--checks", "all",
-        # DELETE cancels a task, it does not remove it: GET keeps answering 200 (design §3).
+        # DELETE cancels a task, it does not remove it: GET keeps answering 200 (docs/api.md, Cancel a task).
         "--exclude-checks", "use_after_free",
         # The status stream answers 200 and then stays open: every case would run into
         # --request-timeout. Its 422s and events are covered by tests/integration/test_api_stream.py.
