@@ -77,7 +77,7 @@ async def metrics_server(host: str, port: int) -> AsyncIterator[None]:
         yield
         return
     app = web.Application()
-    app.router.add_get("/metrics", serve_metrics, allow_head=False)
+    app.router.add_get("/metrics", serve_metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -238,7 +238,10 @@ async def test_standalone_process_serves_metrics_on_its_port(settings, main):
                     async with session.get(url) as resp:
                         assert resp.status == 200
                         text = await resp.text()
-                        break
+                    async with session.head(url) as resp:  # uptime checkers use HEAD
+                        assert resp.status == 200
+                        assert await resp.read() == b""
+                    break
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.05)
             else:
