@@ -2,12 +2,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DATABASE_URL ?= postgresql://postgres:postgres@localhost:5432/taskservice
-AMQP_URL ?= amqp://guest:guest@localhost:5672/
-export DATABASE_URL AMQP_URL
+# `make start` publishes PostgreSQL and RabbitMQ on these host ports (docker-compose.yml reads the
+# same variables, as well as API_PORT and RABBITMQ_UI_PORT); `make run` and `make test` follow them.
+POSTGRES_PORT ?= 5432
+RABBITMQ_PORT ?= 5672
+DATABASE_URL ?= postgresql://postgres:postgres@localhost:$(POSTGRES_PORT)/taskservice
+AMQP_URL ?= amqp://guest:guest@localhost:$(RABBITMQ_PORT)/
+TEST_DATABASE_URL ?= postgresql://postgres:postgres@localhost:$(POSTGRES_PORT)/postgres
+TEST_AMQP_URL ?= $(AMQP_URL)
+export POSTGRES_PORT RABBITMQ_PORT DATABASE_URL AMQP_URL TEST_DATABASE_URL TEST_AMQP_URL
 
 # `make schema` migrates this scratch database from nothing and dumps it to db/schema.sql.
-SCHEMA_DATABASE_URL ?= postgresql://postgres:postgres@localhost:5432/taskservice_schema
+SCHEMA_DATABASE_URL ?= postgresql://postgres:postgres@localhost:$(POSTGRES_PORT)/taskservice_schema
 # dbmate, run the one way the tests, bench and the compose migrate service run it.
 MIGRATE := $(BIN)/taskservice migrate
 
