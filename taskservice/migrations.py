@@ -60,4 +60,9 @@ def run_dbmate(database_url: str, *args: str, schema_file: Path | None = None,
 def migrate(database_url: str, args: list[str], *, wait: bool = False, dump_schema: str | None = None) -> int:
     """`taskservice migrate`: dbmate with its output on this terminal; returns its exit status."""
     schema_file = Path(dump_schema) if dump_schema else None
-    return subprocess.run(dbmate_command(database_url, *args, wait=wait, schema_file=schema_file)).returncode
+    try:
+        command = dbmate_command(database_url, *args, wait=wait, schema_file=schema_file)
+    except FileNotFoundError as exc:
+        print(f"taskservice: {exc}", file=sys.stderr)
+        return 127
+    return subprocess.run(command).returncode
