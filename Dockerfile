@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image for every process: `taskservice api | dispatcher | worker | run`, and dbmate for migrations.
+# One image for every process: `taskservice api | dispatcher | worker | run | migrate` (dbmate comes with it).
 FROM python:3.12-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -17,11 +17,15 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# Then the tree. Editable install: the package reads its queries from /app/sql (next to taskservice/),
-# which a regular `pip install .` would not ship; /app/db/migrations is what the migrate service runs.
-COPY . .
-RUN pip install --no-deps -e . \
-    && test -d /app/sql && test -d /app/db/migrations \
+# Then the package itself, installed as a wheel like any other: it carries its queries (sql/) and
+# migrations (db/) inside, so nothing reads the source tree, which is not kept.
+COPY pyproject.toml README.md /src/
+COPY taskservice /src/taskservice
+COPY sql /src/sql
+COPY db /src/db
+RUN pip install --no-deps /src \
+    && rm -rf /src \
+    && cd / && python -c "from taskservice import migrations, sql; assert sql.QUERIES and migrations.migration_files()" \
     && command -v dbmate
 
 RUN useradd --system --uid 10001 --no-create-home --home-dir /app --shell /usr/sbin/nologin app

@@ -2,15 +2,22 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DATABASE_URL ?= postgresql://postgres:postgres@localhost:5432/taskservice
-AMQP_URL ?= amqp://guest:guest@localhost:5672/
-export DATABASE_URL AMQP_URL
+# `make start` publishes PostgreSQL and RabbitMQ on these host ports (docker-compose.yml reads the
+# same variables, as well as API_PORT and RABBITMQ_UI_PORT); `make run` and `make test` follow them.
+POSTGRES_PORT ?= 5432
+RABBITMQ_PORT ?= 5672
+DATABASE_URL ?= postgresql://postgres:postgres@localhost:$(POSTGRES_PORT)/taskservice
+AMQP_URL ?= amqp://guest:guest@localhost:$(RABBITMQ_PORT)/
+TEST_DATABASE_URL ?= postgresql://postgres:postgres@localhost:$(POSTGRES_PORT)/postgres
+TEST_AMQP_URL ?= $(AMQP_URL)
+export POSTGRES_PORT RABBITMQ_PORT DATABASE_URL AMQP_URL TEST_DATABASE_URL TEST_AMQP_URL
 
-# dbmate's driver asks for TLS unless told otherwise; local PostgreSQL has none.
-DBMATE_URL := $(if $(findstring sslmode=,$(DATABASE_URL)),$(DATABASE_URL),$(DATABASE_URL)$(if $(findstring ?,$(DATABASE_URL)),&,?)sslmode=disable)
-DBMATE := $(BIN)/dbmate --url "$(DBMATE_URL)" --migrations-dir db/migrations --no-dump-schema
+# `make schema` migrates this scratch database from nothing and dumps it to db/schema.sql.
+SCHEMA_DATABASE_URL ?= postgresql://postgres:postgres@localhost:$(POSTGRES_PORT)/taskservice_schema
+# dbmate, run the one way the tests, bench and the compose migrate service run it.
+MIGRATE := $(BIN)/taskservice migrate
 
-.PHONY: venv install migrations start stop run test lint bench clean
+.PHONY: venv install migrations schema start stop run test lint bench clean
 
 venv: $(BIN)/python
 
@@ -25,7 +32,15 @@ $(VENV)/.installed: pyproject.toml $(BIN)/python
 	touch $@
 
 migrations: install
-	$(DBMATE) up
+	$(MIGRATE) up
+
+# After adding a migration: db/schema.sql is what reviewers read, and a test keeps it equal
+# to what the migrations produce. Needs pg_dump (PostgreSQL's client tools).
+schema: install
+	DATABASE_URL="$(SCHEMA_DATABASE_URL)" $(MIGRATE) drop
+	DATABASE_URL="$(SCHEMA_DATABASE_URL)" $(MIGRATE) create
+	DATABASE_URL="$(SCHEMA_DATABASE_URL)" $(MIGRATE) --dump-schema db/schema.sql up
+	DATABASE_URL="$(SCHEMA_DATABASE_URL)" $(MIGRATE) drop
 
 start:
 	docker compose up -d --build
@@ -46,4 +61,4 @@ bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-output *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-output *.egg-info build

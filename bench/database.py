@@ -1,9 +1,8 @@
-"""The bench database: made fresh each run, migrated with dbmate, and filled for the list
+"""The bench database: made fresh each run, migrated as `taskservice migrate` does, and filled for the list
 benchmark."""
 
 import asyncio
-import shutil
-import sys
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -12,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from bench.server import ROOT
+from taskservice import migrations
 
 # application_name of the bench's own connections that run beside a measurement.
 BENCH_APPLICATION = "bench"
@@ -21,21 +20,6 @@ FILL_SQL = (Path(__file__).resolve().parent / "fill_tasks.sql").read_text()
 
 def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def dbmate_url(url: str) -> str:
-    # dbmate's driver asks for TLS unless told otherwise; local PostgreSQL has none.
-    if "sslmode=" in url:
-        return url
-    return url + ("&" if "?" in url else "?") + "sslmode=disable"
-
-
-def dbmate_binary() -> str:
-    beside_python = Path(sys.executable).parent / "dbmate"
-    found = str(beside_python) if beside_python.exists() else shutil.which("dbmate")
-    if not found:
-        raise RuntimeError("dbmate is not installed: run `make install`")
-    return found
 
 
 async def recreate(server_url: str, name: str) -> str:
@@ -47,13 +31,10 @@ async def recreate(server_url: str, name: str) -> str:
     finally:
         await conn.close()
     url = with_database(server_url, name)
-    proc = await asyncio.create_subprocess_exec(
-        dbmate_binary(), "--url", dbmate_url(url), "--migrations-dir", str(ROOT / "db/migrations"),
-        "--no-dump-schema", "up",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    output, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"dbmate up failed:\n{output.decode(errors='replace')}")
+    try:
+        await asyncio.to_thread(migrations.run_dbmate, url, "up")
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"dbmate up failed:\n{exc.output}") from None
     return url
 
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m taskservice api | dispatcher | worker | run`."""
+"""Command line: `python -m taskservice api | dispatcher | worker | run | migrate`."""
 
 import argparse
 import asyncio
@@ -24,6 +24,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run = commands.add_parser("run", help="api + dispatcher + worker in one process, for local use")
     run.add_argument("--concurrency", type=int, metavar="N",
                      help="tasks run at once (default: WORKER_CONCURRENCY)")
+    migrate = commands.add_parser("migrate", help="run dbmate on the packaged migrations against DATABASE_URL")
+    migrate.add_argument("--wait", action="store_true", help="wait for the database to accept connections")
+    migrate.add_argument("--dump-schema", metavar="FILE", help="write the resulting schema to FILE (needs pg_dump)")
+    migrate.add_argument("dbmate_args", nargs=argparse.REMAINDER, metavar="COMMAND",
+                         help="a dbmate command and its arguments (default: up)")
     return parser.parse_args(argv)
 
 
@@ -51,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"taskservice: {exc}", file=sys.stderr)
         return 2
+    if args.command == "migrate":
+        from taskservice.migrations import migrate
+        return migrate(settings.database_url, args.dbmate_args, wait=args.wait, dump_schema=args.dump_schema)
     if getattr(args, "concurrency", None) is not None:
         if not 1 <= args.concurrency <= 256:
             print("taskservice: --concurrency must be between 1 and 256", file=sys.stderr)

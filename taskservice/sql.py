@@ -4,7 +4,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_PACKAGE = Path(__file__).resolve().parent
+# A wheel carries the repository's sql/ inside the package as taskservice/queries (see
+# pyproject.toml); a source checkout (the editable install) reads sql/ itself.
+SQL_DIR = _PACKAGE / "queries" if (_PACKAGE / "queries").is_dir() else _PACKAGE.parent / "sql"
 
 
 def load_queries(root: Path = SQL_DIR) -> Mapping[str, str]:

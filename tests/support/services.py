@@ -5,10 +5,8 @@ TEST_DATABASE_URL (server only, no database name needed) and TEST_AMQP_URL overr
 """
 
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import pytest
 
-from taskservice import broker
+from taskservice import broker, migrations
 from taskservice.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -30,24 +28,15 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def dbmate_url(url: str) -> str:
-    if "sslmode=" in url:
-        return url
-    return url + ("&" if "?" in url else "?") + "sslmode=disable"
-
-
-def dbmate_binary() -> str:
-    beside_python = Path(sys.executable).parent / "dbmate"
-    found = str(beside_python) if beside_python.exists() else shutil.which("dbmate")
-    if not found:
-        pytest.exit("dbmate is not installed: run `make test` (it installs the dev dependencies)", 2)
-    return found
-
-
-def run_dbmate(url: str, *args: str) -> None:
-    subprocess.run([dbmate_binary(), "--url", dbmate_url(url), "--migrations-dir",
-                    str(ROOT / "db/migrations"), "--no-dump-schema", *args],
-                   check=True, capture_output=True, text=True)
+def run_dbmate(url: str, *args: str, schema_file: Path | None = None,
+               migrations_dir: Path = migrations.MIGRATIONS_DIR) -> str:
+    """dbmate as `taskservice migrate` runs it; a failure fails the test with dbmate's own message."""
+    try:
+        return migrations.run_dbmate(url, *args, schema_file=schema_file, migrations_dir=migrations_dir)
+    except FileNotFoundError as exc:
+        pytest.exit(f"{exc}: run `make test` (it installs the dev dependencies)", 2)
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"dbmate {' '.join(args)} failed:\n{exc.output}", pytrace=False)
 
 
 def require_service(name: str, url: str, how: str) -> None:

@@ -1,0 +1,480 @@
+\restrict dbmate
+
+-- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)
+-- Dumped by pg_dump version 15.20 (Debian 15.20-0+deb12u1)
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: pg_trgm; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+
+
+--
+-- Name: EXTENSION pg_trgm; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching based on trigrams';
+
+
+--
+-- Name: count_task_status(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.count_task_status() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    my_shard integer := pg_backend_pid() % 16;
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO task_counts AS c (status, priority, shard, n)
+        VALUES (OLD.status, OLD.priority, my_shard, -1)
+        ON CONFLICT (status, priority, shard) DO UPDATE SET n = c.n - 1;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO task_counts AS c (status, priority, shard, n)
+        VALUES (NEW.status, NEW.priority, my_shard, 1)
+        ON CONFLICT (status, priority, shard) DO UPDATE SET n = c.n + 1;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: notify_cancel_requested(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.notify_cancel_requested() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('task_cancel', NEW.id::text);
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: notify_task_status(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.notify_task_status() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('task_status', NEW.id::text);
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: record_status_changes(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.record_status_changes() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    my_shard integer := pg_backend_pid() % 16;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO task_events (task_id, from_status, status, attempt, error)
+        SELECT id, NULL, status, attempts, CASE WHEN status IN ('PENDING', 'FAILED') THEN error END
+        FROM new_rows;
+        INSERT INTO task_counts AS c (status, priority, shard, n)
+        SELECT status, priority, my_shard, count(*)
+        FROM new_rows
+        GROUP BY status, priority
+        ORDER BY status, priority
+        ON CONFLICT (status, priority, shard) DO UPDATE SET n = c.n + excluded.n;
+    ELSE
+        WITH changed AS (
+            SELECT n.id, o.status AS old_status, o.priority AS old_priority,
+                   n.status, n.priority, n.attempts, n.error
+            FROM new_rows n
+            JOIN old_rows o ON o.id = n.id
+            WHERE o.status IS DISTINCT FROM n.status
+               OR o.priority IS DISTINCT FROM n.priority
+        ), history AS (
+            INSERT INTO task_events (task_id, from_status, status, attempt, error)
+            SELECT id, old_status, status, attempts,
+                   CASE WHEN status IN ('PENDING', 'FAILED') THEN error END
+            FROM changed
+            WHERE old_status IS DISTINCT FROM status
+        ), moves AS (
+            SELECT old_status AS status, old_priority AS priority, -1 AS n FROM changed
+            UNION ALL
+            SELECT status, priority, 1 FROM changed
+        )
+        INSERT INTO task_counts AS c (status, priority, shard, n)
+        SELECT status, priority, my_shard, sum(n)
+        FROM moves
+        GROUP BY status, priority
+        HAVING sum(n) <> 0
+        ORDER BY status, priority
+        ON CONFLICT (status, priority, shard) DO UPDATE SET n = c.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: outbox; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.outbox (
+    id bigint NOT NULL,
+    task_id uuid NOT NULL,
+    priority text NOT NULL,
+    available_at timestamp with time zone DEFAULT now() NOT NULL,
+    published_at timestamp with time zone,
+    publish_attempts integer DEFAULT 0 NOT NULL,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT outbox_priority_check CHECK ((priority = ANY (ARRAY['LOW'::text, 'MEDIUM'::text, 'HIGH'::text])))
+);
+
+
+--
+-- Name: outbox_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.outbox_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.schema_migrations (
+    version character varying NOT NULL
+);
+
+
+--
+-- Name: stream_listeners; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.stream_listeners (
+    listener uuid NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
+
+--
+-- Name: task_counts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.task_counts (
+    status text NOT NULL,
+    priority text NOT NULL,
+    shard integer NOT NULL,
+    n bigint NOT NULL
+)
+WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='1000');
+
+
+--
+-- Name: task_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.task_events (
+    id bigint NOT NULL,
+    task_id uuid NOT NULL,
+    from_status text,
+    status text NOT NULL,
+    attempt integer NOT NULL,
+    error text,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+
+--
+-- Name: task_events_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.task_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.task_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: tasks; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.tasks (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    description text,
+    priority text DEFAULT 'MEDIUM'::text NOT NULL,
+    status text DEFAULT 'NEW'::text NOT NULL,
+    kind text NOT NULL,
+    payload jsonb DEFAULT '{}'::jsonb NOT NULL,
+    result jsonb,
+    error text,
+    attempts integer DEFAULT 0 NOT NULL,
+    max_attempts integer DEFAULT 3 NOT NULL,
+    timeout_seconds integer NOT NULL,
+    run_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    cancel_requested_at timestamp with time zone,
+    worker_id text,
+    lease_expires_at timestamp with time zone,
+    idempotency_key text,
+    request_hash text,
+    watched_until timestamp with time zone,
+    CONSTRAINT attempts_within_budget CHECK (((attempts >= 0) AND (attempts <= max_attempts))),
+    CONSTRAINT finished_iff_terminal CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text])))),
+    CONSTRAINT idempotency_key_has_hash CHECK (((idempotency_key IS NULL) = (request_hash IS NULL))),
+    CONSTRAINT leased_iff_in_progress CHECK (((lease_expires_at IS NOT NULL) = (status = 'IN_PROGRESS'::text))),
+    CONSTRAINT result_only_when_completed CHECK (((result IS NULL) OR (status = 'COMPLETED'::text))),
+    CONSTRAINT started_when_in_progress CHECK (((status <> 'IN_PROGRESS'::text) OR (started_at IS NOT NULL))),
+    CONSTRAINT tasks_description_check CHECK ((char_length(description) <= 10000)),
+    CONSTRAINT tasks_idempotency_key_check CHECK (((char_length(idempotency_key) >= 1) AND (char_length(idempotency_key) <= 255))),
+    CONSTRAINT tasks_kind_check CHECK (((char_length(kind) >= 1) AND (char_length(kind) <= 100))),
+    CONSTRAINT tasks_max_attempts_check CHECK (((max_attempts >= 1) AND (max_attempts <= 20))),
+    CONSTRAINT tasks_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 255))),
+    CONSTRAINT tasks_payload_check CHECK ((jsonb_typeof(payload) = 'object'::text)),
+    CONSTRAINT tasks_priority_check CHECK ((priority = ANY (ARRAY['LOW'::text, 'MEDIUM'::text, 'HIGH'::text]))),
+    CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['NEW'::text, 'PENDING'::text, 'IN_PROGRESS'::text, 'COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text]))),
+    CONSTRAINT tasks_timeout_seconds_check CHECK (((timeout_seconds >= 1) AND (timeout_seconds <= 86400)))
+);
+
+
+--
+-- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.outbox
+    ADD CONSTRAINT outbox_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: stream_listeners stream_listeners_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.stream_listeners
+    ADD CONSTRAINT stream_listeners_pkey PRIMARY KEY (listener);
+
+
+--
+-- Name: task_counts task_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_counts
+    ADD CONSTRAINT task_counts_pkey PRIMARY KEY (status, priority, shard);
+
+
+--
+-- Name: task_events task_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_events
+    ADD CONSTRAINT task_events_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: tasks tasks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.tasks
+    ADD CONSTRAINT tasks_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: outbox_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX outbox_due_idx ON public.outbox USING btree (available_at, id) WHERE (published_at IS NULL);
+
+
+--
+-- Name: outbox_published_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX outbox_published_idx ON public.outbox USING btree (published_at) WHERE (published_at IS NOT NULL);
+
+
+--
+-- Name: outbox_task_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX outbox_task_idx ON public.outbox USING btree (task_id);
+
+
+--
+-- Name: task_events_created_brin_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX task_events_created_brin_idx ON public.task_events USING brin (created_at) WITH (autosummarize='on');
+
+
+--
+-- Name: task_events_task_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX task_events_task_idx ON public.task_events USING btree (task_id, id);
+
+
+--
+-- Name: tasks_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_created_idx ON public.tasks USING btree (created_at DESC, id DESC);
+
+
+--
+-- Name: tasks_description_trgm_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_description_trgm_idx ON public.tasks USING gin (description public.gin_trgm_ops);
+
+
+--
+-- Name: tasks_idempotency_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_idempotency_created_idx ON public.tasks USING btree (created_at) WHERE (idempotency_key IS NOT NULL);
+
+
+--
+-- Name: tasks_idempotency_key_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX tasks_idempotency_key_idx ON public.tasks USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+
+
+--
+-- Name: tasks_lease_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_lease_idx ON public.tasks USING btree (lease_expires_at) WHERE (status = 'IN_PROGRESS'::text);
+
+
+--
+-- Name: tasks_name_trgm_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_name_trgm_idx ON public.tasks USING gin (name public.gin_trgm_ops);
+
+
+--
+-- Name: tasks_priority_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_priority_created_idx ON public.tasks USING btree (priority, created_at DESC, id DESC);
+
+
+--
+-- Name: tasks_status_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_status_created_idx ON public.tasks USING btree (status, created_at DESC, id DESC);
+
+
+--
+-- Name: tasks tasks_count_on_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_count_on_delete AFTER DELETE ON public.tasks FOR EACH ROW EXECUTE FUNCTION public.count_task_status();
+
+
+--
+-- Name: tasks tasks_notify_cancel; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_notify_cancel AFTER UPDATE OF cancel_requested_at ON public.tasks FOR EACH ROW WHEN (((old.cancel_requested_at IS NULL) AND (new.cancel_requested_at IS NOT NULL) AND (new.status = 'IN_PROGRESS'::text))) EXECUTE FUNCTION public.notify_cancel_requested();
+
+
+--
+-- Name: tasks tasks_notify_status; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_notify_status AFTER UPDATE OF status ON public.tasks FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) AND (new.watched_until > now()))) EXECUTE FUNCTION public.notify_task_status();
+
+
+--
+-- Name: tasks tasks_status_on_change; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_status_on_change AFTER UPDATE ON public.tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.record_status_changes();
+
+
+--
+-- Name: tasks tasks_status_on_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_status_on_insert AFTER INSERT ON public.tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.record_status_changes();
+
+
+--
+-- Name: outbox outbox_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.outbox
+    ADD CONSTRAINT outbox_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.tasks(id) ON DELETE CASCADE;
+
+
+--
+-- Name: task_events task_events_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_events
+    ADD CONSTRAINT task_events_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.tasks(id) ON DELETE CASCADE;
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+\unrestrict dbmate
+
+
+--
+-- Dbmate schema migrations
+--
+
+INSERT INTO public.schema_migrations (version) VALUES
+    ('20261129000000');
