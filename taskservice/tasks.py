@@ -74,7 +74,8 @@ async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | 
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
-    """The task after cancelling, or None when it is unknown, finished or already cancelled."""
+    """The task with `from_status` and `changed`: cancelled (NEW, PENDING), cancel requested
+    (IN_PROGRESS), or left alone as it is (`changed` false); None when there is no such task."""
     return await conn.fetchrow(QUERIES["tasks/cancel"], task_id)
 
 
@@ -83,7 +84,8 @@ async def events(conn: asyncpg.Connection, task_id: UUID) -> list[asyncpg.Record
 
 
 async def retry(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
-    """The task, PENDING again with a fresh attempt budget; None unless it was FAILED or CANCELLED."""
+    """The task with `from_status` and `changed`: PENDING again with a fresh attempt budget (it was
+    FAILED or CANCELLED), or left alone as it is (`changed` false); None when there is no such task."""
     return await conn.fetchrow(QUERIES["tasks/retry"], task_id)
 
 

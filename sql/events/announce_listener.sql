@@ -3,8 +3,8 @@
 -- $2 seconds. Returns, as of this statement's snapshot, the newest event id
 -- (where the process starts reading) and the ids among the $3 before it that
 -- are not visible: transactions still open may commit them after the row,
--- so the process looks for them too. (The bound on e.id makes the check an
--- index range scan of those ids, not a scan of the whole table.)
+-- so the process looks for them too.
+-- Plan: see docs/design.md, "Query plans".
 -- $1 listener id (one per API process), $2 seconds until the row expires,
 -- $3 how many ids before the newest to check (0: none)
 WITH latest AS (

@@ -2,8 +2,8 @@
 -- the stream's event shape: those after its cursor $1, and those among $2,
 -- ids it skipped because they were not visible yet (event ids are assigned
 -- before commit, so they commit out of order). The priority is the task's
--- current one. Two primary-key range/lookups (BitmapOr) when planned for the
--- call's values, as the API pool does; a generic plan would scan the index.
+-- current one.
+-- Plan: see docs/design.md, "Query plans".
 -- $1 after this event id, $2 gap ids (bigint[]), $3 at most this many rows
 SELECT e.id, e.task_id, e.from_status, e.status, t.priority, e.attempt, e.created_at
 FROM task_events AS e

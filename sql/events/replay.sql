@@ -1,8 +1,8 @@
 -- Recorded status changes after event $1 that match a stream's filters,
 -- oldest first, in the stream's event shape: a resumed stream's replay, or
--- every stream's catch-up after the LISTEN connection was lost. Reads the
--- primary key from $1 on (the API pool plans each call for its own values).
--- The priority is the task's current one.
+-- every stream's catch-up after the LISTEN connection was lost. The priority
+-- is the task's current one.
+-- Plan: see docs/design.md, "Query plans".
 -- $1 after this event id, $2 task id (NULL = any), $3 new status (NULL = any),
 -- $4 task priority (NULL = any), $5 at most this many rows
 SELECT e.id, e.task_id, e.from_status, e.status, t.priority, e.attempt, e.created_at

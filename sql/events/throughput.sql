@@ -1,8 +1,8 @@
 -- Tasks created, completed and failed per second over the last $1 minutes,
 -- oldest first; only seconds with such an event have a row. The window comes
 -- back on every row (since, until: one clock, the database's); with no event
--- at all, one row with a NULL `at` still carries it. The BRIN index on
--- created_at narrows the scan to the recent end of task_events.
+-- at all, one row with a NULL `at` still carries it.
+-- Plan: see docs/design.md, "Query plans".
 -- $1 minutes (1-60)
 SELECT now() - make_interval(mins => $1) AS since, now() AS until,
        p.at, p.created, p.completed, p.failed

@@ -1,2 +1,3 @@
 -- Readiness probe: the database answers.
+-- (no parameters)
 SELECT 1;

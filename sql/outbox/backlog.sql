@@ -1,7 +1,6 @@
--- The outbox backlog, for the metrics: how many unpublished rows are due, and how
--- long (seconds) the oldest of them has been due; 0 and 0 when none are. Both read
--- the partial index outbox_due_idx (unpublished rows only, by available_at), so
--- the cost follows the backlog, not the whole outbox.
+-- The outbox backlog, for the metrics: how many unpublished rows are due, and
+-- how long (seconds) the oldest of them has been due; 0 and 0 when none are.
+-- Plan: see docs/design.md, "Query plans".
 -- (no parameters)
 SELECT count(*) AS due,
        coalesce(extract(epoch FROM now() - min(available_at)), 0)::float8 AS oldest_due_age_seconds

@@ -1,8 +1,8 @@
--- Retention: delete a batch of outbox rows published more than $1 seconds ago
--- (index outbox_published_idx). Unpublished rows always stay. Dropping an old
--- row never lets a stale message claim a task early: tasks/claim refuses a
--- message only while a newer row for its task exists, and the newest rows are
--- the last to go.
+-- Retention: delete a batch of outbox rows published more than $1 seconds ago.
+-- Unpublished rows always stay. Dropping an old row never lets a stale message
+-- claim a task early: tasks/claim refuses a message only while a newer row for
+-- its task exists, and the newest rows are the last to go.
+-- Plan: see docs/design.md, "Query plans".
 -- $1 seconds to keep published rows, $2 batch size
 WITH old AS (
     SELECT id

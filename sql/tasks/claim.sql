@@ -4,14 +4,7 @@
 -- exists for its task) is stale and claims nothing, so a duplicate cannot skip a
 -- retry's backoff. Returns one row per claimed task, with the outbox id of the
 -- message that claimed it; messages without a row claimed nothing.
--- The plan must reach each task by primary key whatever the statistics say (a
--- prepared statement may settle on a generic plan): NEW/PENDING is written as
--- "none of the other statuses" (the same set, by the status CHECK) so no status
--- index can serve it (as IN ('NEW', 'PENDING') it could read every waiting task
--- through tasks_status_created_idx when the statistics count few), and the
--- stale-message test counts the task's newer outbox rows through outbox_task_idx
--- (as NOT EXISTS it could become an anti-join over the whole outbox, and as
--- max(id) a backward walk of the outbox's primary key).
+-- Plan: see docs/design.md, "Query plans" (the guard is a CASE on purpose).
 -- $1 task ids (uuid[]), $2 the outbox id each message came from (bigint[], same
 -- order), $3 worker id, $4 lease seconds
 UPDATE tasks t
@@ -24,7 +17,7 @@ SET status = 'IN_PROGRESS',
     updated_at = now()
 FROM unnest($1::uuid[], $2::bigint[]) AS message (task_id, outbox_id)
 WHERE t.id = message.task_id
-  AND t.status NOT IN ('IN_PROGRESS', 'COMPLETED', 'FAILED', 'CANCELLED')
+  AND CASE t.status WHEN 'NEW' THEN true WHEN 'PENDING' THEN true ELSE false END
   AND t.attempts < t.max_attempts
   AND (SELECT count(*) FROM outbox o WHERE o.task_id = message.task_id AND o.id > message.outbox_id) = 0
 RETURNING t.*, message.outbox_id;

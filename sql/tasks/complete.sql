@@ -3,11 +3,9 @@
 -- guarded by its attempt, so a late or duplicate worker cannot overwrite a newer
 -- state; an attempt that is no longer ours returns no row. A cancel requested
 -- while the handler was finishing loses: COMPLETED wins.
--- IN_PROGRESS is written as "none of the other statuses" so no index on status
--- (nor tasks_lease_idx, partial on IN_PROGRESS) can serve it: the plan reaches
--- each task by primary key instead of reading every running task (claim.sql).
 -- Results come as JSON text (text[]), not jsonb[]: in an array parameter a JSON
 -- list would be taken for one more array dimension.
+-- Plan: see docs/design.md, "Query plans" (the guard is a CASE on purpose).
 -- $1 task ids (uuid[]), $2 their attempts (integer[]), $3 their results (JSON
 -- text[], NULL for none), $4 worker id
 UPDATE tasks t
@@ -22,5 +20,5 @@ FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS attempt (task_id, attempts
 WHERE t.id = attempt.task_id
   AND t.attempts = attempt.attempts
   AND t.worker_id = $4
-  AND t.status NOT IN ('NEW', 'PENDING', 'COMPLETED', 'FAILED', 'CANCELLED')
+  AND CASE t.status WHEN 'IN_PROGRESS' THEN true ELSE false END
 RETURNING t.id, t.attempts, t.status;

@@ -1,7 +1,8 @@
 -- Maintenance: clear a batch of idempotency keys older than the TTL, oldest
--- first (index tasks_idempotency_created_idx). Creates treat such keys as free
--- anyway (tasks/release_idempotency_key); this keeps the unique index small.
--- SKIP LOCKED: never waits for a task a worker is updating.
+-- first. Creates treat such keys as free anyway (tasks/release_idempotency_key);
+-- this keeps the unique index small. SKIP LOCKED: never waits for a task a
+-- worker is updating.
+-- Plan: see docs/design.md, "Query plans".
 -- $1 TTL in seconds, $2 batch size
 WITH expired AS (
     SELECT id

@@ -1,10 +1,6 @@
--- One page of tasks, newest first. A NULL filter matches everything.
--- The page's ids are picked first from an index alone (an index-only scan
--- when one filter or none is given), then joined back for the full rows, so
--- deep pages skip rows without reading them. A single status or priority is
--- compared with = so its (status|priority, created_at, id) index also gives
--- the order. The API pool plans each call with its real filters
--- (plan_cache_mode = force_custom_plan).
+-- One page of tasks, newest first. A NULL filter matches everything; a single
+-- status or priority is compared with =, several with = ANY.
+-- Plan: see docs/design.md, "Query plans" (the shape is chosen for the indexes).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (NULL = none; %, _ and \ match literally),
 -- $4 limit, $5 offset

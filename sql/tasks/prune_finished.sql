@@ -1,9 +1,8 @@
 -- Retention: delete a batch of tasks that finished more than $1 days ago; their
 -- events and outbox rows go with them (ON DELETE CASCADE) and the counters
--- follow (trigger). `created_at` before the cutoff is implied by `finished_at`
--- before it, and lets the (status, created_at) index find the candidates
--- without reading the recent tasks. SKIP LOCKED: never waits for a task being
--- retried; the locks last one small batch.
+-- follow (trigger). SKIP LOCKED: never waits for a task being retried; the
+-- locks last one small batch.
+-- Plan: see docs/design.md, "Query plans" (why created_at is compared too).
 -- $1 retention in days (> 0), $2 batch size
 WITH old AS (
     SELECT id

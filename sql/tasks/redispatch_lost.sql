@@ -1,17 +1,14 @@
--- Re-dispatch PENDING tasks whose message RabbitMQ lost after confirming it (the
--- queue was purged, a node lost a non-replicated queue, a policy dead-lettered
--- it): a fresh outbox row, due now, for each task whose outbox rows are all
--- published, the latest more than $1 seconds ago. A task whose rows retention
--- already deleted counts from when it became PENDING (updated_at). The caller
--- runs this only while the task queue holds no ready message: a publish long
--- ago alone is normal behind a deep backlog (dispatcher.redispatch_lost_once).
--- The task stays PENDING (no status change, so no task_events row); its old
--- message, should it reappear, is stale and claims nothing (tasks/claim takes a
--- message only from the task's newest outbox row). The guard: FOR UPDATE SKIP
--- LOCKED on the tasks, so two dispatchers sweeping at once take disjoint tasks
--- and a task a worker is claiming right now is skipped (once claimed, it is no
--- longer PENDING when the lock is taken). Each task's outbox rows are read
--- through outbox_task_idx; an aggregate, so no plan walks the outbox's key.
+-- Re-dispatch PENDING tasks whose message RabbitMQ lost after confirming it (a
+-- purged queue, a lost node, a dead-lettering policy): a fresh outbox row, due
+-- now, for each task whose outbox rows are all published, the latest of them
+-- more than $1 seconds ago (or, when retention deleted them, that became
+-- PENDING that long ago). Only for when the task queue holds no ready message:
+-- behind a deep backlog an old publish is normal (dispatcher.redispatch_lost_once).
+-- The task stays PENDING; its old message, should it reappear, is stale
+-- (tasks/claim).
+-- Guard: PENDING only, FOR UPDATE SKIP LOCKED, so sweepers take disjoint tasks
+-- and a task a worker is claiming right now is skipped.
+-- Plan: see docs/design.md, "Query plans".
 -- $1 seconds since the last publish, $2 batch size
 WITH lost AS (
     SELECT t.id, t.priority

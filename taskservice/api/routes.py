@@ -179,11 +179,10 @@ async def retry_task(request: web.Request) -> web.Response:
     task_id = request["path"]["task_id"]
     async with request.app[POOL].acquire() as conn:
         row = await tasks.retry(conn, task_id)
-        current = await tasks.get_status(conn, task_id) if row is None else None
     if row is None:
-        if current is None:
-            raise Problem(404, TASK_NOT_FOUND)
-        raise Problem(409, f"Task is {current}; only a FAILED or CANCELLED task can be retried.")
+        raise Problem(404, TASK_NOT_FOUND)
+    if not row["changed"]:
+        raise Problem(409, f"Task is {row['status']}; only a FAILED or CANCELLED task can be retried.")
     request.app[OUTBOX_WAKEUP].set()  # its new outbox row is due now
     request.app[EVENTS_COMMITTED].set()
     metrics.count_transition(row["from_status"], "PENDING")
@@ -203,14 +202,12 @@ async def cancel_task(request: web.Request) -> web.Response:
     task_id = request["path"]["task_id"]
     async with request.app[POOL].acquire() as conn:
         row = await tasks.cancel(conn, task_id)
-        if row is None:
-            row = await tasks.get(conn, task_id)
-        elif row["status"] != row["from_status"]:  # not a cancel request for a running task
-            request.app[EVENTS_COMMITTED].set()
-            metrics.count_transition(row["from_status"], row["status"])
     if row is None:
         raise Problem(404, TASK_NOT_FOUND)
-    if row["status"] in ("COMPLETED", "FAILED"):
+    if row["status"] != row["from_status"]:  # not a cancel request for a running task
+        request.app[EVENTS_COMMITTED].set()
+        metrics.count_transition(row["from_status"], row["status"])
+    if not row["changed"] and row["status"] != "CANCELLED":
         raise Problem(409, f"Task already {row['status']}; a finished task cannot be cancelled.")
     status = 202 if row["status"] == "IN_PROGRESS" else 200
     return json_response(tasks.public(row), status=status)
