@@ -5,8 +5,12 @@ through RabbitMQ, running the `noop` handler.
   first POST to the last COMPLETED. Every process runs throughout, as in production, so the
   rate is that of the whole pipeline (create, dispatch, consume, record), not of one stage.
 - latency: on the same system, otherwise idle, one task at a time: from the start of its POST
-  to the moment a client polling the task's row (about every millisecond, on a dedicated
-  connection with a prepared statement) sees COMPLETED.
+  to the moment the client sees COMPLETED, measured twice: waiting the way a client does
+  (`GET /status?since=&wait=` again after each change), then, for comparison, polling the
+  task's row (about every millisecond, on a dedicated connection with a prepared statement).
+- waits: many concurrent `?wait=` requests, each on its own task, held open while creates are
+  measured, then the tasks become due and complete: every one answered, the API's RSS and the
+  create rate with and without the waits (see bench_waits).
 
 Each run declares its own exchange and queue names (through AMQP_EXCHANGE / AMQP_QUEUE) and
 deletes them, and their dead-letter twins, at the end. Each scenario starts from empty task
@@ -24,11 +28,13 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import aio_pika
+import aiohttp
 import asyncpg
 import orjson
 from yarl import URL
@@ -38,6 +44,8 @@ from bench.server import Server, Worker, running_api, running_worker
 
 DRAIN_TARGET = {"min_rps": 1500}
 LATENCY_TARGET = {"max_p50_ms": 20}
+WAIT_LATENCY_TARGET = {"max_p50_ms": 7, "max_p99_ms": 12}
+WAITS_TARGET = {"max_create_slowdown": 0.10}
 PRIORITIES = ("LOW", "MEDIUM", "HIGH")
 DRAIN_POLL_SECONDS = 0.1
 LATENCY_POLL_SECONDS = 0.001
@@ -316,8 +324,40 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
     return result
 
 
-async def bench_latency(server: Server, worker: Worker, args: argparse.Namespace,
-                        url: str) -> dict[str, Any]:
+async def completed_by_polling(status_of: asyncpg.prepared_stmt.PreparedStatement, task_id: UUID,
+                               clock: float) -> int:
+    """Poll the task's row about every millisecond until it is COMPLETED; the polls it took."""
+    polls = 0
+    while (status := await status_of.fetchval(task_id)) != "COMPLETED":
+        polls += 1
+        if status in ("FAILED", "CANCELLED") or time.perf_counter() - clock > 30:
+            raise RuntimeError(f"latency: task {task_id} is {status} after {time.perf_counter() - clock:.1f} s")
+        await asyncio.sleep(LATENCY_POLL_SECONDS)
+    return polls
+
+
+async def completed_by_waiting(session: aiohttp.ClientSession, base_url: str, task_id: UUID,
+                               since: str = "NEW", wait: float = 30) -> int:
+    """Follow the task with `GET /status?since=&wait=` until COMPLETED, as a client waits; the
+    requests it took (a request that timed out unchanged counts too)."""
+    status_url = URL(f"{base_url}/api/v1/tasks/{task_id}/status", encoded=True)
+    requests = 0
+    while since != "COMPLETED":
+        requests += 1
+        async with session.get(status_url, params={"since": since, "wait": str(wait)}) as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"wait: GET status answered {resp.status}: {body[:200]!r}")
+        since = orjson.loads(body)["status"]
+        if since in ("FAILED", "CANCELLED"):
+            raise RuntimeError(f"wait: task {task_id} is {since}")
+    return requests
+
+
+async def bench_latency(server: Server, worker: Worker, args: argparse.Namespace, url: str,
+                        how: str) -> dict[str, Any]:
+    """One task at a time: POST, then until COMPLETED either `?wait=` (how="wait", the way a
+    client waits) or polling the row from the bench's own connection (how="poll")."""
     processes = pipeline_processes(server, worker)
     conn = await connect(url)
     status_of = await conn.prepare("SELECT status FROM tasks WHERE id = $1")
@@ -339,29 +379,27 @@ async def bench_latency(server: Server, worker: Worker, args: argparse.Namespace
                         raise RuntimeError(f"latency: POST answered {resp.status}")
                     task_id = UUID(resp.headers["Location"].rsplit("/", 1)[1])
                 answered = time.perf_counter()
-                polls = 0
-                while (status := await status_of.fetchval(task_id)) != "COMPLETED":
-                    polls += 1
-                    if status in ("FAILED", "CANCELLED") or time.perf_counter() - clock > 30:
-                        raise RuntimeError(f"latency: task {task_id} is {status} after "
-                                           f"{time.perf_counter() - clock:.1f} s")
-                    await asyncio.sleep(LATENCY_POLL_SECONDS)
+                if how == "wait":
+                    requests = await completed_by_waiting(session, server.base_url, task_id)
+                else:
+                    requests = await completed_by_polling(status_of, task_id, clock)
                 seen = time.perf_counter()
                 if n >= args.latency_warmup:
                     samples.append({"id": task_id, "started_wall": started_wall,
                                     "post_ms": (answered - clock) * 1000, "seen_ms": (seen - clock) * 1000,
-                                    "polls": polls})
+                                    "requests": requests})
         after = cpu.snapshot(processes, args.database, owners)
         history = {row["task_id"]: row
                    for row in await conn.fetch(STAGES_SQL, [s["id"] for s in samples], 0)}
     finally:
         await conn.close()
     # Where each task's time went, from the POST's start (bench clock) through its history
-    # (database clock) to the poll that saw it COMPLETED.
+    # (database clock) to the answer or poll that saw it COMPLETED.
+    seen_by = "answered by ?wait=" if how == "wait" else "seen by polling"
     parts: dict[str, list[float]] = {"POST answered": [s["post_ms"] for s in samples],
                                      "POST start → inserted (NEW)": []}
     parts.update({name: [] for name, _, _ in STAGES})
-    parts["COMPLETED (db clock) → seen by polling"] = []
+    parts[f"COMPLETED (db clock) → {seen_by}"] = []
     parts["POST start → COMPLETED (db clock)"] = []
     for sample in samples:
         row = history.get(sample["id"])
@@ -371,22 +409,140 @@ async def bench_latency(server: Server, worker: Worker, args: argparse.Namespace
         parts["POST start → inserted (NEW)"].append((float(row["created"]) - start) * 1000)
         for name, begin, end in STAGES:
             parts[name].append((float(row[end]) - float(row[begin])) * 1000)
-        parts["COMPLETED (db clock) → seen by polling"].append(
+        parts[f"COMPLETED (db clock) → {seen_by}"].append(
             sample["seen_ms"] - (float(row["completed"]) - start) * 1000)
         parts["POST start → COMPLETED (db clock)"].append((float(row["completed"]) - start) * 1000)
     seen = [s["seen_ms"] / 1000 for s in samples]
     summary = load.summarize(seen, sum(seen), {})
     return {
-        "scenario": "idle latency POST→COMPLETED",
+        "scenario": f"idle latency POST→COMPLETED ({'?wait=' if how == 'wait' else 'polling'})",
         "connections": f"1 w{worker.concurrency}",
         "worker_concurrency": worker.concurrency,
         **summary,
         "rps": summary["rps"],  # tasks/s one after another (1 / mean latency)
-        "polls_per_task": round(sum(s["polls"] for s in samples) / len(samples), 1) if samples else 0,
+        "requests_per_task": round(sum(s["requests"] for s in samples) / len(samples), 1) if samples else 0,
         "breakdown": {name: percentiles(values) for name, values in parts.items()},
         "cpu": cpu.usage(before, after),
         "db_waits": {},
-        "target": LATENCY_TARGET,
+        "target": WAIT_LATENCY_TARGET if how == "wait" else LATENCY_TARGET,
+    }
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of process `pid` in MiB (None where /proc does not say)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+async def measure_creates(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    """Noop creates over `--connections` clients for `--waits-create-seconds` (they run through
+    the pipeline, as in production)."""
+    post_url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
+    async with load.open_session(args.connections) as session:
+        return await load.run_load(session, lambda n: ("POST", post_url, create_body("waits-create", n)),
+                                   connections=args.connections, seconds=args.waits_create_seconds,
+                                   expect_status=201)
+
+
+async def bench_waits(server: Server, worker: Worker, args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """`--waits` tasks scheduled an hour ahead (NEW, not due), each followed by its own client
+    with `?wait=` until COMPLETED, all at once. Creates are measured before the waits open and
+    while they are open, with the API's RSS beside them; then the bench makes the tasks due (their
+    outbox rows' available_at, as if their run_at had come) and times every answer against the
+    task's COMPLETED in its history."""
+    count = args.waits
+    post_url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
+    run_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    rss = {"idle": rss_mb(server.pid)}
+    creates_before = await measure_creates(server, args)
+    rss["after the creates, no waits"] = rss_mb(server.pid)
+    ids: list[UUID] = []
+    async with load.open_session(args.connections) as session:
+        await load.run_load(
+            session, lambda n: ("POST", post_url, orjson.dumps({"name": f"waited {n}", "kind": "noop",
+                                                                "run_at": run_at})),
+            connections=args.connections, total=count, expect_status=201,
+            on_response=lambda resp: ids.append(UUID(resp.headers["Location"].rsplit("/", 1)[1])))
+    if len(ids) != count:
+        raise RuntimeError(f"waits: created {len(ids)} of {count} tasks")
+    rss["tasks created, no waits"] = rss_mb(server.pid)
+
+    sent, all_sent = 0, asyncio.Event()
+
+    async def on_sent(*_) -> None:
+        nonlocal sent
+        sent += 1
+        if sent >= count:
+            all_sent.set()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(on_sent)
+    answered_at: dict[UUID, float] = {}
+
+    async def follow(session: aiohttp.ClientSession, task_id: UUID) -> int:
+        requests = await completed_by_waiting(session, server.base_url, task_id, wait=60)
+        answered_at[task_id] = time.time()
+        return requests
+
+    conn = await connect(url)
+    try:
+        # One connection per waiting client, as thousands of separate clients would hold.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                         timeout=aiohttp.ClientTimeout(total=None),
+                                         trace_configs=[trace]) as session:
+            followers = [asyncio.ensure_future(follow(session, task_id)) for task_id in ids]
+            try:
+                async with asyncio.timeout(120):
+                    await all_sent.wait()
+                await asyncio.sleep(1.0)  # the last requests read and registered
+                early = len(answered_at)
+                rss["waits open"] = rss_mb(server.pid)
+                creates_during = await measure_creates(server, args)
+                rss["waits open, after the creates"] = rss_mb(server.pid)
+                clock = time.perf_counter()
+                await conn.execute("UPDATE outbox SET available_at = now() "
+                                   "WHERE task_id = ANY($1) AND published_at IS NULL", ids)
+                await conn.execute("SELECT pg_notify('outbox_due', '')")
+                await asyncio.wait(followers, timeout=args.waits_timeout)
+                all_answered_s = time.perf_counter() - clock
+            finally:
+                for follower in followers:
+                    follower.cancel()
+        rss["all answered"] = rss_mb(server.pid)
+        completed = {row["task_id"]: float(row["completed"])
+                     for row in await conn.fetch(STAGES_SQL, ids, 0) if row["completed"] is not None}
+    finally:
+        await conn.close()
+    errors = Counter("unanswered" if follower.cancelled() else type(follower.exception()).__name__
+                     for follower in followers if follower.cancelled() or follower.exception())
+    delays = [answered_at[task_id] - completed[task_id] for task_id in answered_at if task_id in completed]
+    summary = load.summarize(delays, all_answered_s, errors)
+    slowdown = (1 - creates_during["rps"] / creates_before["rps"]) if creates_before["rps"] else None
+    all_ok = not errors and len(answered_at) == count and early == 0
+    return {
+        "scenario": f"waits: {count:,} open, then completed",
+        "connections": count,
+        **summary,
+        # req/s: answers per second from the tasks becoming due to the last answer;
+        # p50/p99: each task's COMPLETED (db clock) → its client answered
+        "answered": len(answered_at),
+        "answered_before_due": early,
+        "requests_per_task": round(sum(follower.result() for follower in followers
+                                       if not follower.cancelled() and not follower.exception()) / count, 2),
+        "rss_mib": rss,
+        "creates_without_waits": {k: creates_before[k] for k in ("rps", "p50_ms", "p99_ms", "errors")},
+        "creates_with_waits_open": {k: creates_during[k] for k in ("rps", "p50_ms", "p99_ms", "errors")},
+        "create_slowdown": round(slowdown, 3) if slowdown is not None else None,
+        "cpu": None,
+        "db_waits": {},
+        "target": WAITS_TARGET,
+        "target_text": f"all answered; creates slow <= {WAITS_TARGET['max_create_slowdown']:.0%}",
+        "met": all_ok and slowdown is not None and slowdown <= WAITS_TARGET["max_create_slowdown"],
     }
 
 
@@ -422,7 +578,8 @@ def format_stages(stages: dict[str, dict]) -> str:
 
 async def run(args: argparse.Namespace, url: str, results_dir: Path, only: set[str],
               format_cpu, format_waits) -> list[dict[str, Any]]:
-    """The drain scenario for each worker concurrency, then the latency one with the fastest."""
+    """The drain scenario for each worker concurrency, then the latency and waits ones with the
+    fastest."""
     broker = unique_broker(args.amqp_url)
     drains: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -445,17 +602,31 @@ async def run(args: argparse.Namespace, url: str, results_dir: Path, only: set[s
             for name, spots in row.get("profile", {}).items():
                 print(f"    py-spy {name}: {profile.format_top(spots)}", flush=True)
         rows.extend(drains)
+        # The latency and waits scenarios run with the fastest drain's worker concurrency.
+        best = (max(drains, key=lambda r: r["rps"])["worker_concurrency"] if drains
+                else args.worker_concurrency[0])
         if "latency" in only:
-            best = (max(drains, key=lambda r: r["rps"])["worker_concurrency"] if drains
-                    else args.worker_concurrency[0])
             async with pipeline(url, broker, best, args, results_dir, "latency") as (server, worker):
-                row = await bench_latency(server, worker, args, url)
+                for how in ("wait", "poll"):
+                    row = await bench_latency(server, worker, args, url, how)
+                    rows.append(row)
+                    print(f"  {row['scenario']}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms over "
+                          f"{row['requests']} tasks ({row['requests_per_task']} "
+                          f"{'requests' if how == 'wait' else 'polls'} each); cpu {format_cpu(row['cpu'])}",
+                          flush=True)
+                    print(f"    postgres cpu by client: {format_postgres_split(row['cpu'])}", flush=True)
+                    print(f"    {format_stages(row['breakdown'])}", flush=True)
+        if "waits" in only:
+            async with pipeline(url, broker, best, args, results_dir, "waits") as (server, worker):
+                row = await bench_waits(server, worker, args, url)
             rows.append(row)
-            print(f"  {row['scenario']}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms over "
-                  f"{row['requests']} tasks ({row['polls_per_task']} polls each); "
-                  f"cpu {format_cpu(row['cpu'])}", flush=True)
-            print(f"    postgres cpu by client: {format_postgres_split(row['cpu'])}", flush=True)
-            print(f"    {format_stages(row['breakdown'])}", flush=True)
+            print(f"  {row['scenario']}: {row['answered']:,} of {row['connections']:,} answered "
+                  f"({row['errors']} errors, {row['answered_before_due']} before due) in {row['seconds']} s; "
+                  f"COMPLETED → answered p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms; "
+                  f"{row['requests_per_task']} requests per task", flush=True)
+            print(f"    creates without waits {row['creates_without_waits']}, with the waits open "
+                  f"{row['creates_with_waits_open']} (slowdown {row['create_slowdown']})", flush=True)
+            print(f"    API RSS MiB: {row['rss_mib']}", flush=True)
     finally:
         # Shielded: an interrupted run still removes its queues and exchanges.
         left = await asyncio.shield(delete_topology(broker))

@@ -5,7 +5,8 @@ and the same run's pgbench ceiling for the create transaction so the create figu
 a share of what PostgreSQL alone does on this machine; then end to end (bench/e2e.py), the
 API with its embedded dispatcher and a worker through RabbitMQ: the drain rate of a burst of
 noop tasks, beside the same run's pgbench ceiling for a task's whole database lifecycle
-(bench/ceiling.py), and the idle POST→COMPLETED latency. Prints a table and writes
+(bench/ceiling.py), the idle POST→COMPLETED latency (a client waiting with `?wait=`, and
+polling for comparison), and thousands of concurrent `?wait=` requests answered. Prints a table and writes
 bench/results/latest.json (plus the processes' logs and the list queries' plans beside it).
 `--only drain,latency` (any of SCENARIOS; drain brings the lifecycle ceiling along) runs a
 part. Timings live here, never in a pass/fail test.
@@ -59,7 +60,7 @@ LIST_SCENARIOS = [
     ("list p2000 status=COMPLETED", {"status": "COMPLETED", "page": 2000}, DEEP_PAGE_TARGET),
 ]
 PAGE_SIZE = 20
-SCENARIOS = ("create", "get", "pgbench", "lifecycle", "drain", "latency", "list")
+SCENARIOS = ("create", "get", "pgbench", "lifecycle", "drain", "latency", "waits", "list")
 BEST_WORKER_CONCURRENCY = "16"
 BUSY_OTHERS = 25  # % of a core used by other programs above which a row is marked "busy"
 
@@ -129,6 +130,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-warmup", type=int, default=10, help="unmeasured tasks first")
     parser.add_argument("--latency-gap", type=float, default=0.01,
                         help="idle seconds between one task's COMPLETED and the next POST")
+    parser.add_argument("--waits", type=int, default=5000,
+                        help="concurrent ?wait= requests, each on its own task, in the waits scenario")
+    parser.add_argument("--waits-create-seconds", type=float, default=5,
+                        help="seconds of creates measured before the waits open and while they are open")
+    parser.add_argument("--waits-timeout", type=float, default=120,
+                        help="seconds for every wait to be answered once the tasks are due")
     parser.add_argument("--py-spy", metavar="PATH",
                         help="py-spy binary: profile the API and the worker during each drain "
                              "(results/profile-*.txt; rates then read low)")
@@ -341,10 +348,13 @@ def print_table(results: dict[str, Any]) -> None:
         print("pgbench task lifecycle: one task per transaction script, as the service's SQL runs it: "
               "create, the dispatcher's claim + mark (one row; the dispatcher batches), the worker's "
               "claim and complete; tps = tasks/s, p50/p99 = one whole lifecycle.")
-    if any(row["scenario"].startswith(("drain", "idle latency")) for row in results["scenarios"]):
+    if any(row["scenario"].startswith(("drain", "idle latency", "waits")) for row in results["scenarios"]):
         print("drain: req/s = tasks/s from the first POST to the last COMPLETED, p50/p99 = each task's "
-              "NEW→COMPLETED; idle latency: p50/p99 = POST start → COMPLETED seen by a client polling "
-              "every ~1 ms, req/s = tasks/s one at a time. conns wN: worker concurrency N.")
+              "NEW→COMPLETED; idle latency: p50/p99 = POST start → COMPLETED seen by the client, waiting "
+              "with ?wait= (again after each change) or polling the row every ~1 ms, req/s = tasks/s one "
+              "at a time; waits: req/s = answers/s from the tasks becoming due to the last answer, "
+              "p50/p99 = a task's COMPLETED (db clock) → its waiting client answered. "
+              "conns wN: worker concurrency N.")
     fill = results.get("fill")
     if fill:
         print(f"list table: {fill['rows']:,} tasks ({fill['table_size']} + {fill['indexes_size']} indexes), "
@@ -408,7 +418,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 results["create_vs_pgbench"] = round(results["create_rps"] / results["pgbench"]["tps"], 3)
     if only & {"lifecycle", "drain"}:
         results["lifecycle"] = await bench_lifecycle(args, url)
-    if only & {"drain", "latency"}:
+    if only & {"drain", "latency", "waits"}:
         print("bench: end to end: API with the embedded dispatcher + one worker, noop tasks", flush=True)
         rows = await e2e.run(args, url, RESULTS_DIR, only, format_cpu, format_waits)
         results["scenarios"].extend(rows)

@@ -40,6 +40,12 @@ async def read_new(conn: asyncpg.Connection, after: int, gaps: list[int], limit:
     return await conn.fetch(QUERIES["events/read_new"], after, gaps, limit)
 
 
+async def task_position(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
+    """The task's `status` and the id of its newest event (`event_id`, 0: none) in one snapshot;
+    None: no such task."""
+    return await conn.fetchrow(QUERIES["events/task_position"], task_id)
+
+
 async def throughput(conn: asyncpg.Connection, minutes: int) -> list[asyncpg.Record]:
     """Per-second counts over the last `minutes`, each row carrying the window (see the SQL)."""
     return await conn.fetch(QUERIES["events/throughput"], minutes)

@@ -93,13 +93,6 @@ async def get_status(conn: asyncpg.Connection, task_id: UUID) -> str | None:
     return await conn.fetchval(QUERIES["tasks/get_status"], task_id)
 
 
-async def watch_status(conn: asyncpg.Connection, task_id: UUID, seconds: float,
-                       timeout: float | None = None) -> str | None:
-    """Have the task's status changes NOTIFY task_status for `seconds`; its status now (None: no
-    such task). `timeout` bounds the wait for the row lock (TimeoutError)."""
-    return await conn.fetchval(QUERIES["tasks/watch_status"], task_id, seconds, timeout=timeout)
-
-
 async def count_by_status(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """(status, priority, n) rows from the trigger-kept counters."""
     return await conn.fetch(QUERIES["tasks/count_by_status"])

@@ -15,13 +15,14 @@ from taskservice import __version__, db, events, outbox, wakeups
 from taskservice.api import schemas
 from taskservice.api.auth import auth_middleware, document_security
 from taskservice.api.dashboard import add_dashboard_routes
+from taskservice.api.event_feed import event_feed
 from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import Problem, problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
-from taskservice.api.status_waits import release_waiters, status_listener
-from taskservice.api.stream import end_streams, stream_listener
+from taskservice.api.status_waits import release_waiters
+from taskservice.api.stream import end_streams
 from taskservice.dispatcher import run_dispatcher
 from taskservice.settings import Settings
 
@@ -140,8 +141,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database_pool)
     app.cleanup_ctx.append(after_commit_wakeups)
     app.cleanup_ctx.append(embedded_dispatcher)
-    app.cleanup_ctx.append(status_listener)
-    app.cleanup_ctx.append(stream_listener)
+    app.cleanup_ctx.append(event_feed)
     app.cleanup_ctx.append(queue_probe)
     app.on_shutdown.append(release_waiters)
     app.on_shutdown.append(end_streams)

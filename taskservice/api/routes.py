@@ -17,11 +17,12 @@ from aiohttp_apispec import (
 
 from taskservice import db, events, metrics, outbox, tasks
 from taskservice.api import schemas
+from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
-from taskservice.api.status_waits import STATUS_WAITERS, wait_for_change
-from taskservice.api.stream import STREAM_HUB, Subscriber, serve_stream
+from taskservice.api.status_waits import wait_for_change
+from taskservice.api.stream import Subscriber, serve_stream
 
 TASK_NOT_FOUND = "Task not found"  # the replaced service's exact words; clients compare them
 
@@ -157,11 +158,11 @@ async def get_task(request: web.Request) -> web.Response:
 async def get_task_status(request: web.Request) -> web.Response:
     task_id = request["path"]["task_id"]
     since, wait = request["query"].get("since"), request["query"].get("wait", 0)
-    async with request.app[POOL].acquire() as conn:
-        status = await tasks.get_status(conn, task_id)
-    if status is not None and status == since and wait > 0:
-        status = await wait_for_change(request.app[POOL], request.app[STATUS_WAITERS], task_id,
-                                       since, wait)
+    if since is not None and wait > 0:
+        status = await wait_for_change(request.app[POOL], request.app[EVENT_FEED], task_id, since, wait)
+    else:
+        async with request.app[POOL].acquire() as conn:
+            status = await tasks.get_status(conn, task_id)
     if status is None:
         raise Problem(404, TASK_NOT_FOUND)
     return json_response({"task_id": task_id, "status": status})
@@ -257,7 +258,7 @@ async def stream_task_events(request: web.Request) -> web.StreamResponse:
                             priority=query.get("priority"),
                             queue=asyncio.Queue(request.app[SETTINGS].stream_queue_size))
     resume_after = request["headers"].get("last_event_id", query.get("last_event_id"))
-    return await serve_stream(request, request.app[POOL], request.app[STREAM_HUB], request.app[SETTINGS],
+    return await serve_stream(request, request.app[POOL], request.app[EVENT_FEED], request.app[SETTINGS],
                               subscriber, resume_after)
 
 

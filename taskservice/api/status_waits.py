@@ -1,119 +1,96 @@
 """Waiting for a task's status to change: `GET /api/v1/tasks/{id}/status?wait=&since=`.
 
-One LISTEN task_status connection per API process feeds a registry of waiting requests
-(task id → their events). A status change sends that NOTIFY only while someone watches
-the task (tasks.watch_status sets `watched_until`; docs/design.md, Waiting for a status change): a
-NOTIFY in every writing transaction would serialise all commits. A waiting request holds
-no pool connection.
+A waiting request is a read: it registers with the process's event feed (event_feed.py), reads
+the task's status once, and is woken by the feed when an event for its task arrives. It writes
+nothing, takes no lock and holds no pool connection while it waits; thousands of them cost a
+small object each in the feed's task id -> waits dict.
 """
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 from aiohttp import web
 
-from taskservice import db, tasks
-from taskservice.api.keys import SETTINGS
-from taskservice.lifecycle import supervised, wait_for
-
-# The watch outlives the wait a little, so a change at the last moment still notifies.
-WATCH_MARGIN_SECONDS = 1.0
+from taskservice import events
+from taskservice.api.event_feed import EVENT_FEED, WAIT_LINGER_SECONDS, EventFeed, is_live, until_live
 
 
-@dataclass
-class StatusWaiters:
-    by_task: dict[UUID, set[asyncio.Event]] = field(default_factory=dict)
-    listening: asyncio.Event = field(default_factory=asyncio.Event)  # LISTEN is in place
-    closing: bool = False  # the app is shutting down: waits end now
+@dataclass(eq=False)
+class Waiter:
+    """One waiting request: the newest event for its task since it registered."""
+    newest: dict[str, Any] | None = None
+    arrived: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
-
-STATUS_WAITERS = web.AppKey("status_waiters", StatusWaiters)
-
-
-def wake(waiters: StatusWaiters, task_id: UUID | None = None) -> None:
-    """Wake the requests waiting for `task_id`, or every waiting request."""
-    groups = waiters.by_task.values() if task_id is None else [waiters.by_task.get(task_id, ())]
-    for events in groups:
-        for event in events:
-            event.set()
-
-
-def on_status_notify(waiters: StatusWaiters, payload: str | None) -> None:
-    if payload is None:
-        # (Re)connected: notifications sent meanwhile are lost, so everyone reads again.
-        waiters.listening.set()
-        wake(waiters)
-        return
-    try:
-        task_id = UUID(payload)
-    except ValueError:
-        return
-    wake(waiters, task_id)
+    def offer(self, event: dict[str, Any]) -> None:
+        self.newest = event
+        if not self.arrived.done():
+            self.arrived.set_result(None)
 
 
 @contextlib.contextmanager
-def registered(waiters: StatusWaiters, task_id: UUID) -> Iterator[asyncio.Event]:
-    event = asyncio.Event()
-    waiters.by_task.setdefault(task_id, set()).add(event)
+def waiting(feed: EventFeed, task_id: UUID) -> Iterator[Waiter]:
+    key, waiter = str(task_id), Waiter()
+    feed.waiters.setdefault(key, set()).add(waiter)
     try:
-        yield event
+        yield waiter
     finally:
-        events = waiters.by_task[task_id]
-        events.discard(event)
-        if not events:
-            del waiters.by_task[task_id]
+        waiters = feed.waiters[key]
+        waiters.discard(waiter)
+        if not waiters:
+            del feed.waiters[key]
 
 
-async def wait_for_change(pool: asyncpg.Pool, waiters: StatusWaiters, task_id: UUID, since: str,
+async def read_position(pool: asyncpg.Pool, task_id: UUID) -> tuple[str | None, int]:
+    async with pool.acquire() as conn:
+        row = await events.task_position(conn, task_id)
+    return (None, 0) if row is None else (row["status"], row["event_id"])
+
+
+async def wait_for_change(pool: asyncpg.Pool, feed: EventFeed, task_id: UUID, since: str,
                           timeout: float) -> str | None:
     """The task's status once it is no longer `since`, or when `timeout` runs out
     (None: the task is gone)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    with registered(waiters, task_id) as changed:
-        # Registered before the watch, and the watch before reading: a change after the
-        # read notifies, and the notification finds this request.
-        if not await wait_for(waiters.listening, timeout):
-            async with pool.acquire() as conn:
-                return await tasks.get_status(conn, task_id)
-        try:
-            async with pool.acquire() as conn:
-                status = await tasks.watch_status(conn, task_id, timeout + WATCH_MARGIN_SECONDS,
-                                                  timeout=max(deadline - loop.time(), 0.001))
-        except TimeoutError:
-            # The row stayed locked all along (a dispatch waiting for the broker, say):
-            # answer with what is committed.
-            async with pool.acquire() as conn:
-                return await tasks.get_status(conn, task_id)
-        while status == since and not waiters.closing:
-            remaining = deadline - loop.time()
-            if remaining <= 0 or not await wait_for(changed, remaining):
+    with waiting(feed, task_id) as waiter:
+        # Registered before the read: a change committed after the read is delivered to this
+        # waiter, provided the feed was live before the read (else read again once it is).
+        live = is_live(feed)
+        status, seen = await read_position(pool, task_id)
+        if status == since and not live:
+            if not await until_live(feed, deadline - loop.time()):
+                return status
+            status, seen = await read_position(pool, task_id)
+        if status != since:
+            return status
+        while not feed.closing:
+            event = waiter.newest
+            # Events for one task commit in id order (each holds the task's row lock), so an
+            # id past the one the read saw is a change after it.
+            if event is not None and event["id"] > seen and event["status"] != since:
+                status = event["status"]
                 break
-            changed.clear()
-            async with pool.acquire() as conn:
-                status = await tasks.get_status(conn, task_id)
+            try:
+                async with asyncio.timeout(deadline - loop.time()):
+                    await waiter.arrived
+            except TimeoutError:
+                break
+            waiter.arrived = loop.create_future()
+        # Keep the feed's row a little: this client is likely to wait again.
+        feed.linger_until = loop.time() + WAIT_LINGER_SECONDS
     return status
-
-
-async def status_listener(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the registry and its LISTEN connection, for the app's lifetime."""
-    waiters = StatusWaiters()
-    app[STATUS_WAITERS] = waiters
-    stop = asyncio.Event()
-    listener = asyncio.create_task(supervised("LISTEN task_status", lambda: db.listen(
-        app[SETTINGS].database_url, "task_status", lambda payload: on_status_notify(waiters, payload), stop),
-        stop))
-    yield
-    stop.set()
-    await listener
 
 
 async def release_waiters(app: web.Application) -> None:
     """on_shutdown: answer every waiting request now (with the status it last read)."""
-    waiters = app[STATUS_WAITERS]
-    waiters.closing = True
-    wake(waiters)
+    feed = app[EVENT_FEED]
+    feed.closing = True
+    for waiters in feed.waiters.values():
+        for waiter in waiters:
+            if not waiter.arrived.done():
+                waiter.arrived.set_result(None)

@@ -1,41 +1,25 @@
 """Live status changes as Server-Sent Events: `GET /api/v1/tasks/stream`.
 
-Writers do not send the events: a NOTIFY inside every writing transaction would
-serialise all commits (docs/design.md, Notifications after commit). Each writing process sends one
-coalesced `NOTIFY task_events` after its commits (taskservice.wakeups), and only
-while some stream is open: the API process keeps its stream_listeners row alive
-while it has one. On each such NOTIFY, one reader per process fetches the new rows
-from task_events and feeds every open stream of the process, each through a bounded
-queue. An open stream holds no pool connection.
-
-Event ids are assigned before commit, so they commit out of id order: an id between
-the last one read and the newest one seen that was not visible yet (a "gap") is
-looked for again on every read, for GAP_SECONDS.
+Each open stream subscribes to the process's event feed (event_feed.py), which reads every
+committed status change once and pushes those a stream wants into its bounded queue. An open
+stream holds no pool connection.
 """
 
 import asyncio
 import contextlib
-import logging
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import orjson
 from aiohttp import web
 
-from taskservice import db, events
-from taskservice.api.keys import POOL, SETTINGS
+from taskservice import events
+from taskservice.api.event_feed import EVENT_FEED, EventFeed, event_from_row, until_live
 from taskservice.api.problems import Problem
-from taskservice.lifecycle import supervised, wait_any, wait_for
 from taskservice.settings import Settings
 
-log = logging.getLogger(__name__)
-
-# The row lives this long unless renewed; a crashed process's row stops the announcements after it.
-LISTENER_TTL_SECONDS = 30.0
-LISTENER_RENEW_SECONDS = 10.0
 # How long a new stream waits for LISTEN and the row to be in place before answering 503.
 READY_TIMEOUT_SECONDS = 5.0
 # aiohttp does not tell a handler that its client left; a stream looks this often.
@@ -43,14 +27,6 @@ DISCONNECT_CHECK_SECONDS = 1.0
 # A client that stops reading fills the socket and blocks the write: after this long it is gone
 # (its stream would otherwise stay subscribed, and keep the writers announcing, for ever).
 WRITE_TIMEOUT_SECONDS = 30.0
-# A gap is forgotten after this long: far longer than any of the service's writing transactions
-# takes to commit (each is one statement or a short transaction; none waits on the broker),
-# while a rolled-back transaction leaves its ids missing forever.
-GAP_SECONDS = 30.0
-# At most this many gaps are kept (the newest), so a read's id list stays bounded.
-MAX_GAPS = 1000
-# Rows per read; a full read is followed by another at once.
-READ_BATCH = 500
 RETRY_MILLISECONDS = 2000
 # Queue items besides events: tell the client to reload; the app is stopping.
 RESET = "reset"
@@ -81,155 +57,15 @@ class Subscriber:
             self.queue.put_nowait(item if item in (RESET, CLOSE) else RESET)
 
 
-@dataclass
-class StreamHub:
-    listener_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    subscribers: set[Subscriber] = field(default_factory=set)
-    listening: asyncio.Event = field(default_factory=asyncio.Event)  # LISTEN is in place
-    announced: asyncio.Event = field(default_factory=asyncio.Event)  # our stream_listeners row is committed
-    changed: asyncio.Event = field(default_factory=asyncio.Event)  # wakes keep_listener_row
-    read_due: asyncio.Event = field(default_factory=asyncio.Event)  # wakes read_forever
-    # Where reading starts once the row is (re)announced: (newest id, ids before it not visible yet).
-    start: tuple[int, list[int]] | None = None
-    cursor: int = 0  # every event up to this id has been read, except the gaps
-    gaps: dict[int, float] = field(default_factory=dict)  # id -> loop time it was first missed
-    closing: bool = False
-
-
-STREAM_HUB = web.AppKey("stream_hub", StreamHub)
-
-
-def deliver(hub: StreamHub, event: dict[str, Any]) -> None:
-    """Hand `event` to every stream that wants it."""
-    for subscriber in hub.subscribers:
-        if subscriber.wants(event):
-            subscriber.push(event)
-
-
-def on_event_notify(hub: StreamHub, payload: str | None) -> None:
-    """A writer announced new events; or (payload None) LISTEN was (re)connected, and the
-    announcements sent while it was down are lost: read in either case."""
-    if payload is None:
-        hub.listening.set()
-    hub.read_due.set()
-
-
-def event_from_row(row: asyncpg.Record) -> dict[str, Any]:
-    """A task_events row (with its task's priority) in the stream's event shape."""
-    return {"id": row["id"], "task_id": str(row["task_id"]), "from_status": row["from_status"],
-            "status": row["status"], "priority": row["priority"], "attempt": row["attempt"],
-            "created_at": row["created_at"].isoformat(timespec="microseconds")}
-
-
-def track_gaps(hub: StreamHub, rows: list[asyncpg.Record], now: float) -> None:
-    """Move the cursor past what `rows` (one read, in id order) hold. Ids between the old cursor
-    and the newest row that it did not return were not visible: remember them as gaps. Gaps it
-    returned are filled; gaps older than GAP_SECONDS, or beyond the MAX_GAPS newest, are dropped."""
-    fresh = [row["id"] for row in rows if row["id"] > hub.cursor]
-    for row in rows:
-        hub.gaps.pop(row["id"], None)
-    if fresh:
-        returned = set(fresh)
-        for missing in range(max(hub.cursor + 1, fresh[-1] - MAX_GAPS), fresh[-1]):
-            if missing not in returned:
-                hub.gaps[missing] = now
-        hub.cursor = fresh[-1]
-    for gap, first_missed in list(hub.gaps.items()):
-        if now - first_missed > GAP_SECONDS:
-            del hub.gaps[gap]
-    if len(hub.gaps) > MAX_GAPS:
-        for gap in sorted(hub.gaps)[:len(hub.gaps) - MAX_GAPS]:
-            del hub.gaps[gap]
-
-
-async def read_once(pool: asyncpg.Pool, hub: StreamHub) -> bool:
-    """Deliver the events that became visible since the last read; True if the read was full."""
-    if hub.start is not None:
-        (hub.cursor, missing), hub.start = hub.start, None
-        now = asyncio.get_running_loop().time()
-        hub.gaps = {gap: now for gap in missing}
-    async with pool.acquire() as conn:
-        rows = await events.read_new(conn, hub.cursor, list(hub.gaps), READ_BATCH)
-    track_gaps(hub, rows, asyncio.get_running_loop().time())
-    for row in rows:
-        deliver(hub, event_from_row(row))
-    return len(rows) == READ_BATCH
-
-
-async def read_forever(pool: asyncpg.Pool, hub: StreamHub, stop: asyncio.Event) -> None:
-    """Read task_events whenever a NOTIFY (or a LISTEN reconnect, or the row being announced)
-    asks for it, one read at a time; one asked for during a read follows it. Only while the
-    process has open streams (its row is announced)."""
-    while not stop.is_set():
-        await wait_any((hub.read_due, stop), 3600)
-        hub.read_due.clear()
-        if stop.is_set() or not hub.announced.is_set():
-            continue
-        try:
-            while await read_once(pool, hub):
-                pass
-        except db.UNAVAILABLE_ERRORS as exc:
-            log.warning("stream reader: database unavailable (%s); retrying", type(exc).__name__)
-            hub.read_due.set()
-            await wait_for(stop, 1.0)
-
-
-async def keep_listener_row(pool: asyncpg.Pool, hub: StreamHub, stop: asyncio.Event) -> None:
-    """While streams are open, keep this process's stream_listeners row alive; once the last
-    one closes, delete the row."""
-    try:
-        while not stop.is_set():
-            hub.changed.clear()
-            try:
-                if hub.subscribers:
-                    first = not hub.announced.is_set()
-                    async with pool.acquire() as conn:
-                        row = await events.announce_listener(conn, hub.listener_id, LISTENER_TTL_SECONDS,
-                                                             MAX_GAPS if first else 0)
-                    if first:
-                        # Writers announce every change committed from now on; what committed since
-                        # the row's snapshot is found by the read this starts.
-                        hub.start = (row["latest_id"], row["missing_ids"])
-                        hub.announced.set()
-                        hub.read_due.set()
-                elif hub.announced.is_set():
-                    hub.announced.clear()  # before the delete: a stream opened meanwhile waits for the next row
-                    async with pool.acquire() as conn:
-                        await events.withdraw_listener(conn, hub.listener_id)
-            except db.UNAVAILABLE_ERRORS as exc:
-                log.warning("stream listener row: database unavailable (%s); retrying", type(exc).__name__)
-                await wait_for(stop, 1.0)
-                continue
-            await wait_any((hub.changed, stop), LISTENER_RENEW_SECONDS if hub.subscribers else 3600)
-    finally:
-        if hub.announced.is_set():
-            hub.announced.clear()
-            with contextlib.suppress(*db.UNAVAILABLE_ERRORS):
-                async with pool.acquire(timeout=2) as conn:
-                    await events.withdraw_listener(conn, hub.listener_id)
-
-
 @contextlib.contextmanager
-def subscribed(hub: StreamHub, subscriber: Subscriber) -> Iterator[Subscriber]:
-    hub.subscribers.add(subscriber)
-    hub.changed.set()
+def subscribed(feed: EventFeed, subscriber: Subscriber) -> Iterator[Subscriber]:
+    feed.subscribers.add(subscriber)
+    feed.changed.set()
     try:
         yield subscriber
     finally:
-        hub.subscribers.discard(subscriber)
-        hub.changed.set()
-
-
-async def until_live(hub: StreamHub, timeout: float) -> bool:
-    """Wait until LISTEN is in place and the row is committed: a change committed after this is
-    announced by its writer (whose announcement only goes out once it sees the row), so it is read."""
-    try:
-        async with asyncio.timeout(timeout):
-            await hub.listening.wait()
-            await hub.announced.wait()
-    except TimeoutError:
-        return False
-    return True
+        feed.subscribers.discard(subscriber)
+        feed.changed.set()
 
 
 def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
@@ -249,16 +85,16 @@ def disconnected(request: web.Request) -> bool:
     return request.transport is None or request.transport.is_closing()
 
 
-async def serve_stream(request: web.Request, pool: asyncpg.Pool, hub: StreamHub, settings: Settings,
+async def serve_stream(request: web.Request, pool: asyncpg.Pool, feed: EventFeed, settings: Settings,
                        subscriber: Subscriber, resume_after: int | None) -> web.StreamResponse:
     """Answer with the stream: any replay after `resume_after`, `ready`, then live events
     until the client leaves or the app stops. Errors before the first byte are problems."""
-    if hub.closing:
+    if feed.closing:
         raise Problem(503, "The server is shutting down; reconnect shortly.", headers={"Retry-After": "1"})
-    with subscribed(hub, subscriber):
+    with subscribed(feed, subscriber):
         # Subscribed before the replay is read: a change committed meanwhile is in both,
         # and the live copy is skipped below; none falls in between.
-        if not await until_live(hub, READY_TIMEOUT_SECONDS):
+        if not await until_live(feed, READY_TIMEOUT_SECONDS):
             raise Problem(503, "The status stream is unavailable; try again shortly.",
                           headers={"Retry-After": "1"})
         replayed, reset_to = [], None
@@ -323,29 +159,10 @@ async def write_events(request: web.Request, response: web.StreamResponse, subsc
         position = max(position, item["id"])
 
 
-async def stream_listener(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the hub, its LISTEN connection, its reader and its listener row, for the app's
-    lifetime."""
-    hub = StreamHub()
-    app[STREAM_HUB] = hub
-    settings = app[SETTINGS]
-    stop = asyncio.Event()
-    loops = [
-        asyncio.create_task(supervised("LISTEN task_events", lambda: db.listen(
-            settings.database_url, "task_events", lambda payload: on_event_notify(hub, payload), stop), stop)),
-        asyncio.create_task(supervised("stream reader", lambda: read_forever(app[POOL], hub, stop), stop)),
-        asyncio.create_task(supervised("stream listener row", lambda: keep_listener_row(app[POOL], hub, stop),
-                                       stop)),
-    ]
-    yield
-    stop.set()
-    await asyncio.gather(*loops)
-
-
 async def end_streams(app: web.Application) -> None:
     """on_shutdown: every open stream ends now (clients reconnect elsewhere with Last-Event-ID)."""
-    hub = app[STREAM_HUB]
-    hub.closing = True
-    for subscriber in hub.subscribers:
+    feed = app[EVENT_FEED]
+    feed.closing = True
+    for subscriber in feed.subscribers:
         subscriber.closed = True
         subscriber.push(CLOSE)

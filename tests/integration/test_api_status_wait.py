@@ -1,16 +1,20 @@
-"""GET /api/v1/tasks/{id}/status?since=&wait=: answers within 200 ms of a change, or at the timeout."""
+"""GET /api/v1/tasks/{id}/status?since=&wait=: answers within 200 ms of a change, or at the timeout,
+served from the API's event feed: a waiting request writes nothing."""
 
 import asyncio
 import dataclasses
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import pytest
 
-from taskservice import worker
+from taskservice import dispatcher, events, worker
 from taskservice.api.app import create_app
-from taskservice.api.status_waits import STATUS_WAITERS, release_waiters
-from tests.support.execution import start
+from taskservice.api.event_feed import EVENT_FEED
+from taskservice.api.status_waits import release_waiters
+from tests.support.execution import TcpProxy, start
 
 TASKS = "/api/v1/tasks/"
 PROMPT = 0.2  # the most a waiting request may lag behind the change it waits for
@@ -29,10 +33,10 @@ async def get_status(client, task_id, **params):
 
 async def until_waiting(client, task_id, count: int = 1) -> None:
     """Until `count` requests wait for this task (registered, so the test can change it)."""
-    waiters = client.app[STATUS_WAITERS]
+    waiters = client.app[EVENT_FEED].waiters
     for _ in range(200):
-        if len(waiters.by_task.get(uuid.UUID(task_id), ())) >= count:
-            await asyncio.sleep(0.05)  # past the watch UPDATE, into the wait itself
+        if len(waiters.get(task_id, ())) >= count:
+            await asyncio.sleep(0.05)  # past its read, into the wait itself
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the request never started waiting")
@@ -76,8 +80,9 @@ async def test_a_change_made_by_another_connection_wakes_the_waiter(client, pool
     await until_waiting(client, task["id"])
     loop = asyncio.get_running_loop()
     changed_at = loop.time()
-    async with pool.acquire() as conn:  # as the dispatcher would
+    async with pool.acquire() as conn:  # as the dispatcher would: commit, then announce
         await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+        await events.announce(conn)
     status, body = await waiting
     assert (status, body["status"]) == (200, "PENDING")
     assert loop.time() - changed_at < PROMPT
@@ -111,7 +116,7 @@ async def test_many_waiters_on_one_task_all_wake(client):
     await client.delete(f"/api/v1/tasks/{task['id']}")
     results = await asyncio.wait_for(asyncio.gather(*waiting), 2)
     assert all(body["status"] == "CANCELLED" for _, body in results)
-    assert client.app[STATUS_WAITERS].by_task == {}  # nothing left registered
+    assert client.app[EVENT_FEED].waiters == {}  # nothing left registered
 
 
 async def test_waiting_requests_hold_no_database_connection(aiohttp_client, settings):
@@ -156,25 +161,73 @@ async def test_bad_parameters_are_422(client, params, field):
     assert status == 422 and field in body["errors"]
 
 
-async def test_only_watched_tasks_notify(client, pool, database_url):
-    """The trigger stays silent for a task nobody waits for: no NOTIFY, so no commit
-    serialisation, on the hot path."""
+async def test_a_waiting_request_writes_nothing(client, pool, database_url):
+    """No new row version, so no row lock and no WAL; and no NOTIFY of its own."""
     heard = asyncio.Queue()
     listener = await asyncpg.connect(database_url)
     try:
         await listener.add_listener("task_status", lambda *args: heard.put_nowait(args[-1]))
-        quiet, watched = await create(client), await create(client)
-        waiting = asyncio.create_task(get_status(client, watched["id"], since="NEW", wait="20"))
-        await until_waiting(client, watched["id"])
+        task = await create(client)
+        version = "SELECT xmin::text, ctid::text FROM tasks WHERE id = $1"
         async with pool.acquire() as conn:
-            await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = ANY($1::uuid[])",
-                               [quiet["id"], watched["id"]])
-        assert await asyncio.wait_for(heard.get(), 2) == watched["id"]
-        await waiting
-        await asyncio.sleep(0.1)
+            before = await conn.fetchrow(version, uuid.UUID(task["id"]))
+        assert (await get_status(client, task["id"], since="NEW", wait="0.3"))[1]["status"] == "NEW"
+        async with pool.acquire() as conn:
+            assert await conn.fetchrow(version, uuid.UUID(task["id"])) == before
+            await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+        await listener.fetchval("SELECT 1")  # a round trip: a NOTIFY sent would have arrived by now
         assert heard.empty()
     finally:
         await listener.close()
+
+
+async def test_a_change_in_flight_during_the_read_still_ends_the_wait(client, pool):
+    """The change's event id was taken before the request's read but committed after it: the
+    read does not see it, and the feed's copy still counts as newer."""
+    task = await create(client)
+    async with pool.acquire() as holder:
+        async with holder.transaction():
+            await holder.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+            waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="20"))
+            await until_waiting(client, task["id"])  # registered, its read saw NEW
+        await events.announce(holder)
+    assert await asyncio.wait_for(waiting, 5) == (200, {"task_id": task["id"], "status": "PENDING"})
+
+
+async def test_500_waits_on_different_tasks_are_all_answered(aiohttp_client, settings, running):
+    """Each request follows its own task to COMPLETED one wait at a time, as a client does; all
+    500 are waiting before the dispatcher and the worker start."""
+    client = await aiohttp_client(create_app(settings))
+    created = [await create(client, kind="noop") for _ in range(500)]
+    # One connection per waiting request (the test client's own session allows 100).
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def follow(task_id: str) -> list[str]:
+            seen = ["NEW"]
+            while seen[-1] != "COMPLETED":
+                async with session.get(client.make_url(f"/api/v1/tasks/{task_id}/status"),
+                                       params={"since": seen[-1], "wait": "30"}) as resp:
+                    body = await resp.json()
+                assert resp.status == 200 and body["status"] != seen[-1], (task_id, seen, body)
+                seen.append(body["status"])
+            return seen
+
+        following = [asyncio.create_task(follow(task["id"])) for task in created]
+        try:
+            waiters = client.app[EVENT_FEED].waiters
+            for _ in range(1000):
+                if len(waiters) == 500:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(waiters) == 500
+            running(dispatcher.main)
+            running(worker.main)
+            done = await asyncio.wait_for(asyncio.gather(*following), 60)
+        finally:
+            for task in following:
+                task.cancel()
+    assert all(seen[-1] == "COMPLETED" for seen in done)
+    assert waiters == {}
 
 
 async def test_follow_a_task_to_completion_one_wait_at_a_time(aiohttp_client, settings):
@@ -208,19 +261,34 @@ async def test_a_row_locked_all_along_ends_the_wait_on_time_not_in_an_error(clie
     assert 0.5 <= elapsed < 0.5 + PROMPT, elapsed
 
 
-async def test_a_change_missed_while_listen_reconnects_still_ends_the_wait(client, pool):
-    task = await create(client)
-    waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="20"))
-    await until_waiting(client, task["id"])
-    async with pool.acquire() as conn:
-        # Cut the API's LISTEN connection, then change the status while it is down.
-        killed = await conn.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                     "WHERE application_name = 'taskservice-task_status' "
-                                     "AND datname = current_database()")
-        await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
-    assert killed >= 1
-    status, body = await asyncio.wait_for(waiting, 5)
-    assert (status, body["status"]) == (200, "PENDING")
+async def test_a_change_missed_while_listen_reconnects_still_ends_the_wait(aiohttp_client, settings, pool):
+    # The app reaches PostgreSQL through a proxy the test can cut; the test's own pool does not.
+    target = urlsplit(settings.database_url)
+    proxy = TcpProxy(target.hostname, target.port or 5432)
+    await proxy.start()
+    url = urlunsplit(target._replace(netloc=f"{target.username or 'postgres'}@127.0.0.1:{proxy.port}"))
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, database_url=url)))
+    try:
+        # A first wait ended by a change: the feed is live, and idle once it is answered.
+        first = await create(client)
+        waiting = asyncio.create_task(get_status(client, first["id"], since="NEW", wait="30"))
+        await until_waiting(client, first["id"])
+        await client.delete(f"/api/v1/tasks/{first['id']}")
+        assert (await asyncio.wait_for(waiting, 5))[1]["status"] == "CANCELLED"
+
+        task = await create(client)
+        waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="30"))
+        await until_waiting(client, task["id"])
+        proxy.cut()  # LISTEN is lost: this change's announcement reaches no one
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+            await events.announce(conn)
+        proxy.restore()
+        status, body = await asyncio.wait_for(waiting, 20)  # from the read after the reconnect
+        assert (status, body["status"]) == (200, "PENDING")
+    finally:
+        await client.close()  # first: its listener row is deleted through the proxy
+        await proxy.close()
 
 
 async def test_the_spec_documents_wait_and_since(client):

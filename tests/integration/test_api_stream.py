@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from taskservice import dispatcher, events, worker
 from taskservice.api.app import create_app
-from taskservice.api.stream import GAP_SECONDS, MAX_GAPS, STREAM_HUB, StreamHub, track_gaps
+from taskservice.api.event_feed import EVENT_FEED, GAP_SECONDS, MAX_GAPS, EventFeed, track_gaps
 from taskservice.settings import SettingsError, load_settings
 from tests.support.execution import TcpProxy
 from tests.support.processes import free_port, process_logging_to, wait_for_line
@@ -58,7 +58,7 @@ async def events_until(reader: EventReader, task_id: str, status: str) -> list[M
 async def listener_row(pool, app):
     async with pool.acquire() as conn:
         return await conn.fetchrow("SELECT * FROM stream_listeners WHERE listener = $1",
-                                   app[STREAM_HUB].listener_id)
+                                   app[EVENT_FEED].listener_id)
 
 
 async def test_changes_arrive_in_order_within_200ms(client):
@@ -340,7 +340,7 @@ async def test_a_change_committed_out_of_id_order_arrives_once(client, pool):
 
 
 def test_gaps_are_looked_for_until_they_commit_or_expire():
-    hub = StreamHub(cursor=10)
+    hub = EventFeed(cursor=10)
     track_gaps(hub, [{"id": 11}, {"id": 14}], now=100.0)  # 12 and 13 not committed yet
     assert (hub.cursor, hub.gaps) == (14, {12: 100.0, 13: 100.0})
     track_gaps(hub, [{"id": 12}, {"id": 15}], now=101.0)  # 12 committed late: no longer a gap
