@@ -68,20 +68,6 @@ $$;
 
 
 --
--- Name: notify_task_status(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.notify_task_status() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    PERFORM pg_notify('task_status', NEW.id::text);
-    RETURN NULL;
-END;
-$$;
-
-
---
 -- Name: record_status_changes(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -256,7 +242,6 @@ CREATE TABLE public.tasks (
     lease_expires_at timestamp with time zone,
     idempotency_key text,
     request_hash text,
-    watched_until timestamp with time zone,
     CONSTRAINT attempts_within_budget CHECK (((attempts >= 0) AND (attempts <= max_attempts))),
     CONSTRAINT finished_iff_terminal CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text])))),
     CONSTRAINT idempotency_key_has_hash CHECK (((idempotency_key IS NULL) = (request_hash IS NULL))),
@@ -429,13 +414,6 @@ CREATE TRIGGER tasks_notify_cancel AFTER UPDATE OF cancel_requested_at ON public
 
 
 --
--- Name: tasks tasks_notify_status; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER tasks_notify_status AFTER UPDATE OF status ON public.tasks FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) AND (new.watched_until > now()))) EXECUTE FUNCTION public.notify_task_status();
-
-
---
 -- Name: tasks tasks_status_on_change; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -477,4 +455,5 @@ ALTER TABLE ONLY public.task_events
 --
 
 INSERT INTO public.schema_migrations (version) VALUES
-    ('20261129000000');
+    ('20261129000000'),
+    ('20261129120000');
