@@ -84,6 +84,19 @@ def finish_openapi3(spec: dict) -> dict:
     return spec
 
 
+def document_body_rules(spec: dict, settings: Settings) -> dict:
+    """State on every operation that takes a body the limits taskservice.api.bodies enforces."""
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["requestBody"]["x-max-bytes"] = settings.max_body_bytes
+                operation["responses"].setdefault("408", {
+                    "description": f"The body did not arrive within {settings.request_body_timeout_seconds:g} s",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                })
+    return spec
+
+
 async def after_commit_wakeups(app: web.Application) -> AsyncIterator[None]:
     """Background tasks that turn OUTBOX_WAKEUP into NOTIFY outbox_due and EVENTS_COMMITTED into
     the status streams' announcement, each coalesced (taskservice.wakeups)."""
@@ -149,6 +162,7 @@ def create_app(settings: Settings) -> web.Application:
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
         # In place (the routes are all added): the spec is built now, so it can be finished below.
         api_spec.register(app, in_place=True)
-        app["swagger_dict"] = document_security(finish_openapi3(app["swagger_dict"]), settings)
+        app["swagger_dict"] = document_body_rules(
+            document_security(finish_openapi3(app["swagger_dict"]), settings), settings)
         app["_apispec_parser"] = RequestParser(error_handler=raise_validation_problem)
     return app
