@@ -64,6 +64,10 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
+# Built once: json.loads would build a decoder on every call.
+DUPLICATE_KEY_CHECK = json.JSONDecoder(object_pairs_hook=unique_keys)
+
+
 def parsed_json(body: bytes) -> Any:
     """The JSON value of `body`. orjson parses (and sets the rules: UTF-8, no NaN, depth); the standard
     parser then looks for a key given twice in one object, which orjson lets the last one win."""
@@ -72,7 +76,7 @@ def parsed_json(body: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         raise Problem(400, f"The body is not valid JSON: {exc}.") from None
     try:
-        json.loads(body, object_pairs_hook=unique_keys)
+        DUPLICATE_KEY_CHECK.decode(body.decode())  # UTF-8: orjson accepted it
     except DuplicateKey as exc:
         key = str(exc.args[0])
         shown = key if len(key) <= 100 else key[:100] + "..."
