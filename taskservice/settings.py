@@ -111,6 +111,13 @@ class Settings:
     stream_heartbeat_seconds: float = 15.0
     stream_replay_limit: int = 1_000  # events a resumed stream replays; more and it sends `reset`
     stream_queue_size: int = 1_000  # events buffered per stream; a slower client gets `reset`
+    stream_max_clients: int = 200  # open streams per API process; past it a new one gets 503
+    stream_write_timeout_seconds: float = 30.0  # a stream whose client reads nothing this long is closed
+    # Slow and abundant clients. The header deadline also bounds an idle keep-alive connection:
+    # to the server both hold a connection without a request.
+    request_header_timeout_seconds: float = 75.0
+    request_body_timeout_seconds: float = 60.0
+    max_connections: int = 1_000  # open HTTP connections per API process; past it a new one gets 503
 
 
 # Every environment variable load_settings reads: name → (Settings field, one-line meaning), for
@@ -155,6 +162,13 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "STREAM_HEARTBEAT_SECONDS": ("stream_heartbeat_seconds", "heartbeat interval of an open status stream"),
     "STREAM_REPLAY_LIMIT": ("stream_replay_limit", "most events a resumed stream replays (more: `reset`)"),
     "STREAM_QUEUE_SIZE": ("stream_queue_size", "events buffered per stream (a slower client gets `reset`)"),
+    "STREAM_MAX_CLIENTS": ("stream_max_clients", "open status streams per API process (more: 503)"),
+    "STREAM_WRITE_TIMEOUT_SECONDS": ("stream_write_timeout_seconds",
+                                     "a stream whose write stays blocked this long is dropped and closed"),
+    "REQUEST_HEADER_TIMEOUT_SECONDS": ("request_header_timeout_seconds",
+                                       "time for a request's headers to arrive; also the keep-alive idle limit"),
+    "REQUEST_BODY_TIMEOUT_SECONDS": ("request_body_timeout_seconds", "time for a request body to arrive (else 408)"),
+    "MAX_CONNECTIONS": ("max_connections", "open HTTP connections per API process (more: 503)"),
 }
 # Defaults that are not one fixed value.
 DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "api_keys": "(none: no authentication)"}
@@ -226,6 +240,14 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                                         0.1, 30),
         stream_replay_limit=_int(env, "STREAM_REPLAY_LIMIT", defaults.stream_replay_limit, 1, 100_000),
         stream_queue_size=_int(env, "STREAM_QUEUE_SIZE", defaults.stream_queue_size, 1, 100_000),
+        stream_max_clients=_int(env, "STREAM_MAX_CLIENTS", defaults.stream_max_clients, 1, 100_000),
+        stream_write_timeout_seconds=_float(env, "STREAM_WRITE_TIMEOUT_SECONDS",
+                                            defaults.stream_write_timeout_seconds, 0.1, 3600),
+        request_header_timeout_seconds=_float(env, "REQUEST_HEADER_TIMEOUT_SECONDS",
+                                              defaults.request_header_timeout_seconds, 0.1, 3600),
+        request_body_timeout_seconds=_float(env, "REQUEST_BODY_TIMEOUT_SECONDS",
+                                            defaults.request_body_timeout_seconds, 0.1, 3600),
+        max_connections=_int(env, "MAX_CONNECTIONS", defaults.max_connections, 1, 1_000_000),
     )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(f"DB_POOL_MIN ({settings.db_pool_min}) must not exceed DB_POOL_MAX "

@@ -3,28 +3,30 @@
 import asyncio
 import warnings
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-import orjson
 from aiohttp import web
 from aiohttp_apispec import AiohttpApiSpec, validation_middleware
 from marshmallow import ValidationError
-from webargs import core
 from webargs.aiohttpparser import AIOHTTPParser
 
 from taskservice import __version__, db, events, outbox, wakeups
-from taskservice.api import schemas
+from taskservice.api import bodies, schemas
 from taskservice.api.auth import auth_middleware, document_security
 from taskservice.api.dashboard import add_dashboard_routes
 from taskservice.api.event_feed import event_feed
 from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.observability import access_middleware, add_metrics_route
-from taskservice.api.problems import Problem, problem_middleware, validation_problem
+from taskservice.api.problems import problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
 from taskservice.api.status_waits import release_waiters
 from taskservice.api.stream import end_streams
 from taskservice.dispatcher import run_dispatcher
 from taskservice.settings import Settings
+
+# aiohttp's default: how long an answered request's unsent body may still be read and dropped.
+LINGERING_SECONDS = 10.0
 
 
 def raise_validation_problem(error: ValidationError, req, schema, **_) -> None:
@@ -38,18 +40,23 @@ def raise_validation_problem(error: ValidationError, req, schema, **_) -> None:
 
 
 class RequestParser(AIOHTTPParser):
-    """webargs' parser with the API's rules for bodies: JSON only, parsed by orjson."""
+    """webargs' parser with the API's rules for bodies (taskservice.api.bodies)."""
 
     async def load_json(self, req: web.Request, schema):
-        if not req.body_exists:
-            return core.missing
-        if not core.is_json(req.content_type):
-            raise Problem(415, f"Send the body as application/json, not {req.content_type}.")
-        body = await req.read()  # aiohttp enforces client_max_size here (413)
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise Problem(400, f"The body is not valid JSON: {exc}.") from None
+        return await bodies.read_json(req, req.app[SETTINGS])
+
+
+@web.middleware
+async def missing_static_files(request: web.Request, handler) -> web.StreamResponse:
+    """A static file that is not there is a 404 now: aiohttp would only find out while sending,
+    after the middlewares have logged and counted a 200, and send an empty body."""
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    if isinstance(response, web.FileResponse) and isinstance(resource, web.StaticResource):
+        path = Path(resource.get_info()["directory"], request.match_info["filename"])
+        if not await asyncio.to_thread(path.is_file):
+            raise web.HTTPNotFound()
+    return response
 
 
 async def database_pool(app: web.Application) -> AsyncIterator[None]:
@@ -75,6 +82,19 @@ def finish_openapi3(spec: dict) -> dict:
                     "required": True,
                     "content": {"application/json": {"schema": body[0]["schema"]}},
                 }
+    return spec
+
+
+def document_body_rules(spec: dict, settings: Settings) -> dict:
+    """State on every operation that takes a body the limits taskservice.api.bodies enforces."""
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["requestBody"]["x-max-bytes"] = settings.max_body_bytes
+                operation["responses"].setdefault("408", {
+                    "description": f"The body did not arrive within {settings.request_body_timeout_seconds:g} s",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                })
     return spec
 
 
@@ -135,7 +155,17 @@ def create_app(settings: Settings) -> web.Application:
         # access first: its log line and metrics see the final answer, problem+json included.
         # auth before validation: a request without a valid key learns nothing about its input.
         middlewares=[access_middleware, problem_middleware, auth_middleware(settings),
-                     validation_middleware],
+                     validation_middleware, missing_static_files],
+        handler_args={
+            # A connection gets this long for a request's headers, from its opening or its previous
+            # answer: a slow client and an idle keep-alive one both hold a connection without a request.
+            "keepalive_timeout": settings.request_header_timeout_seconds,
+            # An answered request's unread body is read and dropped for at most this long, then the
+            # connection closes: its client had REQUEST_BODY_TIMEOUT_SECONDS in all to send it.
+            "lingering_time": min(LINGERING_SECONDS, settings.request_body_timeout_seconds),
+            # Bodies are decoded by taskservice.api.bodies, which answers an undecodable one with 400.
+            "auto_decompress": False,
+        },
     )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(database_pool)
@@ -161,7 +191,8 @@ def create_app(settings: Settings) -> web.Application:
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
         # In place (the routes are all added): the spec is built now, so it can be finished below.
         api_spec.register(app, in_place=True)
-        app["swagger_dict"] = document_security(finish_openapi3(app["swagger_dict"]), settings)
+        app["swagger_dict"] = document_body_rules(
+            document_security(finish_openapi3(app["swagger_dict"]), settings), settings)
         app["_apispec_parser"] = RequestParser(error_handler=raise_validation_problem)
     answer_head_like_get(app)
     return app

@@ -10,6 +10,7 @@ from taskservice.handlers import KIND_PATTERN
 from taskservice.tasks import PRIORITIES, STATUSES
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_PAYLOAD_DEPTH = 254  # orjson's limit when the payload is stored
 MAX_SEARCH_LENGTH = 200
 MAX_STATUS_WAIT_SECONDS = 60
 # Visible ASCII, like the tokens and UUIDs clients send: a header's other bytes
@@ -18,7 +19,7 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(r"[!-~]+")
 
 
 # PostgreSQL text and jsonb cannot hold NUL characters; refuse them up front,
-# and say so in the spec (NO_NUL) where a pattern can.
+# and say so in the spec (NO_NUL) where a pattern can, else with x-no-nul.
 NO_NUL = {"pattern": "^[^\\u0000]*$"}
 
 
@@ -41,7 +42,7 @@ def valid_payload(value: dict) -> None:
     try:
         encoded = orjson.dumps(value)
     except orjson.JSONEncodeError:  # nested deeper than orjson (and any sane handler) goes
-        raise ValidationError("Must be nested at most 254 levels deep.") from None
+        raise ValidationError(f"Must be nested at most {MAX_PAYLOAD_DEPTH} levels deep.") from None
     if len(encoded) > MAX_PAYLOAD_BYTES:
         raise ValidationError(f"Must be at most {MAX_PAYLOAD_BYTES} bytes of JSON.")
     if _contains_nul(value):
@@ -77,17 +78,28 @@ class TaskCreateSchema(Schema):
         # The replaced service (pydantic's default) ignored unknown fields; so do we,
         # so every body its clients sent is still accepted.
         unknown = EXCLUDE
+        description = ("A JSON object (UTF-8) of at most MAX_BODY_BYTES (1 MiB by default) once decoded; "
+                       "it may be sent with Content-Encoding gzip or deflate (other codings: 415). "
+                       "A key given twice in one object is refused (400), and so is JSON nested deeper "
+                       "than the parser goes (about 1,000 levels). Unknown fields are ignored.")
 
-    name = fields.String(required=True, validate=[validate.Length(1, 255), no_nul], metadata=NO_NUL)
+    name = fields.String(required=True, validate=[validate.Length(1, 255), no_nul],
+                         metadata={"description": "1 to 255 characters, no NUL characters.", **NO_NUL})
     description = fields.String(load_default=None, allow_none=True,
-                                validate=[validate.Length(max=10_000), no_nul], metadata=NO_NUL)
+                                validate=[validate.Length(max=10_000), no_nul],
+                                metadata={"description": "At most 10,000 characters, no NUL characters.",
+                                          **NO_NUL})
     priority = fields.String(load_default="MEDIUM", validate=validate.OneOf(PRIORITIES))
     kind = fields.String(load_default=None, allow_none=True, validate=valid_kind,
                          metadata={"description": "Handler to run; the configured default if omitted.",
                                    "pattern": f"^{KIND_PATTERN.pattern}$"})
     payload = fields.Dict(keys=fields.String(), load_default=dict, validate=valid_payload,
-                          metadata={"description": "JSON object handed to the handler "
-                                                   "(at most 64 KiB, no NUL characters)."})
+                          metadata={"description": f"JSON object handed to the handler: at most "
+                                                   f"{MAX_PAYLOAD_BYTES} bytes as compact JSON, nested at most "
+                                                   f"{MAX_PAYLOAD_DEPTH} levels deep, no NUL characters in "
+                                                   "any key or string.",
+                                    "x-max-json-bytes": MAX_PAYLOAD_BYTES, "x-max-depth": MAX_PAYLOAD_DEPTH,
+                                    "x-no-nul": True})
     max_attempts = fields.Integer(load_default=3, strict=True, validate=validate.Range(1, 20))
     timeout_seconds = fields.Integer(load_default=None, allow_none=True, strict=True,
                                      validate=validate.Range(1, 86_400))

@@ -7,6 +7,7 @@ stream holds no pool connection.
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,14 +21,15 @@ from taskservice.api.event_feed import EVENT_FEED, EventFeed, event_from_row, un
 from taskservice.api.problems import Problem
 from taskservice.settings import Settings
 
+log = logging.getLogger(__name__)
+
 # How long a new stream waits for LISTEN and the row to be in place before answering 503.
 READY_TIMEOUT_SECONDS = 5.0
 # aiohttp does not tell a handler that its client left; a stream looks this often.
 DISCONNECT_CHECK_SECONDS = 1.0
-# A client that stops reading fills the socket and blocks the write: after this long it is gone
-# (its stream would otherwise stay subscribed, and keep the writers announcing, for ever).
-WRITE_TIMEOUT_SECONDS = 30.0
 RETRY_MILLISECONDS = 2000
+# Retry-After of the 503 past STREAM_MAX_CLIENTS.
+FULL_RETRY_AFTER_SECONDS = 5
 # Queue items besides events: tell the client to reload; the app is stopping.
 RESET = "reset"
 CLOSE = "close"
@@ -73,12 +75,18 @@ def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
     return id_line + b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-async def send(response: web.StreamResponse, data: bytes) -> None:
+class StoppedReading(ConnectionResetError):
+    """A write stayed blocked for STREAM_WRITE_TIMEOUT_SECONDS: the client's socket is full."""
+
+
+async def send(response: web.StreamResponse, data: bytes, settings: Settings) -> None:
+    # A client that stops reading fills the socket and blocks the write; its stream would otherwise
+    # stay subscribed, and keep the writers announcing, for ever.
     try:
-        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+        async with asyncio.timeout(settings.stream_write_timeout_seconds):
             await response.write(data)
     except TimeoutError:
-        raise ConnectionResetError("the client stopped reading") from None
+        raise StoppedReading("the client stopped reading") from None
 
 
 def disconnected(request: web.Request) -> bool:
@@ -91,6 +99,9 @@ async def serve_stream(request: web.Request, pool: asyncpg.Pool, feed: EventFeed
     until the client leaves or the app stops. Errors before the first byte are problems."""
     if feed.closing:
         raise Problem(503, "The server is shutting down; reconnect shortly.", headers={"Retry-After": "1"})
+    if len(feed.subscribers) >= settings.stream_max_clients:
+        raise Problem(503, "Too many status streams are open; try again shortly.",
+                      headers={"Retry-After": str(FULL_RETRY_AFTER_SECONDS)})
     with subscribed(feed, subscriber):
         # Subscribed before the replay is read: a change committed meanwhile is in both,
         # and the live copy is skipped below; none falls in between.
@@ -117,6 +128,12 @@ async def serve_stream(request: web.Request, pool: asyncpg.Pool, feed: EventFeed
         try:
             await response.prepare(request)
             await write_events(request, response, subscriber, settings, resume_after, replayed, reset_to)
+        except StoppedReading:
+            # Close the connection too: the events it could not take would otherwise stay in the
+            # kernel's buffers (megabytes a client) for as long as the client keeps it open.
+            log.warning("status stream closed: its client stopped reading")
+            if request.transport is not None:
+                request.transport.abort()
         except ConnectionResetError:
             pass  # the client left
         return response
@@ -128,14 +145,14 @@ async def write_events(request: web.Request, response: web.StreamResponse, subsc
     # An `id:` line only when it moves the client's position forward: commit order is not
     # id order, and EventSource resumes from the last id it saw.
     position = resume_after or 0
-    await send(response, b"retry: %d\n\n" % RETRY_MILLISECONDS)
+    await send(response, b"retry: %d\n\n" % RETRY_MILLISECONDS, settings)
     for event in replayed:
         position = event["id"]
-        await send(response, sse("status", event, position))
+        await send(response, sse("status", event, position), settings)
     if reset_to is not None:
         position = max(position, reset_to)
-        await send(response, sse("reset", {}, position))
-    await send(response, sse("ready", {"resumed": resume_after is not None, "replayed": len(replayed)}))
+        await send(response, sse("reset", {}, position), settings)
+    await send(response, sse("ready", {"resumed": resume_after is not None, "replayed": len(replayed)}), settings)
     already_sent = {event["id"] for event in replayed}
     loop = asyncio.get_running_loop()
     next_heartbeat = loop.time() + settings.stream_heartbeat_seconds
@@ -145,17 +162,17 @@ async def write_events(request: web.Request, response: web.StreamResponse, subsc
                 item = await subscriber.queue.get()
         except TimeoutError:
             if loop.time() >= next_heartbeat:
-                await send(response, b": heartbeat\n\n")
+                await send(response, b": heartbeat\n\n", settings)
                 next_heartbeat = loop.time() + settings.stream_heartbeat_seconds
             continue
         if item == CLOSE:
             return
         if item == RESET:
-            await send(response, sse("reset", {}))
+            await send(response, sse("reset", {}), settings)
             continue
         if item["id"] in already_sent or (resume_after is not None and item["id"] <= resume_after):
             continue
-        await send(response, sse("status", item, item["id"] if item["id"] > position else None))
+        await send(response, sse("status", item, item["id"] if item["id"] > position else None), settings)
         position = max(position, item["id"])
 
 
