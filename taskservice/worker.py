@@ -320,9 +320,9 @@ class Intake:
         await self.follow()
 
     async def follow(self) -> None:
-        """Consume while open and not busy. While the broker is away this waits for its return
-        (the worker calls it again then): RabbitMQ dropped the consumer with the connection, and
-        the connection restores the one it had, so a stopping worker need not wait for it."""
+        """Consume while open and not busy. While the broker is away it does nothing (the worker
+        calls it again on the broker's return): RabbitMQ dropped the consumer with the connection
+        and the connection restores the one it had, so a stopping worker need not wait for either."""
         async with self.switching:
             wanted = self.open and not self.busy
             if not self.connected.is_set():

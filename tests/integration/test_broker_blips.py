@@ -4,7 +4,6 @@ once the broker is back. The broker goes away through a TCP proxy that cuts the 
 connection (a network fault), or by RabbitMQ itself closing it (an operator, a broker restart)."""
 
 import asyncio
-import dataclasses
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -185,7 +184,3 @@ async def test_settling_a_message_whose_channel_closed_is_skipped(settings):
         assert again.body == b"m" and again.redelivered
         assert await broker.settle(again, "ack") is True
 
-
-def test_connection_names_tell_workers_apart(settings):
-    other = dataclasses.replace(settings, worker_id="another")
-    assert worker.broker_connection_name(settings) != worker.broker_connection_name(other)
