@@ -2,8 +2,11 @@
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import aio_pika
 import orjson
@@ -11,6 +14,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
     AbstractExchange,
+    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
@@ -43,13 +47,24 @@ def dead_letter_names(settings: Settings) -> tuple[str, str]:
     return f"{settings.amqp_exchange}.dead", f"{settings.amqp_queue}.dead"
 
 
-async def connect(settings: Settings, stop: asyncio.Event) -> AbstractRobustConnection | None:
-    """A robust connection, retried with backoff until the broker answers; None if `stop` is set first."""
+def process_connection_name() -> str:
+    """What RabbitMQ shows for a connection that has no more specific name: which process made it."""
+    return f"taskservice {socket.gethostname()}-{os.getpid()}"
+
+
+async def connect(settings: Settings, stop: asyncio.Event,
+                  name: str | None = None) -> AbstractRobustConnection | None:
+    """A robust connection, retried with backoff until the broker answers; None if `stop` is set first.
+
+    Once made, it reconnects by itself (every second) whenever it drops, and restores its
+    channels' QoS, topology and consumers. `name` is what RabbitMQ shows for it.
+    """
+    name = name or process_connection_name()
     delay = 0.5
     while not stop.is_set():
         try:
             return await aio_pika.connect_robust(settings.amqp_url, timeout=10, reconnect_interval=1,
-                                                 client_properties={"connection_name": "taskservice"})
+                                                 client_properties={"connection_name": name})
         except BROKER_ERRORS as exc:
             log.warning("RabbitMQ unreachable (%s); retrying in %.1fs", type(exc).__name__, delay)
             await wait_for(stop, delay)
@@ -66,6 +81,24 @@ async def close(connection: AbstractRobustConnection | None) -> None:
             await connection.close()
     except BROKER_ERRORS as exc:
         log.warning("closing the RabbitMQ connection failed (%s)", type(exc).__name__)
+
+
+async def settle(message: AbstractIncomingMessage, how: Literal["ack", "requeue", "reject"]) -> bool:
+    """Ack a delivery, requeue it, or reject it to the dead-letter queue; False when the channel it
+    came on has closed meanwhile. RabbitMQ has then put the message back in the queue itself, and
+    its delivery tag means nothing on any other channel (the connection's reopened one included)."""
+    try:
+        if how == "ack":
+            await message.ack()
+        elif how == "requeue":
+            await message.nack(requeue=True)
+        else:
+            await message.reject(requeue=False)
+    except BROKER_ERRORS as exc:  # (a closed channel raises ChannelInvalidStateError, a RuntimeError)
+        log.info("could not %s message %s (%s): its channel is gone and RabbitMQ redelivers it",
+                 how, message.message_id, type(exc).__name__)
+        return False
+    return True
 
 
 async def declare_topology(channel: AbstractChannel, settings: Settings) -> Topology:

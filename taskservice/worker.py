@@ -2,7 +2,10 @@
 
 A message is acked as soon as the claim (with its lease) is committed: from then
 on the database owns recovery (heartbeat + reaper), so a 2-hour task never
-trips RabbitMQ's consumer timeout.
+trips RabbitMQ's consumer timeout. For the same reason a message is handled, and
+its attempt run, in a task the worker owns, never in the task aio-pika gives the
+delivery (its channel cancels that one when the connection drops): losing the
+broker stops the intake, never an attempt.
 """
 
 import asyncio
@@ -277,6 +280,12 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
         del running[task["id"]]
 
 
+def connected_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class Intake:
     """The attempt slots, and the consumer that fills them.
@@ -294,6 +303,8 @@ class Intake:
     queue: AbstractQueue
     on_message: Callable[[AbstractIncomingMessage], Awaitable[None]]
     free: int
+    # The broker connection's: set while it is up (taken as up when not given).
+    connected: asyncio.Event = field(default_factory=connected_event)
     open: bool = True
     busy: bool = False  # a delivery found no slot within HOLD_SECONDS
     consumer_tag: str | None = None
@@ -312,7 +323,7 @@ class Intake:
         self.waiting.append(waiter)
         try:
             await asyncio.wait([waiter], timeout=HOLD_SECONDS)
-        except asyncio.CancelledError:  # the channel closed under the delivery
+        except asyncio.CancelledError:  # (only a worker giving up on it at exit)
             if waiter.done() and waiter.result() and not self.pass_slot():
                 self.free += 1  # the slot it was just handed must not be lost with it
             waiter.cancel()
@@ -350,9 +361,13 @@ class Intake:
         await self.follow()
 
     async def follow(self) -> None:
-        """Consume while open and not busy."""
+        """Consume while open and not busy. While the broker is away it does nothing (the worker
+        calls it again on the broker's return): RabbitMQ dropped the consumer with the connection
+        and the connection restores the one it had, so a stopping worker need not wait for either."""
         async with self.switching:
             wanted = self.open and not self.busy
+            if not self.connected.is_set():
+                return
             try:
                 async with asyncio.timeout(5):
                     if wanted and self.consumer_tag is None:
@@ -374,10 +389,10 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         task_uuid = UUID(task_id)
     except ValueError:
         log.error("unparseable message %s sent to the dead-letter queue", message.message_id)
-        await message.reject(requeue=False)
+        await broker.settle(message, "reject")
         return
     if not await intake.take():
-        await message.nack(requeue=True)  # busy or stopping: another worker (or a free slot later) takes it
+        await broker.settle(message, "requeue")  # busy or stopping: another worker (or a free slot later) takes it
         return
     try:
         try:
@@ -386,12 +401,11 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
             log.warning("claim of task %s failed (%s); message requeued", task_id, type(exc).__name__,
                         exc_info=not isinstance(exc, db.UNAVAILABLE_ERRORS))
             await asyncio.sleep(1)
-            await message.nack(requeue=True)
+            await broker.settle(message, "requeue")
             return
-        try:
-            await message.ack()
-        except Exception as exc:  # the claim is committed: the database owns the task now
-            log.warning("ack of task %s failed (%s); running it anyway", task_id, type(exc).__name__)
+        # The claim is committed: the database owns the task now, acked or not. A message whose
+        # channel closed meanwhile comes back, and whoever receives it claims nothing and acks it.
+        await broker.settle(message, "ack")
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
@@ -430,6 +444,11 @@ async def renew_leases_forever(pool: asyncpg.Pool, settings: Settings, running: 
                 stop_attempt(running, task_id, "lost")
 
 
+def broker_connection_name(settings: Settings) -> str:
+    """What RabbitMQ shows for this worker's connection: an operator can tell the workers apart."""
+    return f"taskservice worker {settings.worker_id}"
+
+
 async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
                      committed: asyncio.Event, stop: asyncio.Event) -> None:
     """Consume until `stop`; then let running attempts finish within the grace period and
@@ -448,25 +467,56 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
     intake: Intake | None = None
     writes = group_writes(pool, settings)
 
+    def own(work: Awaitable[None]) -> None:
+        task = asyncio.create_task(work)
+        inflight.add(task)
+        task.add_done_callback(forget)
+
+    def forget(task: asyncio.Task) -> None:
+        inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("handling a message failed", exc_info=task.exception())
+
     async def on_message(message: AbstractIncomingMessage) -> None:
-        current = asyncio.current_task()
-        inflight.add(current)
-        try:
-            await handle_message(message, pool, settings, writes, registry, running, intake, committed)
-        finally:
-            inflight.discard(current)
+        # The delivery's own task belongs to its channel, which cancels it when the connection
+        # drops; an attempt must outlive that, so the message is handled in a task of ours.
+        own(handle_message(message, pool, settings, writes, registry, running, intake, committed))
+
+    broker_lost_at: float | None = None
+
+    def on_broker_lost(_connection: object, exc: BaseException | None) -> None:
+        nonlocal broker_lost_at
+        # (Called again for every failed reconnect: the loss is logged once.)
+        if broker_lost_at is None and not stop.is_set():
+            broker_lost_at = time.monotonic()
+            log.warning("lost the RabbitMQ connection (%s: %s); attempts running: %d (they carry on); "
+                        "consuming resumes once it is back", type(exc).__name__, exc, len(running))
+
+    def on_broker_back(_connection: object) -> None:
+        nonlocal broker_lost_at
+        away = time.monotonic() - broker_lost_at if broker_lost_at is not None else 0.0
+        broker_lost_at = None
+        log.info("RabbitMQ connection restored after %.1fs; consuming again; attempts running: %d",
+                 away, len(running))
+        if intake is not None:
+            # The connection restores the consumer it had; one that failed to start or stop
+            # while the broker was away is settled now.
+            own(intake.follow())
 
     connection = None
     try:
-        connection = await broker.connect(settings, stop)
+        connection = await broker.connect(settings, stop, broker_connection_name(settings))
         if connection is None:
             return  # stopped before the broker answered
+        connection.close_callbacks.add(on_broker_lost)
+        connection.reconnect_callbacks.add(on_broker_back)
         channel = await connection.channel()
         # Prefetch no more than we can run: a large prefetch would take low-priority
         # messages before high-priority ones arrive (docs/design.md, Known pitfalls).
         await channel.set_qos(prefetch_count=settings.worker_concurrency)
         topology = await broker.declare_topology(channel, settings)
-        intake = Intake(topology.queue, on_message, free=settings.worker_concurrency)
+        intake = Intake(topology.queue, on_message, free=settings.worker_concurrency,
+                        connected=connection.connected)
         await intake.follow()
         log.info("worker %s consuming %s with concurrency %d", settings.worker_id,
                  settings.amqp_queue, settings.worker_concurrency)
@@ -487,6 +537,9 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
         leases_done.set()
         await asyncio.gather(*background, return_exceptions=True)
         await broker.close(connection)
+        for work in inflight:  # attempts that ignored their cancellation (logged above)
+            work.cancel()
+        await asyncio.gather(*inflight, return_exceptions=True)
         log.info("worker stopped")
 
 

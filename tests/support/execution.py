@@ -1,12 +1,15 @@
 """Helpers for the execution tests: background loops, task creation, waiting, a TCP proxy."""
 
 import asyncio
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
 from uuid import UUID
 
 import aio_pika
+import aiohttp
 import asyncpg
 
 from taskservice import broker, tasks
@@ -134,3 +137,81 @@ async def ready_messages(settings: Settings) -> int:
         channel = await connection.channel()
         queue = await channel.declare_queue(settings.amqp_queue, passive=True)
         return queue.declaration_result.message_count
+
+
+# Closing a connection from RabbitMQ's side, as an operator would: through the management HTTP
+# API when the plugin is enabled (the compose stack's image has it), else with rabbitmqctl on a
+# broker running on this machine (the CI machine's).
+MANAGEMENT_PORT = 15672
+
+
+def management_session(amqp_url: str) -> tuple[str, aiohttp.ClientSession]:
+    """The management API's base URL, and a session logged in with the AMQP URL's user."""
+    parts = urlsplit(amqp_url)
+    login = aiohttp.encode_basic_auth(parts.username or "guest", parts.password or "guest")
+    session = aiohttp.ClientSession(headers={"Authorization": login}, timeout=aiohttp.ClientTimeout(total=5))
+    return f"http://{parts.hostname or 'localhost'}:{MANAGEMENT_PORT}/api", session
+
+
+async def management_connections(amqp_url: str) -> list[dict] | None:
+    """The broker's connections as the management API lists them; None when it is not enabled."""
+    base, session = management_session(amqp_url)
+    try:
+        async with session, session.get(f"{base}/connections",
+                                        params={"columns": "name,client_properties"}) as response:
+            if response.status != 200:
+                return None
+            return await response.json()
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def rabbitmqctl(*args: str) -> str | None:
+    """rabbitmqctl's output; None when it is not installed or fails."""
+    if shutil.which("rabbitmqctl") is None:
+        return None
+    process = await asyncio.create_subprocess_exec("rabbitmqctl", "-q", *args, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async with asyncio.timeout(30):
+            out, _ = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return None
+    return out.decode() if process.returncode == 0 else None
+
+
+async def broker_admin(amqp_url: str) -> str | None:
+    """How these tests can close a connection from the broker's side: "management", "rabbitmqctl"
+    (only for a broker on this machine), or None."""
+    if await management_connections(amqp_url) is not None:
+        return "management"
+    local = urlsplit(amqp_url).hostname in (None, "localhost", "127.0.0.1", "::1")
+    if local and await rabbitmqctl("list_connections", "pid") is not None:
+        return "rabbitmqctl"
+    return None
+
+
+async def close_broker_connections(amqp_url: str, connection_name: str) -> int:
+    """Close, from the broker's side, every connection whose client named it `connection_name`;
+    how many there were."""
+    reason = "closed by a taskservice test"
+    if (listed := await management_connections(amqp_url)) is not None:
+        names = [c["name"] for c in listed if (c.get("client_properties") or {}).get("connection_name")
+                 == connection_name]
+        base, session = management_session(amqp_url)
+        async with session:
+            for name in names:
+                async with session.delete(f"{base}/connections/{quote(name, safe='')}",
+                                          headers={"X-Reason": reason}) as response:
+                    assert response.status in (200, 204), response.status
+        return len(names)
+    listed = await rabbitmqctl("list_connections", "pid", "client_properties")
+    assert listed is not None, "neither the management API nor rabbitmqctl is available"
+    # One line per connection: "<pid>\t[{...},{"connection_name","<name>"},...]".
+    marker = f'{{"connection_name","{connection_name}"}}'
+    pids = [line.split("\t", 1)[0] for line in listed.splitlines() if marker in line]
+    for pid in pids:
+        assert await rabbitmqctl("close_connection", pid, reason) is not None, f"could not close {pid}"
+    return len(pids)

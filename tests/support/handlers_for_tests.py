@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections import Counter
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,17 @@ async def raises_timeout(task, ctx):
     raise TimeoutError("upstream took too long")
 
 
+# Test-only count of handler runs per task id: a run that a fault doubled shows as 2.
+RUNS: Counter[str] = Counter()
+
+
+async def counted_sleep(task, ctx):
+    RUNS[str(ctx.task_id)] += 1
+    await asyncio.sleep(task["payload"]["seconds"])
+    return {"slept": task["payload"]["seconds"]}
+
+
 HANDLERS = {"watched_sleep": watched_sleep, "echo": echo, "chatty": chatty,
             "big_result": big_result, "nul_result": nul_result, "fail_first_run": fail_first_run,
-            "raises_cancelled": raises_cancelled, "raises_timeout": raises_timeout}
+            "raises_cancelled": raises_cancelled, "raises_timeout": raises_timeout,
+            "counted_sleep": counted_sleep}
