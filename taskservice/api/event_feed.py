@@ -3,7 +3,7 @@ handed to its two consumers: the open status streams (stream.py) and the request
 task's status to change (status_waits.py).
 
 Writers do not send the events: a NOTIFY inside every writing transaction would serialise all
-commits (migration 20261128000006). Each writing process sends one coalesced `NOTIFY task_events`
+commits (docs/design.md, "Notifications after commit"). Each writing process sends one coalesced `NOTIFY task_events`
 after its commits (taskservice.wakeups), and only while some API process has a consumer: the
 process keeps its stream_listeners row alive while it has one (and a little longer after a wait,
 see WAIT_LINGER_SECONDS). On each such NOTIFY, one reader per process fetches the new rows from
