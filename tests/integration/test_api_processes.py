@@ -82,6 +82,10 @@ def test_two_processes_serve_the_port_run_tasks_and_stop_on_sigterm(env, tmp_pat
         served_by = {line["pid"] for line in log_lines(log_path)
                      if line.get("method") == "POST" and line.get("status") == 201}
         assert served_by == children
+        # Each process drains the outbox with its own embedded dispatcher.
+        wait_until(lambda: {line["pid"] for line in log_lines(log_path)
+                            if line["message"].startswith("dispatcher publishing")} == children,
+                   "a dispatcher in each process", log_path)
         with process_logging_to("worker", env, tmp_path / "worker.log") as worker:
             wait_for_line(worker, tmp_path / "worker.log", "consuming")
             wait_until(lambda: all(request("GET", base + task_id)["status"] == "COMPLETED" for task_id in ids),
