@@ -107,11 +107,23 @@ def _machine_ticks() -> tuple[int, int]:
     return total - idle, total
 
 
-def snapshot(processes: dict[str, int], database: str,
+def child_pids(pid: int) -> list[int]:
+    """The children of process `pid` (e.g. the API processes of `api --processes N`)."""
+    try:
+        return [int(child) for child in (PROC / str(pid) / "task" / str(pid) / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _ticks(pids: int | tuple[int, ...]) -> int:
+    return sum(_process_ticks(pid) for pid in (pids if isinstance(pids, tuple) else (pids,)))
+
+
+def snapshot(processes: Mapping[str, int | tuple[int, ...]], database: str,
              backend_owners: Mapping[int, str] | None = None) -> dict[str, float] | None:
-    """CPU seconds so far of each named process (e.g. {"server": pid}), this process
-    ("loadgen"), PostgreSQL and the machine; with `backend_owners` (backend pid → client
-    name), PostgreSQL's also per client as "postgres.<client>"."""
+    """CPU seconds so far of each named process or group of processes (e.g. {"server": pid}),
+    this process ("loadgen"), PostgreSQL and the machine; with `backend_owners` (backend pid →
+    client name), PostgreSQL's also per client as "postgres.<client>"."""
     if not PROC.is_dir():
         return None
     own = os.times()
@@ -119,7 +131,7 @@ def snapshot(processes: dict[str, int], database: str,
     busy, total = _machine_ticks()
     return {
         **{f"postgres.{owner}": ticks / TICKS for owner, ticks in groups.items()},
-        **{name: _process_ticks(pid) / TICKS for name, pid in processes.items()},
+        **{name: _ticks(pids) / TICKS for name, pids in processes.items()},
         "loadgen": own.user + own.system,
         "postgres": ours / TICKS,
         "other_postgres": others / TICKS,
@@ -153,7 +165,7 @@ def usage(before: dict[str, float] | None, after: dict[str, float] | None) -> di
     return share
 
 
-async def measure_during(work: Awaitable[T], seconds: float, processes: dict[str, int],
+async def measure_during(work: Awaitable[T], seconds: float, processes: Mapping[str, int | tuple[int, ...]],
                          database: str) -> tuple[T, dict[str, Any] | None]:
     """Run `work` (expected to last about `seconds`) and sample CPU use over its middle 80%,
     so start-up and the last requests (or backends that exit with pgbench) do not blur it."""

@@ -15,6 +15,9 @@ from taskservice import migrations
 
 # application_name of the bench's own connections that run beside a measurement.
 BENCH_APPLICATION = "bench"
+# A backend that goes idle publishes its table and WAL counters up to 10 s later
+# (PGSTAT_IDLE_INTERVAL, PostgreSQL 15+): snapshots of them wait this long after the work.
+STATS_FLUSH_SECONDS = 11
 FILL_SQL = (Path(__file__).resolve().parent / "fill_tasks.sql").read_text()
 
 
@@ -212,8 +215,10 @@ async def sample_wait_events(url: str, seconds: float = 0, every: float = 0.1, *
 
 async def activity_snapshot(conn: asyncpg.Connection) -> dict[str, float]:
     """Cumulative counters of the bench database: commits, WAL written and flushed, and
-    per table the rows inserted, updated (and how many of those were HOT: no index entries
-    written) and deleted. PostgreSQL publishes backends' counters within about a second."""
+    per table (every table of the schema, whatever the migrations made) the rows inserted,
+    updated (and how many of those were HOT: no index entries written) and deleted.
+    Busy backends publish their counters about once a second, idle ones within
+    STATS_FLUSH_SECONDS."""
     snapshot: dict[str, float] = {}
     database = await conn.fetchrow(
         "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = current_database()")
@@ -222,7 +227,7 @@ async def activity_snapshot(conn: asyncpg.Connection) -> dict[str, float]:
     snapshot.update({key: float(value) for key, value in wal.items()})
     for row in await conn.fetch("""
             SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
-            FROM pg_stat_user_tables WHERE relname IN ('tasks', 'outbox', 'task_events', 'task_counts')"""):
+            FROM pg_stat_user_tables WHERE schemaname = current_schema()"""):
         for key in ("n_tup_ins", "n_tup_upd", "n_tup_hot_upd", "n_tup_del"):
             snapshot[f"{row['relname']}.{key.removeprefix('n_tup_')}"] = row[key]
     return snapshot
@@ -233,3 +238,65 @@ def activity_per(before: dict[str, float], after: dict[str, float], units: int) 
     if units <= 0:
         return {}
     return {key: round((after[key] - before.get(key, 0)) / units, 2) for key in after}
+
+
+async def index_counts(conn: asyncpg.Connection) -> dict[str, dict[str, int]]:
+    """Per table of the schema, its indexes: "full" ones take an entry for every row version,
+    "partial" ones only for the rows matching their predicate."""
+    rows = await conn.fetch("""
+        SELECT t.relname AS table,
+               count(*) FILTER (WHERE i.indpred IS NULL) AS full,
+               count(*) FILTER (WHERE i.indpred IS NOT NULL) AS partial
+        FROM pg_index AS i JOIN pg_class AS t ON t.oid = i.indrelid
+        WHERE t.relnamespace = current_schema()::regnamespace
+        GROUP BY t.relname""")
+    return {row["table"]: {"full": row["full"], "partial": row["partial"]} for row in rows}
+
+
+async def wal_position(conn: asyncpg.Connection) -> float:
+    """The server's WAL position in bytes. Unlike pg_stat_wal's counters it is current at once,
+    with no wait for backends to publish them."""
+    return float(await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
+
+
+def write_cost(per_task: dict[str, float], indexes: dict[str, dict[str, int]],
+               wal_bytes: float | None = None) -> dict[str, Any]:
+    """What a task's writes cost, from activity_per's per-task deltas and the index counts,
+    with `wal_bytes` per task from the WAL position over the work alone (else pg_stat_wal's).
+
+    Index entries are counted, not read from a statistic (PostgreSQL keeps none for index
+    writes; pg_stat_user_indexes' idx_tup_* count reads): every inserted row and every
+    non-HOT update writes a new entry into each index of its table; a HOT update writes none;
+    a delete writes none (vacuum removes the entries later). Partial indexes only take the
+    rows that match their predicate, so their figure is an upper bound. A GIN index (the
+    trigram ones) stores one key per distinct trigram of the row: it counts once here but
+    costs more than a B-tree entry. WAL is the whole server's: another database's writes
+    meanwhile count too, so it is exact only on an otherwise idle server."""
+    by_table = {}
+    for table, count in sorted(indexes.items()):
+        versions = (per_task.get(f"{table}.ins", 0) + per_task.get(f"{table}.upd", 0)
+                    - per_task.get(f"{table}.hot_upd", 0))
+        if versions > 0:
+            by_table[table] = {"row_versions": round(versions, 2), "full": round(versions * count["full"], 2),
+                               "partial_at_most": round(versions * count["partial"], 2)}
+    updates = per_task.get("tasks.upd", 0)
+    return {
+        "wal_bytes": round(wal_bytes, 1) if wal_bytes is not None else per_task.get("wal_bytes"),
+        "wal_records": per_task.get("wal_records"),
+        "wal_fpi": per_task.get("wal_fpi"),
+        "index_entries": round(sum(t["full"] for t in by_table.values()), 2),
+        "index_entries_partial_at_most": round(sum(t["partial_at_most"] for t in by_table.values()), 2),
+        "index_entries_by_table": by_table,
+        "tasks_updates": updates,
+        "tasks_hot_share": round(per_task.get("tasks.hot_upd", 0) / updates, 3) if updates else None,
+    }
+
+
+def format_write_cost(cost: dict[str, Any]) -> str:
+    hot = cost["tasks_hot_share"]
+    tables = ", ".join(f"{table} {t['full'] + t['partial_at_most']:g}"
+                       for table, t in cost["index_entries_by_table"].items())
+    return (f"WAL {cost['wal_bytes'] or 0:,.0f} B ({cost['wal_records'] or 0:g} records, "
+            f"{cost['wal_fpi'] or 0:g} full pages); index entries {cost['index_entries']:g}"
+            f" + up to {cost['index_entries_partial_at_most']:g} in partial indexes ({tables}); "
+            f"tasks updates {cost['tasks_updates']:g}, HOT {'-' if hot is None else f'{hot:.0%}'}")

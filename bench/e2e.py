@@ -263,11 +263,14 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
     waits = asyncio.ensure_future(database.sample_wait_events(url, until=stop_sampling, by_query=by_query))
     profiles = await profile.start(args.py_spy, processes, results_dir, f"w{worker.concurrency}")
     try:
+        await asyncio.sleep(database.STATS_FLUSH_SECONDS)  # the warm-up's counters, out of the way
         activity = await database.activity_snapshot(conn)
         owners = await backend_owners(conn, processes)
         before = cpu.snapshot(processes, args.database, owners)
+        wal_start = await database.wal_position(conn)
         run = await push_through(server, conn, total=args.drain_tasks, connections=args.connections,
                                  timeout=args.drain_timeout, tag="drain")
+        wal_bytes = await database.wal_position(conn) - wal_start
         after = cpu.snapshot(processes, args.database, owners)
         stop_sampling.set()
         hot_spots = await profile.stop(profiles)
@@ -276,8 +279,9 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
             FROM tasks WHERE status = 'COMPLETED' AND created_at >= to_timestamp($1)""",
                                    run["started_wall"])
         stages = await stage_times(conn, run["started_wall"])
-        await asyncio.sleep(1.5)  # backends publish their counters about once a second
+        await asyncio.sleep(database.STATS_FLUSH_SECONDS)
         activity = database.activity_per(activity, await database.activity_snapshot(conn), last["completed"])
+        indexes = await database.index_counts(conn)
     finally:
         stop_sampling.set()
         await profile.stop(profiles)
@@ -317,6 +321,8 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
         "db_waits_by_query": {key: round(n / sum(by_query.values()), 3)
                               for key, n in by_query.most_common(12)},
         "db_per_task": activity,
+        "write_cost_per_task": database.write_cost(activity, indexes,
+                                                   wal_bytes / completed if completed else None),
         "target": DRAIN_TARGET,
     }
     if hot_spots:
@@ -599,6 +605,7 @@ async def run(args: argparse.Namespace, url: str, results_dir: Path, only: set[s
             print("    cpu ms per task: " + ", ".join(f"{key} {value:.2f}" for key, value in
                                                        row["cpu_ms_per_task"].items()), flush=True)
             print(f"    {format_stages(row['stages'])}", flush=True)
+            print(f"    write cost per task: {database.format_write_cost(row['write_cost_per_task'])}", flush=True)
             for name, spots in row.get("profile", {}).items():
                 print(f"    py-spy {name}: {profile.format_top(spots)}", flush=True)
         rows.extend(drains)

@@ -97,6 +97,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--list-connections", type=int, default=4,
                         help="concurrent connections for the list latency scenarios")
     parser.add_argument("--pool-max", type=int, default=20, help="the API's DB_POOL_MAX (and min)")
+    parser.add_argument("--api-processes", type=int, default=2,
+                        help="also measure create with `api --processes N`, the pool split among them "
+                             "(1 or less skips that row)")
     parser.add_argument("--warmup", type=float, default=3, help="seconds of unmeasured load before each")
     parser.add_argument("--create-seconds", type=float, default=20)
     parser.add_argument("--get-seconds", type=float, default=15)
@@ -179,7 +182,7 @@ async def scenario(
         work = load.run_load(session, next_request, connections=connections, seconds=seconds,
                              expect_status=expect_status, on_response=on_response)
         (result, usage), waits = await asyncio.gather(
-            cpu.measure_during(work, seconds, {"server": server.pid}, args.database),
+            cpu.measure_during(work, seconds, {"server": server.cpu_processes}, args.database),
             database.sample_wait_events(server.database_url, seconds))
     row = {"scenario": name, "connections": connections, **result, "cpu": usage, "db_waits": waits,
            "target": target, "target_text": describe(target), "met": met(result, target)}
@@ -201,7 +204,8 @@ def format_cpu(usage: dict[str, Any] | None) -> str:
             + f" (machine {usage['machine']:.0f}/{usage['machine_capacity']}%)")
 
 
-async def bench_create(server: Server, args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
+async def bench_create(server: Server, args: argparse.Namespace, ids: list[str],
+                       name: str = "create") -> dict[str, Any]:
     url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
 
     def next_request(n: int) -> load.Request:
@@ -211,9 +215,22 @@ async def bench_create(server: Server, args: argparse.Namespace, ids: list[str])
     def remember(resp) -> None:
         ids.append(resp.headers["Location"].rsplit("/", 1)[1])
 
-    return await scenario(server, "create", next_request, args=args, connections=args.connections,
+    return await scenario(server, name, next_request, args=args, connections=args.connections,
                           seconds=args.create_seconds, expect_status=201, target=CREATE_TARGET,
                           on_response=remember)
+
+
+async def bench_create_in_processes(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Create again with `api --processes N`, each process with its share of --pool-max, so
+    PostgreSQL serves as many connections as in the one-process row."""
+    count = args.api_processes
+    pool = max(1, -(-args.pool_max // count))
+    async with running_api(url, pool_max=pool, processes=count,
+                           log_path=RESULTS_DIR / f"server-{count}-processes.log") as server:
+        print(f"bench: API at {server.base_url} in {count} processes (pids "
+              f"{', '.join(map(str, server.pids))}, pool {pool} each)", flush=True)
+        await database.checkpoint(url)
+        return await bench_create(server, args, [], f"create, {count} processes (pool {pool} each)")
 
 
 async def bench_get(server: Server, args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
@@ -340,6 +357,10 @@ def print_table(results: dict[str, Any]) -> None:
     if ratio is not None:
         print(f"create req/s / pgbench create tps = {ratio:.2f} "
               f"({results['create_rps']:,.0f} / {pg['tps']:,.0f})")
+    if pg and results.get("create_processes_rps") is not None:
+        print(f"create in {results['args']['api_processes']} processes req/s / pgbench create tps = "
+              f"{results['create_processes_rps'] / pg['tps']:.2f} "
+              f"({results['create_processes_rps']:,.0f} / {pg['tps']:,.0f})")
     ratio = results.get("drain_vs_lifecycle")
     if ratio is not None:
         print(f"drain tasks/s / pgbench task lifecycle tps = {ratio:.2f} "
@@ -355,6 +376,16 @@ def print_table(results: dict[str, Any]) -> None:
               "at a time; waits: req/s = answers/s from the tasks becoming due to the last answer, "
               "p50/p99 = a task's COMPLETED (db clock) → its waiting client answered. "
               "conns wN: worker concurrency N.")
+    for row in results["scenarios"]:
+        if row.get("write_cost_per_task"):
+            print(f"{row['scenario']}, per task: {database.format_write_cost(row['write_cost_per_task'])}")
+    if any(row.get("write_cost_per_task") for row in results["scenarios"]):
+        print("write cost: WAL = the WAL position's advance from the first POST to the last COMPLETED "
+              "(the whole server's: exact only when nothing else writes; records and full pages from "
+              "pg_stat_wal); "
+              "index entries = (rows inserted + non-HOT updates) x the table's indexes, from "
+              "pg_stat_user_tables (partial indexes: an upper bound; a trigram GIN entry is one per "
+              "trigram); HOT = share of the tasks table's updates that wrote no index entry.")
     fill = results.get("fill")
     if fill:
         print(f"list table: {fill['rows']:,} tasks ({fill['table_size']} + {fill['indexes_size']} indexes), "
@@ -411,6 +442,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 if not ids:
                     ids = await database.seed_tasks(url, 20_000, DESCRIPTION)
                 results["scenarios"].append(await bench_get(server, args, ids))
+        if "create" in only and args.api_processes > 1:
+            results["scenarios"].append(await bench_create_in_processes(url, args))
+            results["create_processes_rps"] = results["scenarios"][-1]["rps"]
         if "pgbench" in only:
             await database.checkpoint(url)
             results["pgbench"] = await bench_ceiling(args, url)

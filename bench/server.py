@@ -22,6 +22,13 @@ class Server:
     database_url: str
     pid: int
     log_path: Path
+    # Every process doing the API's work: the children of `api --processes N` (whose parent
+    # only supervises), else the one process.
+    pids: tuple[int, ...] = ()
+
+    @property
+    def cpu_processes(self) -> int | tuple[int, ...]:
+        return self.pids or self.pid
 
 
 @dataclass(frozen=True)
@@ -84,14 +91,47 @@ async def spawn(command: list[str], env: Mapping[str, str], log_path: Path) -> a
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
 
 
+def listening_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on TCP `port` (Linux /proc)."""
+    listeners = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for fields in (line.split() for line in lines):
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                listeners.add(f"socket:[{fields[9]}]")
+    try:
+        return any(os.readlink(fd) in listeners for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
+async def wait_for_children(proc: asyncio.subprocess.Process, port: int, count: int, log_path: Path,
+                            timeout: float = 30) -> tuple[int, ...]:
+    """The pids of the `count` API processes of `api --processes N`, once each listens."""
+    from bench.cpu import child_pids
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        children = tuple(child_pids(proc.pid))
+        if len(children) == count and all(listening_on(pid, port) for pid in children):
+            return children
+        if proc.returncode is not None or asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"the API's {count} processes were not all listening:\n{log_tail(log_path)}")
+        await asyncio.sleep(0.2)
+
+
 @asynccontextmanager
 async def running_api(database_url: str, *, pool_max: int, log_path: Path,
-                      env: Mapping[str, str] | None = None) -> AsyncIterator[Server]:
+                      env: Mapping[str, str] | None = None, processes: int = 1) -> AsyncIterator[Server]:
     """The API serving `database_url`, by default without the embedded dispatcher (the bench
-    measures the HTTP path alone; `env` may turn it on, with its own AMQP names), stopped
-    with SIGTERM on the way out, whatever happened."""
+    measures the HTTP path alone; `env` may turn it on, with its own AMQP names), in
+    `processes` processes (each with a pool of `pool_max`), stopped with SIGTERM on the way
+    out, whatever happened."""
     port = free_port()
-    proc = await spawn(["api"], {
+    proc = await spawn(["api", "--processes", str(processes)], {
         "DATABASE_URL": database_url,
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -104,7 +144,8 @@ async def running_api(database_url: str, *, pool_max: int, log_path: Path,
     base_url = f"http://127.0.0.1:{port}"
     try:
         await wait_until_ready(proc, base_url, log_path)
-        yield Server(base_url=base_url, database_url=database_url, pid=proc.pid, log_path=log_path)
+        pids = await wait_for_children(proc, port, processes, log_path) if processes > 1 else ()
+        yield Server(base_url=base_url, database_url=database_url, pid=proc.pid, log_path=log_path, pids=pids)
     finally:
         # Shielded: a Ctrl-C while the bench unwinds must still not leave the server running.
         await asyncio.shield(stop(proc))

@@ -2,9 +2,12 @@
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import os
 import sys
 
+from taskservice.api.processes import reuse_port_available
 from taskservice.handlers import HandlerModuleError
 from taskservice.lifecycle import stop_on_signals
 from taskservice.settings import Settings, SettingsError, describe_environment, load_settings
@@ -16,7 +19,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="Configured by environment variables (NAME=default):\n" + describe_environment()
                + "\n\nMore in docs/operations.md.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("api", help="serve the HTTP API (with the embedded dispatcher unless disabled)")
+    api = commands.add_parser("api", help="serve the HTTP API (with the embedded dispatcher unless disabled)")
+    api.add_argument("--processes", type=int, metavar="N",
+                     help="API processes sharing the port, each with its own pool and embedded dispatcher "
+                          "(default: API_PROCESSES)")
+    api.add_argument("--child-of", type=int, help=argparse.SUPPRESS)  # set by the parent of --processes N
     commands.add_parser("dispatcher", help="drain the outbox into RabbitMQ and reap expired leases")
     worker = commands.add_parser("worker", help="consume and execute tasks")
     worker.add_argument("--concurrency", type=int, metavar="N",
@@ -32,13 +39,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run_command(command: str, settings: Settings) -> None:
+async def run_command(command: str, settings: Settings, child_of: int | None = None) -> None:
     from taskservice import dispatcher, worker
+    from taskservice.api.processes import serve_as_child
     from taskservice.api.server import serve
 
     stop = asyncio.Event()
     stop_on_signals(stop)
-    if command == "api":
+    if command == "api" and child_of is not None:
+        await serve_as_child(settings, child_of, stop)
+    elif command == "api":
         await serve(settings, stop)
     elif command == "dispatcher":
         await dispatcher.main(settings, stop)
@@ -64,8 +74,17 @@ def main(argv: list[str] | None = None) -> int:
             print("taskservice: --concurrency must be between 1 and 256", file=sys.stderr)
             return 2
         settings = dataclasses.replace(settings, worker_concurrency=args.concurrency)
+    if getattr(args, "processes", None) is not None:
+        if not 1 <= args.processes <= 256:
+            print("taskservice: --processes must be between 1 and 256", file=sys.stderr)
+            return 2
+        settings = dataclasses.replace(settings, api_processes=args.processes)
+    several = args.command == "api" and (settings.api_processes > 1 or args.child_of is not None)
+    if several and not reuse_port_available():
+        print("taskservice: --processes above 1 needs SO_REUSEPORT, which this platform lacks", file=sys.stderr)
+        return 2
 
-    from taskservice.logs import configure_logging
+    from taskservice.logs import configure_logging, log_context
     configure_logging(settings.log_level, settings.log_format)
     try:
         import uvloop
@@ -73,11 +92,16 @@ def main(argv: list[str] | None = None) -> int:
         run = asyncio.run
     else:
         run = uvloop.run
-    try:
-        run(run_command(args.command, settings))
-    except HandlerModuleError as exc:
-        print(f"taskservice: {exc}", file=sys.stderr)
-        return 2
+    # With several processes writing one stream, every line says which one wrote it.
+    with log_context(pid=os.getpid()) if several else contextlib.nullcontext():
+        if several and args.child_of is None:
+            from taskservice.api.processes import supervise
+            return run(supervise(settings, settings.api_processes))
+        try:
+            run(run_command(args.command, settings, getattr(args, "child_of", None)))
+        except HandlerModuleError as exc:
+            print(f"taskservice: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

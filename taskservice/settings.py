@@ -118,6 +118,7 @@ class Settings:
     request_header_timeout_seconds: float = 75.0
     request_body_timeout_seconds: float = 60.0
     max_connections: int = 1_000  # open HTTP connections per API process; past it a new one gets 503
+    api_processes: int = 1  # `taskservice api` processes sharing the port (SO_REUSEPORT)
 
 
 # Every environment variable load_settings reads: name → (Settings field, one-line meaning), for
@@ -169,6 +170,8 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
                                        "time for a request's headers to arrive; also the keep-alive idle limit"),
     "REQUEST_BODY_TIMEOUT_SECONDS": ("request_body_timeout_seconds", "time for a request body to arrive (else 408)"),
     "MAX_CONNECTIONS": ("max_connections", "open HTTP connections per API process (more: 503)"),
+    "API_PROCESSES": ("api_processes",
+                      "`api` processes serving the port, each with its own pool and dispatcher (--processes)"),
 }
 # Defaults that are not one fixed value.
 DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "api_keys": "(none: no authentication)"}
@@ -248,6 +251,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         request_body_timeout_seconds=_float(env, "REQUEST_BODY_TIMEOUT_SECONDS",
                                             defaults.request_body_timeout_seconds, 0.1, 3600),
         max_connections=_int(env, "MAX_CONNECTIONS", defaults.max_connections, 1, 1_000_000),
+        api_processes=_int(env, "API_PROCESSES", defaults.api_processes, 1, 256),
     )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(f"DB_POOL_MIN ({settings.db_pool_min}) must not exceed DB_POOL_MAX "

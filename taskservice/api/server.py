@@ -78,10 +78,11 @@ class BoundedTCPSite(web.BaseSite):
     """A TCP listener like aiohttp's TCPSite, serving at most `max_connections` connections at a time."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, max_connections: int,
-                 backlog: int) -> None:
+                 backlog: int, reuse_port: bool = False) -> None:
         super().__init__(runner, backlog=backlog)
         self.host, self.requested_port, self.port = host, port, port
         self.connections = ConnectionCount(max_connections)
+        self.reuse_port = reuse_port
 
     @property
     def name(self) -> str:
@@ -93,15 +94,17 @@ class BoundedTCPSite(web.BaseSite):
         assert server is not None
         self._server = await asyncio.get_running_loop().create_server(
             lambda: CountedConnection(self.connections, server), self.host, self.requested_port,
-            backlog=self._backlog, reuse_address=True)
+            backlog=self._backlog, reuse_address=True, reuse_port=self.reuse_port or None)
         self.port = self._server.sockets[0].getsockname()[1]  # the one chosen for port 0
 
 
-async def start_serving(settings: Settings) -> tuple[web.AppRunner, BoundedTCPSite]:
+async def start_serving(settings: Settings, *, reuse_port: bool = False) -> tuple[web.AppRunner, BoundedTCPSite]:
+    """Start the API; `reuse_port` lets the sibling processes of `api --processes N` listen on the
+    same port, the kernel spreading new connections among them."""
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
     site = BoundedTCPSite(runner, settings.host, settings.port, max_connections=settings.max_connections,
-                          backlog=1024)
+                          backlog=1024, reuse_port=reuse_port)
     try:
         await site.start()
     except BaseException:
@@ -110,9 +113,9 @@ async def start_serving(settings: Settings) -> tuple[web.AppRunner, BoundedTCPSi
     return runner, site
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, stop: asyncio.Event, *, reuse_port: bool = False) -> None:
     """Serve until `stop` is set."""
-    runner, _ = await start_serving(settings)
+    runner, _ = await start_serving(settings, reuse_port=reuse_port)
     log.info("api listening on http://%s:%d", settings.host, settings.port)
     try:
         await stop.wait()

@@ -30,6 +30,7 @@ def test_values_are_parsed():
     ({"DB_POOL_MIN": "20", "DB_POOL_MAX": "5"}, "DB_POOL_MIN"),
     ({"DEFAULT_KIND": "x" * 101}, "DEFAULT_KIND"),
     ({"DEFAULT_KIND": "has space"}, "DEFAULT_KIND"),
+    ({"API_PROCESSES": "0"}, "API_PROCESSES"),
 ])
 def test_bad_values_name_the_variable(env, name):
     with pytest.raises(SettingsError, match=name):
