@@ -9,7 +9,7 @@ import uuid
 import orjson
 from prometheus_client import REGISTRY
 
-from taskservice import dispatcher, worker
+from taskservice import dispatcher, maintenance, worker
 from taskservice.api.app import create_app
 from tests.support.execution import wait_for_status
 
@@ -229,3 +229,24 @@ async def test_a_batchs_tasks_run_to_completed(client, pool, running):
     items = (await resp.json())["items"]
     rows = await wait_for_status(pool, [t["id"] for t in items], "COMPLETED", timeout=60)
     assert {rows[uuid.UUID(t["id"])]["result"]["payload"]["i"] for t in items} == set(range(40))
+
+
+async def test_maintenance_deletes_expired_batch_keys(client, pool, settings):
+    key = unique("batch-key")
+    resp = await client.post(BATCH, json={"tasks": [{"name": "kept"}]}, headers={"Idempotency-Key": key})
+    assert resp.status == 201
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE task_batches SET created_at = now() - interval '25 hours' "
+                           "WHERE idempotency_key = $1", key)
+    done = await maintenance.maintain_once(pool, settings)
+    assert done["idempotency_keys"] >= 1
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM task_batches WHERE idempotency_key = $1", key) == 0
+
+
+async def test_other_methods_on_the_batch_path_are_405(client):
+    for method in ("GET", "DELETE", "PUT"):
+        resp = await client.request(method, BATCH)
+        assert resp.status == 405, method
+        assert resp.headers["Allow"] == "POST"
+        assert resp.content_type == "application/problem+json"
