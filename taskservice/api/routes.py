@@ -407,21 +407,17 @@ async def ready(request: web.Request) -> web.Response:
     return json_response({"status": "ready"})
 
 
-async def batch_takes_only_post(request: web.Request) -> web.Response:
-    # Without it /{task_id} would answer GET and DELETE for "batch", and 405s would offer them.
-    raise web.HTTPMethodNotAllowed(request.method, ["POST"])
-
-
 def add_routes(app: web.Application) -> None:
     for prefix in ("/api/v1/tasks", "/api/v1/tasks/"):
         app.router.add_post(prefix, create_task)
         app.router.add_get(prefix, list_tasks, allow_head=False)
     # Before /{task_id}, which would take "stream" for a (malformed) task id.
     app.router.add_post("/api/v1/tasks/batch", create_task_batch)
-    app.router.add_route("*", "/api/v1/tasks/batch", batch_takes_only_post)
     app.router.add_get("/api/v1/tasks/stream", stream_task_events, allow_head=False)
-    app.router.add_get("/api/v1/tasks/{task_id}", get_task, allow_head=False)
-    app.router.add_delete("/api/v1/tasks/{task_id}", cancel_task)
+    # Not "batch": GET or DELETE there is a 405 offering POST, not a task id that is no uuid.
+    task = "/api/v1/tasks/{task_id:(?!batch$)[^/]+}"
+    app.router.add_get(task, get_task, allow_head=False)
+    app.router.add_delete(task, cancel_task)
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
