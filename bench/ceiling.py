@@ -4,6 +4,9 @@
 - create: the API's create statement (sql/tasks/create.sql) over the same number of
   connections as the create scenario, so the API's req/s reads as a share of what the
   database alone sustains on this machine;
+- batch insert: the batch create's statement (sql/tasks/create_many.sql) with the batch
+  scenario's batch size and body, over as many connections as its clients, so the batch
+  scenario's tasks/s reads beside the tasks/s the database alone inserts that way;
 - task lifecycle: one task's whole database life as the service runs it: create; the
   dispatcher's claim_due.sql (restricted to this client's own outbox row) and
   mark_published.sql; the worker's claim.sql and complete.sql, each on a batch of one. The
@@ -66,6 +69,33 @@ def script() -> str:
     return ("\\set n random(1, 1000000000)\n"
             "\\set p random(1, 3)\n"
             f"{create}\n")
+
+
+def batch_parameters(size: int) -> dict[int, str]:
+    """$1 .. $10 of create_many.sql for a batch of `size` tasks like the batch scenario's
+    ({"name": "batch N", "kind": "noop", "priority": ...}, the rest defaults)."""
+    def repeated(value: str) -> str:
+        return f"array_fill({value}, ARRAY[{size}])"
+
+    return {
+        1: f"ARRAY(SELECT 'batch ' || :n::text || ' ' || g FROM generate_series(1, {size}) g)",  # names
+        2: repeated("NULL::text"),  # descriptions
+        3: f"ARRAY(SELECT (ARRAY['LOW', 'MEDIUM', 'HIGH'])[1 + g % 3] FROM generate_series(1, {size}) g)",
+        4: repeated("'noop'::text"),  # kinds
+        5: repeated("'{}'::text"),  # payloads
+        6: repeated("3"),  # max_attempts
+        7: repeated("300"),  # timeout_seconds (DEFAULT_TIMEOUT_SECONDS)
+        8: repeated("NULL::timestamptz"),  # run_at
+        9: repeated("NULL::text"),  # idempotency keys
+        10: repeated("NULL::text"),  # request hashes
+    }
+
+
+def batch_script(size: int) -> str:
+    """create_many.sql for one batch of `size` tasks, as a pgbench script (tps x size = tasks/s)."""
+    create_many = fill(statement(SQL_DIR / "tasks" / "create_many.sql"), batch_parameters(size),
+                       "tasks/create_many.sql")
+    return f"\\set n random(1, 1000000000)\n{create_many}\n"
 
 
 # The task lifecycle: what the drain's tasks go through. The API's create with the drain's

@@ -8,6 +8,8 @@ through RabbitMQ, running the `noop` handler.
   to the moment the client sees COMPLETED, measured twice: waiting the way a client does
   (`GET /status?since=&wait=` again after each change), then, for comparison, polling the
   task's row (about every millisecond, on a dedicated connection with a prepared statement).
+- batch: the drain, with the tasks created through POST /api/v1/tasks/batch (`--batch-size`
+  tasks per request from `--batch-connections` clients).
 - waits: many concurrent `?wait=` requests, each on its own task, held open while creates are
   measured, then the tasks become due and complete: every one answered, the API's RSS and the
   create rate with and without the waits (see bench_waits).
@@ -43,6 +45,7 @@ from bench import cpu, database, load, profile
 from bench.server import Server, Worker, running_api, running_worker
 
 DRAIN_TARGET = {"min_rps": 1500}
+BATCH_TARGET = {"min_rps": 5000}
 LATENCY_TARGET = {"max_p50_ms": 20}
 WAIT_LATENCY_TARGET = {"max_p50_ms": 7, "max_p99_ms": 12}
 WAITS_TARGET = {"max_create_slowdown": 0.10}
@@ -142,15 +145,35 @@ async def status_counts(conn: asyncpg.Connection, baseline: dict[str, int] | Non
     return {status: n - (baseline or {}).get(status, 0) for status, n in counts.items()}
 
 
+def create_item(tag: str, n: int) -> dict[str, str]:
+    return {"name": f"{tag} {n}", "kind": "noop", "priority": PRIORITIES[n % 3]}
+
+
 def create_body(tag: str, n: int) -> bytes:
-    return orjson.dumps({"name": f"{tag} {n}", "kind": "noop", "priority": PRIORITIES[n % 3]})
+    return orjson.dumps(create_item(tag, n))
+
+
+def batch_body(tag: str, n: int, size: int) -> bytes:
+    return orjson.dumps({"tasks": [create_item(tag, n * size + i) for i in range(size)]})
 
 
 async def push_through(server: Server, conn: asyncpg.Connection, *, total: int, connections: int,
-                       timeout: float, tag: str) -> dict[str, Any]:
-    """POST `total` noop tasks over `connections` clients, polling the database every
-    DRAIN_POLL_SECONDS until every created task is COMPLETED (or `timeout` passes)."""
-    url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
+                       timeout: float, tag: str, batch_size: int = 0) -> dict[str, Any]:
+    """POST `total` noop tasks over `connections` clients (one per request, or `batch_size` per
+    batch create), polling the database every DRAIN_POLL_SECONDS until every created task is
+    COMPLETED (or `timeout` passes)."""
+    if batch_size:
+        url = URL(f"{server.base_url}/api/v1/tasks/batch", encoded=True)
+        requests, per_request = -(-total // batch_size), batch_size
+
+        def next_request(n: int) -> load.Request:
+            return "POST", url, batch_body(tag, n, batch_size)
+    else:
+        url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
+        requests, per_request = total, 1
+
+        def next_request(n: int) -> load.Request:
+            return "POST", url, create_body(tag, n)
     timeline: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     done = False
@@ -158,8 +181,7 @@ async def push_through(server: Server, conn: asyncpg.Connection, *, total: int, 
     async with load.open_session(connections) as session:
         started_wall, clock = time.time(), time.perf_counter()
         creating = asyncio.ensure_future(load.run_load(
-            session, lambda n: ("POST", url, create_body(tag, n)), connections=connections,
-            total=total, expect_status=201))
+            session, next_request, connections=connections, total=requests, expect_status=201))
         try:
             while not done:
                 await asyncio.sleep(DRAIN_POLL_SECONDS)
@@ -169,7 +191,7 @@ async def push_through(server: Server, conn: asyncpg.Connection, *, total: int, 
                 if counts.get("FAILED") or counts.get("CANCELLED"):
                     break  # never all COMPLETED
                 if creating.done():
-                    done = counts.get("COMPLETED", 0) >= creating.result()["requests"]
+                    done = counts.get("COMPLETED", 0) >= creating.result()["requests"] * per_request
                 if elapsed > timeout:
                     break
         finally:
@@ -255,7 +277,10 @@ def format_postgres_split(usage: dict[str, Any] | None) -> str:
 
 
 async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, url: str,
-                      results_dir: Path) -> dict[str, Any]:
+                      results_dir: Path, batch_size: int = 0) -> dict[str, Any]:
+    """The drain; with `batch_size`, the batch scenario (the same, created by batch creates)."""
+    total = args.batch_tasks if batch_size else args.drain_tasks
+    connections = args.batch_connections if batch_size else args.connections
     processes = pipeline_processes(server, worker)
     conn = await connect(url)
     stop_sampling = asyncio.Event()
@@ -268,8 +293,9 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
         owners = await backend_owners(conn, processes)
         before = cpu.snapshot(processes, args.database, owners)
         wal_start = await database.wal_position(conn)
-        run = await push_through(server, conn, total=args.drain_tasks, connections=args.connections,
-                                 timeout=args.drain_timeout, tag="drain")
+        run = await push_through(server, conn, total=total, connections=connections,
+                                 timeout=args.drain_timeout, tag="batch" if batch_size else "drain",
+                                 batch_size=batch_size)
         wal_bytes = await database.wal_position(conn) - wal_start
         after = cpu.snapshot(processes, args.database, owners)
         stop_sampling.set()
@@ -292,14 +318,16 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
     # First POST to the last COMPLETED by the database's own timestamps; the polling that
     # noticed it runs up to DRAIN_POLL_SECONDS behind.
     seconds = (float(last["last_finished"]) - run["started_wall"]) if completed else run["polled_s"]
-    unfinished = create["requests"] - completed
+    created = create["requests"] * (batch_size or 1)
+    unfinished = created - completed
     usage = cpu.usage(before, after)
     result = {
-        "scenario": f"drain {args.drain_tasks:,} noop, worker x{worker.concurrency}",
-        "connections": f"{args.connections} w{worker.concurrency}",
+        "scenario": (f"batch {total:,} noop in {batch_size}s, worker x{worker.concurrency}" if batch_size
+                     else f"drain {total:,} noop, worker x{worker.concurrency}"),
+        "connections": f"{connections} w{worker.concurrency}",
         "worker_concurrency": worker.concurrency,
         "worker_pool": worker_pool(args, worker.concurrency),
-        "tasks": create["requests"],
+        "tasks": created,
         "completed": completed,
         "finished": run["done"],
         "errors": create["errors"] + max(0, unfinished),
@@ -323,8 +351,10 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
         "db_per_task": activity,
         "write_cost_per_task": database.write_cost(activity, indexes,
                                                    wal_bytes / completed if completed else None),
-        "target": DRAIN_TARGET,
+        "target": BATCH_TARGET if batch_size else DRAIN_TARGET,
     }
+    if batch_size:
+        result["batch_size"] = batch_size
     if hot_spots:
         result["profile"] = hot_spots
     return result
@@ -584,8 +614,8 @@ def format_stages(stages: dict[str, dict]) -> str:
 
 async def run(args: argparse.Namespace, url: str, results_dir: Path, only: set[str],
               format_cpu, format_waits) -> list[dict[str, Any]]:
-    """The drain scenario for each worker concurrency, then the latency and waits ones with the
-    fastest."""
+    """The drain scenario for each worker concurrency, then the batch, latency and waits ones with
+    the fastest."""
     broker = unique_broker(args.amqp_url)
     drains: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -612,6 +642,16 @@ async def run(args: argparse.Namespace, url: str, results_dir: Path, only: set[s
         # The latency and waits scenarios run with the fastest drain's worker concurrency.
         best = (max(drains, key=lambda r: r["rps"])["worker_concurrency"] if drains
                 else args.worker_concurrency[0])
+        if "batch" in only:
+            async with pipeline(url, broker, best, args, results_dir, "batch") as (server, worker):
+                row = await bench_drain(server, worker, args, url, results_dir, batch_size=args.batch_size)
+            rows.append(row)
+            create = row["create"]
+            print(f"  {row['scenario']}: {row['rps']:,.0f} tasks/s ({row['completed']:,} in "
+                  f"{row['seconds']} s, {row['errors']} errors); batch creates {create['rps']:,.1f} req/s "
+                  f"(p50 {create['p50_ms']} ms, p99 {create['p99_ms']} ms); backlog peak {row['backlog_peak']}; "
+                  f"cpu {format_cpu(row['cpu'])}; db {format_waits(row['db_waits'])}", flush=True)
+            print(f"    {format_stages(row['stages'])}", flush=True)
         if "latency" in only:
             async with pipeline(url, broker, best, args, results_dir, "latency") as (server, worker):
                 for how in ("wait", "poll"):

@@ -60,7 +60,7 @@ LIST_SCENARIOS = [
     ("list p2000 status=COMPLETED", {"status": "COMPLETED", "page": 2000}, DEEP_PAGE_TARGET),
 ]
 PAGE_SIZE = 20
-SCENARIOS = ("create", "get", "pgbench", "lifecycle", "drain", "latency", "waits", "list")
+SCENARIOS = ("create", "get", "pgbench", "lifecycle", "drain", "batch", "latency", "waits", "list")
 BEST_WORKER_CONCURRENCY = "16"
 BUSY_OTHERS = 25  # % of a core used by other programs above which a row is marked "busy"
 
@@ -119,6 +119,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="RabbitMQ for the end-to-end scenarios (the run declares and deletes "
                              "its own exchange and queues)")
     parser.add_argument("--drain-tasks", type=int, default=10_000, help="noop tasks in the drain")
+    parser.add_argument("--batch-tasks", type=int, default=50_000, help="noop tasks in the batch scenario")
+    parser.add_argument("--batch-size", type=int, default=500, help="tasks per batch create")
+    parser.add_argument("--batch-connections", type=int, default=4,
+                        help="concurrent clients sending batch creates (and pgbench clients of its ceiling)")
     parser.add_argument("--drain-timeout", type=float, default=120,
                         help="seconds to wait for the drain's tasks to complete")
     parser.add_argument("--worker-concurrency", type=concurrency_list, default=BEST_WORKER_CONCURRENCY,
@@ -272,6 +276,21 @@ async def bench_lifecycle(args: argparse.Namespace, url: str) -> dict[str, Any]:
                                clients=args.lifecycle_clients)
 
 
+async def bench_batch_insert(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """The batch insert ceiling (create_many.sql, `--batch-size` tasks per transaction over
+    `--batch-connections` clients), in tasks/s (`tps`; `transactions_per_s` beside it)."""
+    print(f"bench: pgbench batch insert ceiling ({args.batch_connections} clients, "
+          f"{args.batch_size} tasks per statement)", flush=True)
+    await database.empty_tasks(url)
+    result = await bench_ceiling(args, url, "batch insert (transactions)", text=ceiling.batch_script(args.batch_size),
+                                 clients=args.batch_connections)
+    result["transactions_per_s"] = result["tps"]
+    result["tps"] = round(result["tps"] * args.batch_size, 1)
+    print(f"  = {result['tps']:,.0f} tasks/s", flush=True)
+    await database.empty_tasks(url)
+    return result
+
+
 def list_queries(query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
     """The queries the API runs for a list query string, as (step, sql/tasks file, arguments):
     the page, then the total: the trigger-kept counts, or for a search a count that stops
@@ -341,6 +360,9 @@ def print_table(results: dict[str, Any]) -> None:
         lines.append(ceiling_row("pgbench create (ceiling)", pg))
     if lifecycle:
         lines.append(ceiling_row("pgbench task lifecycle (ceiling)", lifecycle))
+    batch_insert = results.get("batch_pgbench")
+    if batch_insert:
+        lines.append(ceiling_row("pgbench batch insert (ceiling, tasks/s)", batch_insert))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
 
     def fmt(cells) -> str:
@@ -365,6 +387,11 @@ def print_table(results: dict[str, Any]) -> None:
     if ratio is not None:
         print(f"drain tasks/s / pgbench task lifecycle tps = {ratio:.2f} "
               f"({results['drain_rps']:,.0f} / {lifecycle['tps']:,.0f})")
+    ratio = results.get("batch_vs_insert")
+    if ratio is not None:
+        print(f"batch tasks/s / pgbench batch insert tasks/s = {ratio:.2f} "
+              f"({results['batch_rps']:,.0f} / {batch_insert['tps']:,.0f}); the insert alone, "
+              f"{results['args']['batch_size']} tasks per create_many.sql, p50/p99 = one statement")
     if lifecycle:
         print("pgbench task lifecycle: one task per transaction script, as the service's SQL runs it: "
               "create, the dispatcher's claim + mark (one row; the dispatcher batches), the worker's "
@@ -452,7 +479,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 results["create_vs_pgbench"] = round(results["create_rps"] / results["pgbench"]["tps"], 3)
     if only & {"lifecycle", "drain"}:
         results["lifecycle"] = await bench_lifecycle(args, url)
-    if only & {"drain", "latency", "waits"}:
+    if "batch" in only:
+        results["batch_pgbench"] = await bench_batch_insert(args, url)
+    if only & {"drain", "batch", "latency", "waits"}:
         print("bench: end to end: API with the embedded dispatcher + one worker, noop tasks", flush=True)
         rows = await e2e.run(args, url, RESULTS_DIR, only, format_cpu, format_waits)
         results["scenarios"].extend(rows)
@@ -460,6 +489,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if drains and "lifecycle" in results:
             results["drain_rps"] = max(row["rps"] for row in drains)
             results["drain_vs_lifecycle"] = round(results["drain_rps"] / results["lifecycle"]["tps"], 3)
+        batches = [row for row in rows if row["scenario"].startswith("batch")]
+        if batches and "batch_pgbench" in results:
+            results["batch_rps"] = batches[0]["rps"]
+            results["batch_vs_insert"] = round(results["batch_rps"] / results["batch_pgbench"]["tps"], 3)
     if "list" in only and args.rows > 0:
         print(f"bench: loading {args.rows:,} tasks for the list scenarios", flush=True)
         results["fill"] = await database.fill_tasks(url, args.rows)

@@ -174,6 +174,20 @@ CREATE TABLE public.stream_listeners (
 
 
 --
+-- Name: task_batches; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.task_batches (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    idempotency_key text NOT NULL,
+    request_hash text NOT NULL,
+    task_ids uuid[] DEFAULT '{}'::uuid[] NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT task_batches_idempotency_key_check CHECK (((char_length(idempotency_key) >= 1) AND (char_length(idempotency_key) <= 255)))
+);
+
+
+--
 -- Name: task_counts; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -285,6 +299,22 @@ ALTER TABLE ONLY public.stream_listeners
 
 
 --
+-- Name: task_batches task_batches_idempotency_key_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_batches
+    ADD CONSTRAINT task_batches_idempotency_key_key UNIQUE (idempotency_key);
+
+
+--
+-- Name: task_batches task_batches_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_batches
+    ADD CONSTRAINT task_batches_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: task_counts task_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -327,6 +357,13 @@ CREATE INDEX outbox_published_idx ON public.outbox USING btree (published_at) WH
 --
 
 CREATE INDEX outbox_task_idx ON public.outbox USING btree (task_id);
+
+
+--
+-- Name: task_batches_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX task_batches_created_idx ON public.task_batches USING btree (created_at);
 
 
 --
@@ -456,4 +493,5 @@ ALTER TABLE ONLY public.task_events
 
 INSERT INTO public.schema_migrations (version) VALUES
     ('20261129000000'),
-    ('20261129120000');
+    ('20261129120000'),
+    ('20261130090000');

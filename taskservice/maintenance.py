@@ -1,6 +1,6 @@
 """Upkeep beside the dispatcher: retention of finished tasks and published outbox rows,
-expiry of idempotency keys. Each runs in batches of BATCH_SIZE rows, one short
-transaction each, so no lock is held for long and any number of dispatchers can share it.
+expiry of idempotency keys (of tasks and of batch creates). Each runs in batches of BATCH_SIZE
+rows, one short transaction each, so no lock is held for long and any number of dispatchers can share it.
 """
 
 import asyncio
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from taskservice import db, outbox, tasks
+from taskservice import batches, db, outbox, tasks
 from taskservice.lifecycle import wait_for
 from taskservice.settings import Settings
 
@@ -44,6 +44,9 @@ async def maintain_once(pool: asyncpg.Pool, settings: Settings,
     done["idempotency_keys"] = await in_batches(
         pool, lambda conn: tasks.expire_idempotency_keys(conn, settings.idempotency_ttl_seconds,
                                                          BATCH_SIZE), stop)
+    done["idempotency_keys"] += await in_batches(
+        pool, lambda conn: batches.expire_idempotency_keys(conn, settings.idempotency_ttl_seconds,
+                                                           BATCH_SIZE), stop)
     return done
 
 

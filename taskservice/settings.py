@@ -67,6 +67,11 @@ def _api_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return keys
 
 
+# What a batch create's body may spend per task on average: its limit scales with BATCH_MAX_TASKS.
+BATCH_MAX_BODY_BYTES_PER_TASK = 8 * 1024
+BATCH_MAX_TASKS_LIMIT = 10_000  # the highest BATCH_MAX_TASKS accepted
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "postgresql://postgres:postgres@localhost:5432/taskservice"
@@ -78,6 +83,7 @@ class Settings:
     db_pool_min: int = 1
     db_pool_max: int = 10
     max_body_bytes: int = 1024 * 1024
+    batch_max_tasks: int = 1_000  # tasks one POST /api/v1/tasks/batch may create
     search_count_limit: int = 1_000
     default_kind: str = "noop"
     default_timeout_seconds: int = 300
@@ -120,6 +126,12 @@ class Settings:
     max_connections: int = 1_000  # open HTTP connections per API process; past it a new one gets 503
     api_processes: int = 1  # `taskservice api` processes sharing the port (SO_REUSEPORT)
 
+    @property
+    def batch_max_body_bytes(self) -> int:
+        """The body limit of a batch create: MAX_BODY_BYTES, or BATCH_MAX_BODY_BYTES_PER_TASK per task
+        when that is more. Tasks with large payloads go in smaller batches."""
+        return max(self.max_body_bytes, self.batch_max_tasks * BATCH_MAX_BODY_BYTES_PER_TASK)
+
 
 # Every environment variable load_settings reads: name → (Settings field, one-line meaning), for
 # `taskservice --help` (a test checks it lists exactly what load_settings reads).
@@ -134,6 +146,8 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "DB_POOL_MIN": ("db_pool_min", "fewest database connections per process"),
     "DB_POOL_MAX": ("db_pool_max", "most database connections per process"),
     "MAX_BODY_BYTES": ("max_body_bytes", "largest request body (413 beyond)"),
+    "BATCH_MAX_TASKS": ("batch_max_tasks", "most tasks in one batch create (more: 422); its body may take "
+                                           "the larger of MAX_BODY_BYTES and 8 KiB per task"),
     "SEARCH_COUNT_LIMIT": ("search_count_limit", "a search counts matches up to this many"),
     "DEFAULT_KIND": ("default_kind", "handler for tasks created without `kind`"),
     "DEFAULT_TIMEOUT_SECONDS": ("default_timeout_seconds", "timeout of tasks created without `timeout_seconds`"),
@@ -203,6 +217,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         db_pool_max=_int(env, "DB_POOL_MAX", defaults.db_pool_max, 1, 100),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes,
                             1024, 64 * 1024 * 1024),
+        batch_max_tasks=_int(env, "BATCH_MAX_TASKS", defaults.batch_max_tasks, 1, BATCH_MAX_TASKS_LIMIT),
         search_count_limit=_int(env, "SEARCH_COUNT_LIMIT", defaults.search_count_limit, 1, 10_000_000),
         default_kind=env.get("DEFAULT_KIND") or defaults.default_kind,
         default_timeout_seconds=_int(env, "DEFAULT_TIMEOUT_SECONDS",

@@ -38,6 +38,25 @@ async def create(
         max_attempts, timeout_seconds, run_at, idempotency_key, request_hash)
 
 
+async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
+                      idempotency_keys: Sequence[str | None],
+                      request_hashes: Sequence[str | None]) -> list[asyncpg.Record | None]:
+    """For each item (the keyword arguments of `create`, without the key and hash) and its
+    idempotency key and request hash: the new task, or None when its key already names a task."""
+    def column(name: str) -> list:
+        return [item[name] for item in items]
+
+    rows = await conn.fetch(
+        QUERIES["tasks/create_many"], column("name"), column("description"), column("priority"),
+        column("kind"), [orjson.dumps(item["payload"]).decode() for item in items],
+        column("max_attempts"), column("timeout_seconds"), column("run_at"),
+        list(idempotency_keys), list(request_hashes))
+    created: list[asyncpg.Record | None] = [None] * len(items)
+    for row in rows:
+        created[row["position"] - 1] = row
+    return created
+
+
 async def get(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(QUERIES["tasks/get"], task_id)
 
@@ -46,6 +65,22 @@ async def get_by_idempotency_key(conn: asyncpg.Connection, key: str,
                                  ttl_seconds: float) -> asyncpg.Record | None:
     """The task an unexpired idempotency key names, if any."""
     return await conn.fetchrow(QUERIES["tasks/get_by_idempotency_key"], key, ttl_seconds)
+
+
+async def get_many(conn: asyncpg.Connection, task_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+    """The tasks with these ids that exist, in the order given."""
+    return await conn.fetch(QUERIES["tasks/get_many"], task_ids)
+
+
+async def get_by_idempotency_keys(conn: asyncpg.Connection, keys: Sequence[str],
+                                  ttl_seconds: float) -> list[asyncpg.Record]:
+    """The tasks unexpired idempotency keys name, in no particular order."""
+    return await conn.fetch(QUERIES["tasks/get_by_idempotency_keys"], keys, ttl_seconds)
+
+
+async def release_idempotency_keys(conn: asyncpg.Connection, keys: Sequence[str], ttl_seconds: float) -> None:
+    """Free those of `keys` whose task is older than the TTL."""
+    await conn.execute(QUERIES["tasks/release_idempotency_keys"], keys, ttl_seconds)
 
 
 async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_seconds: float) -> None:

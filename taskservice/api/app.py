@@ -87,10 +87,10 @@ def finish_openapi3(spec: dict) -> dict:
 
 def document_body_rules(spec: dict, settings: Settings) -> dict:
     """State on every operation that takes a body the limits taskservice.api.bodies enforces."""
-    for operations in spec["paths"].values():
+    for path, operations in spec["paths"].items():
         for operation in operations.values():
             if "requestBody" in operation:
-                operation["requestBody"]["x-max-bytes"] = settings.max_body_bytes
+                operation["requestBody"]["x-max-bytes"] = bodies.max_body_bytes(path, settings)
                 operation["responses"].setdefault("408", {
                     "description": f"The body did not arrive within {settings.request_body_timeout_seconds:g} s",
                     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -186,6 +186,7 @@ def create_app(settings: Settings) -> web.Application:
     # Named up front: routes.problem_doc and routes.task_doc refer to them by name.
     api_spec.spec.components.schema("Problem", schema=schemas.ProblemSchema)
     api_spec.spec.components.schema("Task", schema=schemas.TaskSchema)
+    api_spec.spec.components.schema("TaskBatch", schema=schemas.TaskBatchSchema)
     # aiohttp-apispec keeps its state under plain string keys, which aiohttp warns about.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", web.NotAppKeyWarning)

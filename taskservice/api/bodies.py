@@ -18,6 +18,13 @@ WINDOW_BITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "defl
 ACCEPTED_ENCODINGS = "gzip, deflate"
 # The answer to a client that will not be heard out: its unread body ends the connection.
 CLOSE = {"Connection": "close"}
+# The one route whose body may be larger than MAX_BODY_BYTES (Settings.batch_max_body_bytes).
+BATCH_PATH = "/api/v1/tasks/batch"
+
+
+def max_body_bytes(path: str, settings: Settings) -> int:
+    """The body limit of the route at `path` (its template)."""
+    return settings.batch_max_body_bytes if path == BATCH_PATH else settings.max_body_bytes
 
 
 def content_coding(request: web.BaseRequest) -> str | None:
@@ -92,13 +99,15 @@ async def read_json(request: web.Request, settings: Settings) -> Any:
         return core.missing
     if not core.is_json(request.content_type):
         raise Problem(415, f"Send the body as application/json, not {request.content_type}.")
-    limit = settings.max_body_bytes
+    limit = max_body_bytes(request.match_info.route.resource.canonical, settings)
     if request.content_length is not None and request.content_length > limit:
         raise Problem(413, f"The body is larger than {limit} bytes.", headers=CLOSE)
     coding = content_coding(request)
+    if limit > request.client_max_size:
+        request = request.clone(client_max_size=limit)  # the app's own limit is MAX_BODY_BYTES
     try:
         async with asyncio.timeout(settings.request_body_timeout_seconds):
-            body = await request.read()  # aiohttp stops past client_max_size (max_body_bytes) with 413
+            body = await request.read()  # aiohttp stops past client_max_size (the limit) with 413
     except TimeoutError:
         raise Problem(408, f"The body did not arrive within {settings.request_body_timeout_seconds:g} s.",
                       headers=CLOSE) from None

@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -15,11 +16,11 @@ from aiohttp_apispec import (
     response_schema,
 )
 
-from taskservice import db, events, metrics, outbox, tasks
+from taskservice import batches, db, events, metrics, outbox, tasks
 from taskservice.api import schemas
 from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
-from taskservice.api.problems import Problem
+from taskservice.api.problems import Problem, validation_problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
 from taskservice.api.status_waits import wait_for_change
 from taskservice.api.stream import Subscriber, serve_stream
@@ -70,6 +71,20 @@ async def create_or_replay(conn, fields: dict[str, Any], key: str | None, reques
     raise Problem(409, "This Idempotency-Key is being reused by concurrent requests; try again.")
 
 
+def task_fields(body: dict[str, Any], settings) -> dict[str, Any]:
+    """A create body as tasks.create takes it, with the configured defaults filled in."""
+    return {
+        "name": body["name"],
+        "description": body["description"],
+        "priority": body["priority"],
+        "kind": body["kind"] or settings.default_kind,
+        "payload": body["payload"],
+        "max_attempts": body["max_attempts"],
+        "timeout_seconds": body["timeout_seconds"] or settings.default_timeout_seconds,
+        "run_at": body["run_at"],
+    }
+
+
 @docs(tags=["tasks"], summary="Create a task",
       responses={201: task_doc("Created", headers={"Location": {
                      "description": "The new task's URL", "schema": {"type": "string"}}}),
@@ -80,19 +95,9 @@ async def create_or_replay(conn, fields: dict[str, Any], key: str | None, reques
 @request_schema(schemas.TaskCreateSchema, put_into="body")
 @headers_schema(schemas.IdempotencyHeadersSchema, put_into="headers")
 async def create_task(request: web.Request) -> web.Response:
-    body = request["body"]
     settings = request.app[SETTINGS]
     key = request["headers"].get("idempotency_key")
-    fields = {
-        "name": body["name"],
-        "description": body["description"],
-        "priority": body["priority"],
-        "kind": body["kind"] or settings.default_kind,
-        "payload": body["payload"],
-        "max_attempts": body["max_attempts"],
-        "timeout_seconds": body["timeout_seconds"] or settings.default_timeout_seconds,
-        "run_at": body["run_at"],
-    }
+    fields = task_fields(request["body"], settings)
     request_hash = request_fingerprint(fields) if key else None
     async with request.app[POOL].acquire() as conn:
         row, created = await create_or_replay(conn, fields, key, request_hash,
@@ -107,6 +112,93 @@ async def create_task(request: web.Request) -> web.Response:
     metrics.count_transition(None, "NEW")
     location = f"/api/v1/tasks/{row['id']}"
     return json_response(tasks.public(row), status=201, headers={"Location": location})
+
+
+async def claim_batch_key(conn, key: str, request_hash: str, ttl_seconds: float) -> tuple[Any, bool]:
+    """(batch, True) for a key this batch now holds; (batch, False) for the batch an unexpired key
+    already names. Racing requests wait on the first one's claim, then find its batch."""
+    for _ in range(3):
+        batch = await batches.claim_idempotency_key(conn, key, request_hash)
+        if batch is not None:
+            return batch, True
+        batch = await batches.get_by_idempotency_key(conn, key, ttl_seconds)
+        if batch is not None:
+            return batch, False
+        await batches.release_idempotency_key(conn, key, ttl_seconds)  # expired: free it, claim again
+    raise Problem(409, "This Idempotency-Key is being reused by concurrent requests; try again.")
+
+
+async def create_many_or_replay(conn, items: list[dict[str, Any]], keys: list[str | None],
+                                hashes: list[str | None], ttl_seconds: float) -> tuple[list, list[bool]]:
+    """The batch's tasks in request order, and for each whether it is new: an item whose own
+    idempotency key names an unexpired task gets that task (409 if it came from another body)."""
+    if any(keys):
+        await tasks.release_idempotency_keys(conn, [k for k in keys if k is not None], ttl_seconds)
+    rows = await tasks.create_many(conn, items, keys, hashes)
+    created = [row is not None for row in rows]
+    taken = [i for i, row in enumerate(rows) if row is None]
+    if taken:
+        holders = {row["idempotency_key"]: row
+                   for row in await tasks.get_by_idempotency_keys(conn, [keys[i] for i in taken], ttl_seconds)}
+        racing = [f"tasks.{i}" for i in taken if keys[i] not in holders]
+        if racing:
+            raise Problem(409, f"The idempotency_key of {', '.join(racing)} is being reused by concurrent "
+                               "requests; try again.")
+        reused = [f"tasks.{i}" for i in taken if holders[keys[i]]["request_hash"] != hashes[i]]
+        if reused:
+            raise Problem(409, f"The idempotency_key of {', '.join(reused)} was already used with a "
+                               "different request.")
+        for i in taken:
+            rows[i] = holders[keys[i]]
+    return rows, created
+
+
+@docs(tags=["tasks"], summary="Create many tasks at once, all or none",
+      description="Each item is a create body (plus an optional `idempotency_key`); 422 names an invalid "
+                  "item's field by position (`tasks.3.name`) and nothing is written. The tasks are "
+                  "written in one transaction. An Idempotency-Key header covers the whole batch: a retry "
+                  "with the same key and body gets the same tasks (200), another body 409.",
+      responses={200: {"description": "Replay of an earlier batch with the same Idempotency-Key",
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskBatch"}}}},
+                 409: problem_doc("Idempotency-Key (or an item's idempotency_key) already used with a "
+                                  "different body"),
+                 413: problem_doc("Body too large"), 415: problem_doc("Body is not JSON"),
+                 400: problem_doc("Body is not valid JSON"), 422: INVALID, 503: UNAVAILABLE})
+@request_schema(schemas.TaskBatchCreateSchema, put_into="body")
+@headers_schema(schemas.IdempotencyHeadersSchema, put_into="headers")
+@response_schema(schemas.TaskBatchSchema, 201, description="Created: the tasks in request order")
+async def create_task_batch(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    body_items = request["body"]["tasks"]
+    if len(body_items) > settings.batch_max_tasks:
+        raise validation_problem({"tasks": [f"Must hold at most {settings.batch_max_tasks} tasks."]})
+    items = [task_fields(item, settings) for item in body_items]
+    keys = [item["idempotency_key"] for item in body_items]
+    hashes = [request_fingerprint(fields) if k else None for fields, k in zip(items, keys, strict=True)]
+    key = request["headers"].get("idempotency_key")
+    request_hash = request_fingerprint({"tasks": [{**fields, "idempotency_key": k}
+                                                  for fields, k in zip(items, keys, strict=True)]}) if key else None
+    ttl_seconds = settings.idempotency_ttl_seconds
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        batch = None
+        if key is not None:
+            batch, claimed = await claim_batch_key(conn, key, request_hash, ttl_seconds)
+            if not claimed:
+                if batch["request_hash"] != request_hash:
+                    raise Problem(409, "This Idempotency-Key was already used with a different request.")
+                rows = await tasks.get_many(conn, batch["task_ids"])
+                return json_response({"items": [tasks.public(row) for row in rows]})
+        rows, created = await create_many_or_replay(conn, items, keys, hashes, ttl_seconds)
+        if batch is not None:
+            await batches.record_tasks(conn, batch["id"], [row["id"] for row in rows])
+    if any(created):
+        request.app[OUTBOX_WAKEUP].set()
+        request.app[EVENTS_COMMITTED].set()
+    by_priority = Counter(row["priority"] for row, is_new in zip(rows, created, strict=True) if is_new)
+    for priority, count in by_priority.items():
+        metrics.TASKS_CREATED.labels(priority).inc(count)
+    metrics.count_transition(None, "NEW", by_priority.total())
+    return json_response({"items": [tasks.public(row) for row in rows]}, status=201)
 
 
 @docs(tags=["tasks"], summary="List tasks, newest first",
@@ -320,9 +412,12 @@ def add_routes(app: web.Application) -> None:
         app.router.add_post(prefix, create_task)
         app.router.add_get(prefix, list_tasks, allow_head=False)
     # Before /{task_id}, which would take "stream" for a (malformed) task id.
+    app.router.add_post("/api/v1/tasks/batch", create_task_batch)
     app.router.add_get("/api/v1/tasks/stream", stream_task_events, allow_head=False)
-    app.router.add_get("/api/v1/tasks/{task_id}", get_task, allow_head=False)
-    app.router.add_delete("/api/v1/tasks/{task_id}", cancel_task)
+    # Not "batch": GET or DELETE there is a 405 offering POST, not a task id that is no uuid.
+    task = "/api/v1/tasks/{task_id:(?!batch$)[^/]+}"
+    app.router.add_get(task, get_task, allow_head=False)
+    app.router.add_delete(task, cancel_task)
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)

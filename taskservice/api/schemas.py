@@ -4,9 +4,10 @@ import re
 from datetime import UTC, datetime
 
 import orjson
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from taskservice.handlers import KIND_PATTERN
+from taskservice.settings import BATCH_MAX_TASKS_LIMIT
 from taskservice.tasks import PRIORITIES, STATUSES
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -121,6 +122,53 @@ class IdempotencyHeadersSchema(Schema):
                   "pattern": f"^{IDEMPOTENCY_KEY_PATTERN.pattern}$"})
 
 
+class TaskBatchItemSchema(TaskCreateSchema):
+    class Meta:
+        unknown = EXCLUDE
+        description = "One task of a batch: the body of a single create, plus an optional idempotency_key."
+
+    idempotency_key = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(1, 255), valid_idempotency_key],
+        metadata={"description": "This task's own key, shared with single creates: if an unexpired task "
+                                 "holds it, that task is returned in this place instead of a new one "
+                                 "(409 if it was created from a different body). Unique within a batch.",
+                  "pattern": f"^{IDEMPOTENCY_KEY_PATTERN.pattern}$"})
+
+
+class TaskBatchCreateSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+        description = ("`tasks`: 1 to BATCH_MAX_TASKS (1,000 by default) task bodies, created all or none. "
+                       "The body may be up to the larger of MAX_BODY_BYTES and 8 KiB per BATCH_MAX_TASKS "
+                       "(8 MiB by default); otherwise the rules of a single create's body apply.")
+
+    tasks = fields.List(fields.Nested(TaskBatchItemSchema), required=True,
+                        validate=validate.Length(min=1, error="Must hold at least one task."),
+                        metadata={"description": "Errors name an item by position: `tasks.3.name`."})
+
+    @pre_load
+    def not_too_many(self, data, **kwargs):
+        # Before any item is validated: a huge list costs nothing but this check.
+        items = data.get("tasks") if isinstance(data, dict) else None
+        if isinstance(items, list) and len(items) > BATCH_MAX_TASKS_LIMIT:
+            raise ValidationError(f"Must have at most {BATCH_MAX_TASKS_LIMIT} items.", "tasks")
+        return data
+
+    @validates_schema
+    def keys_unique_within_the_batch(self, data, **kwargs):
+        first_with_key: dict[str, int] = {}
+        errors = {}
+        for position, item in enumerate(data["tasks"]):
+            key = item["idempotency_key"]
+            if key is None:
+                continue
+            if key in first_with_key:
+                errors[position] = {"idempotency_key": [f"Repeats the key of tasks.{first_with_key[key]}."]}
+            first_with_key.setdefault(key, position)
+        if errors:
+            raise ValidationError({"tasks": errors})
+
+
 class TaskListQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE  # parameters the replaced service ignored are ignored here too
@@ -169,6 +217,11 @@ class TaskPageSchema(Schema):
                        "`total` is then that limit."})
     page = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
+
+
+class TaskBatchSchema(Schema):
+    items = fields.List(fields.Nested(TaskSchema), required=True, metadata={
+        "description": "The tasks, in the order of the request's `tasks`."})
 
 
 class TaskStatusQuerySchema(Schema):
