@@ -24,7 +24,7 @@ from uuid import UUID
 import asyncpg
 
 from taskservice import outbox
-from tests.support.execution import TcpProxy, new_task
+from tests.support.execution import TcpProxy, new_task, wait_for_status
 from tests.support.invariants import FINAL, violations
 from tests.support.services import ROOT
 
@@ -73,16 +73,20 @@ class Fleet:
         process.wait(10)
         self.start(slot)
 
-    def stop_all(self) -> None:
+    async def stop_all(self, timeout: float = 30) -> dict[str, int]:
+        """SIGTERM to all, then the exit codes. Waits without blocking the loop: the TCP proxy
+        that carries their connections runs in it."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.terminate()
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in self.processes.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         for process in self.processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
+            if process.poll() is None:
                 process.kill()
                 process.wait()
+        return {slot: process.returncode for slot, process in self.processes.items()}
 
 
 def soak_task(rng: random.Random, runs_file: Path) -> dict:
@@ -179,11 +183,12 @@ async def test_killing_workers_and_dispatchers_under_load_loses_nothing(pool, se
                 "AND error LIKE 'lease expired: %'", created)
     finally:
         stop_load.set()
-        fleet.stop_all()
+        exit_codes = await fleet.stop_all()
     print(f"\nsoak: {len(created)} tasks, {kills['worker']} worker and {kills['dispatcher']} dispatcher "
           f"kills (SIGKILL), {rescued} tasks rescued from a dead worker; drained {recovered_in:.1f}s after "
           f"the last kill; outcomes {outcomes}; {sum(handler_runs(runs_file).values())} handler runs")
     assert problems == {}
+    assert set(exit_codes.values()) == {0}, exit_codes  # the survivors still stop cleanly on SIGTERM
     assert len(created) >= 250
     assert rescued > 0  # the kills did hit running attempts: the test exercised the rescue
 
@@ -204,28 +209,40 @@ async def test_database_outage_under_load_loses_nothing(pool, settings, tmp_path
         # The API side (this test's pool) keeps its own connection: only the service's processes
         # lose the database, while tasks keep arriving.
         load = asyncio.create_task(create_steadily(pool, rng, runs_file, created, 10, stop_load))
-        await asyncio.sleep(5)
+        await asyncio.sleep(3)
+        # Attempts certain to be running at the cut: they finish while their worker cannot reach
+        # the database, and their leases run out.
+        running = [await new_task(pool, f"running-at-cut-{i}", kind="counted",
+                                  payload={"runs_file": str(runs_file), "then": "sleep", "seconds": 2})
+                   for i in range(4)]
+        created.extend(running)
+        await wait_for_status(pool, running, "IN_PROGRESS", timeout=30)
         fleet.check_alive()
         proxy.cut()
-        await asyncio.sleep(6)  # longer than the 2 s lease: running attempts lose it meanwhile
+        await asyncio.sleep(6)  # three times the 2 s lease
         proxy.restore()
-        last_fault = time.monotonic()
-        await asyncio.sleep(4)
+        arrived_before = list(created)
+        recovered_in = await drain(pool, arrived_before, fleet)  # while new tasks keep arriving
+        await asyncio.sleep(max(0.0, 4 - recovered_in))
         stop_load.set()
         await load
         await drain(pool, created, fleet)
-        recovered_in = time.monotonic() - last_fault
         async with pool.acquire() as conn:
             problems = await violations(conn, created, handler_runs(runs_file))
             outcomes = dict(await conn.fetch(
                 "SELECT status, count(*) FROM tasks WHERE id = ANY($1) GROUP BY status", created))
+            rescued = await conn.fetchval(
+                "SELECT count(DISTINCT task_id) FROM task_events WHERE task_id = ANY($1) "
+                "AND error LIKE 'lease expired: %'", created)
     finally:
         stop_load.set()
-        fleet.stop_all()
+        exit_codes = await fleet.stop_all()
         await proxy.close()
-    print(f"\ndatabase outage: {len(created)} tasks, 6s cut; drained {recovered_in:.1f}s after the database "
-          f"came back (4s of it still under load); outcomes {outcomes}")
+    print(f"\ndatabase outage: {len(created)} tasks, 6s cut with {len(running)} attempts running, "
+          f"{rescued} tasks rescued; the {len(arrived_before)} tasks created until the database came back "
+          f"were all final {recovered_in:.1f}s after it did; outcomes {outcomes}")
     assert problems == {}
+    assert set(exit_codes.values()) == {0}, exit_codes
 
 
 def db_host_port(database_url: str) -> tuple[str, int]:
