@@ -3,7 +3,7 @@
 import uuid
 
 from tests.support.execution import new_task
-from tests.support.invariants import history_problem, violations
+from tests.support.invariants import TRANSITIONS, history_problem, violations
 
 # A run of one attempt to completion, written by hand: NEW -> PENDING -> IN_PROGRESS -> COMPLETED.
 DISPATCH = "UPDATE tasks SET status = 'PENDING' WHERE id = $1"
@@ -74,3 +74,8 @@ def test_a_history_must_chain_and_end_in_the_task_status():
         "PENDING -> IN_PROGRESS follows NEW"
     assert history_problem([event(None, "NEW")], "PENDING") == "history ends in NEW, the task is PENDING"
     assert history_problem([event(None, "PENDING")], "PENDING") == "None -> PENDING is not a lifecycle step"
+    retried = [event(None, "NEW"), event("NEW", "PENDING"), event("PENDING", "IN_PROGRESS"),
+               event("IN_PROGRESS", "FAILED"), event("FAILED", "PENDING")]
+    assert history_problem(retried, "PENDING") == "FAILED -> PENDING is not a lifecycle step"
+    with_retry = {**TRANSITIONS, "FAILED": frozenset({"PENDING"})}
+    assert history_problem(retried, "PENDING", with_retry) is None

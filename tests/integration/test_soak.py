@@ -213,7 +213,7 @@ async def test_database_outage_under_load_loses_nothing(pool, settings, tmp_path
         # Attempts certain to be running at the cut: they finish while their worker cannot reach
         # the database, and their leases run out.
         running = [await new_task(pool, f"running-at-cut-{i}", kind="counted",
-                                  payload={"runs_file": str(runs_file), "then": "sleep", "seconds": 2})
+                                  payload={"runs_file": str(runs_file), "then": "sleep", "seconds": 4})
                    for i in range(4)]
         created.extend(running)
         await wait_for_status(pool, running, "IN_PROGRESS", timeout=30)
