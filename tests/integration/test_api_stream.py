@@ -316,7 +316,9 @@ async def test_writers_announce_only_while_a_stream_is_open(client, pool, settin
 
 
 async def test_a_change_committed_out_of_id_order_arrives_once(client, pool):
-    a, b = await create(client), await create(client)
+    # Different priorities: the two updates move different counter rows, so the second cannot
+    # wait on the first's open transaction when both connections hash to one counter shard.
+    a, b = await create(client, priority="LOW"), await create(client, priority="HIGH")
     resp, reader = await connect(client)
     await reader.until_ready()
     async with pool.acquire() as holder, pool.acquire() as other:

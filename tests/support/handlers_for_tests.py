@@ -4,6 +4,8 @@ import asyncio
 import logging
 from collections import Counter
 
+from taskservice.handlers import BUILTIN_HANDLERS
+
 log = logging.getLogger(__name__)
 
 # Test-only record of which tasks' handlers saw a CancelledError.
@@ -69,7 +71,16 @@ async def counted_sleep(task, ctx):
     return {"slept": task["payload"]["seconds"]}
 
 
+async def counted(task, ctx):
+    """Appends "<task id> <attempt>" to the file `payload.runs_file` before doing anything else,
+    then behaves as the built-in `payload.then` (noop, sleep or fail) with the same payload.
+    The line is written and closed at once, so it survives a kill -9 of the worker a moment later."""
+    with open(task["payload"]["runs_file"], "a") as runs:
+        runs.write(f"{ctx.task_id} {ctx.attempt}\n")
+    return await BUILTIN_HANDLERS[task["payload"].get("then", "noop")](task, ctx)
+
+
 HANDLERS = {"watched_sleep": watched_sleep, "echo": echo, "chatty": chatty,
             "big_result": big_result, "nul_result": nul_result, "fail_first_run": fail_first_run,
             "raises_cancelled": raises_cancelled, "raises_timeout": raises_timeout,
-            "counted_sleep": counted_sleep}
+            "counted_sleep": counted_sleep, "counted": counted}
