@@ -17,7 +17,7 @@ PRIORITIES = ("LOW", "MEDIUM", "HIGH")
 PUBLIC_FIELDS = (
     "id", "name", "description", "priority", "status", "created_at", "started_at",
     "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
-    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at",
+    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url",
 )
 
 
@@ -30,12 +30,12 @@ async def create(
     conn: asyncpg.Connection, *, name: str, description: str | None, priority: str,
     kind: str, payload: dict, max_attempts: int, timeout_seconds: int,
     run_at: datetime | None, idempotency_key: str | None = None,
-    request_hash: str | None = None,
+    request_hash: str | None = None, callback_url: str | None = None,
 ) -> asyncpg.Record | None:
     """The new task, or None when `idempotency_key` already names a task."""
     return await conn.fetchrow(
         QUERIES["tasks/create"], name, description, priority, kind, payload,
-        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash)
+        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url)
 
 
 async def get(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

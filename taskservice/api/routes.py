@@ -15,11 +15,11 @@ from aiohttp_apispec import (
     response_schema,
 )
 
-from taskservice import db, events, metrics, outbox, tasks
+from taskservice import callbacks, db, events, metrics, outbox, tasks
 from taskservice.api import schemas
 from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
-from taskservice.api.problems import Problem
+from taskservice.api.problems import Problem, validation_problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
 from taskservice.api.status_waits import wait_for_change
 from taskservice.api.stream import Subscriber, serve_stream
@@ -93,6 +93,10 @@ async def create_task(request: web.Request) -> web.Response:
         "timeout_seconds": body["timeout_seconds"] or settings.default_timeout_seconds,
         "run_at": body["run_at"],
     }
+    if body["callback_url"] is not None:
+        if refused := await callbacks.refusal(body["callback_url"], settings.callback_allow_private):
+            raise validation_problem({"callback_url": [refused]})
+        fields["callback_url"] = body["callback_url"]  # only when set: earlier fingerprints stay valid
     request_hash = request_fingerprint(fields) if key else None
     async with request.app[POOL].acquire() as conn:
         row, created = await create_or_replay(conn, fields, key, request_hash,
@@ -228,6 +232,22 @@ async def list_task_events(request: web.Request) -> web.Response:
              for r in rows]
     return json_response({"task_id": task_id, "items": items})
 
+@docs(tags=["tasks"], summary="A task's completion callbacks: each delivery and every attempt",
+      description="A task created with `callback_url` gets a delivery each time it reaches COMPLETED, "
+                  "FAILED or CANCELLED; each attempt shows when it was made, how long it took, and the "
+                  "status code or error.",
+      responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskCallbacksSchema, 200, description="The task's deliveries and their attempts")
+async def list_task_callbacks(request: web.Request) -> web.Response:
+    task_id = request["path"]["task_id"]
+    async with request.app[POOL].acquire() as conn:
+        if await tasks.get_status(conn, task_id) is None:
+            raise Problem(404, TASK_NOT_FOUND)
+        rows = await callbacks.list_for_task(conn, task_id)
+    return json_response({"task_id": task_id, **callbacks.attempts_json(rows)})
+
+
 STREAM_FORMAT = """Server-Sent Events. First `retry: 2000`; then, if resuming, the recorded changes after
 `Last-Event-ID` (or `last_event_id`) that match the filters, oldest first; then `event: ready` with
 `data: {"resumed": bool, "replayed": n}`: from here on every status change is sent once, as soon as it
@@ -325,6 +345,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/api/v1/tasks/{task_id}", cancel_task)
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
+    app.router.add_get("/api/v1/tasks/{task_id}/callbacks", list_task_callbacks, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
     app.router.add_get("/api/v1/stats", get_stats, allow_head=False)
     app.router.add_get("/api/v1/stats/throughput", get_throughput, allow_head=False)
