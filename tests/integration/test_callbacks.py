@@ -263,7 +263,8 @@ async def test_a_public_address_is_accepted_and_private_ones_with_the_setting(cl
     assert response.status == 201
     assert (await response.json())["callback_url"] == "https://93.184.215.14/h"
     for host in ("127.0.0.1", "localhost"):
-        response = await private_client.post("/api/v1/tasks", json={"name": "t", "callback_url": receiver.url(host=host)})
+        response = await private_client.post("/api/v1/tasks",
+                                             json={"name": "t", "callback_url": receiver.url(host=host)})
         assert response.status == 201, await response.text()
 
 
@@ -303,8 +304,8 @@ async def test_retention_takes_a_tasks_deliveries_with_it(pool, settings, receiv
         [delivery] = await deliveries(pool, [task_id])
         await conn.execute("INSERT INTO callback_attempts (delivery_id, attempt, started_at, duration_seconds, "
                            "status_code, outcome) VALUES ($1, 1, now(), 0.01, 200, 'delivered')", delivery["id"])
-        await conn.execute("UPDATE tasks SET finished_at = now() - interval '40 days', created_at = now() - interval '41 days' "
-                           "WHERE id = $1", task_id)
+        await conn.execute("UPDATE tasks SET finished_at = now() - interval '40 days', "
+                           "created_at = now() - interval '41 days' WHERE id = $1", task_id)
     await maintenance.maintain_once(pool, dataclasses.replace(settings, retention_days=30))
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM tasks WHERE id = $1", task_id) == 0
