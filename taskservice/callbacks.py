@@ -17,6 +17,7 @@ import random
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -220,39 +221,56 @@ async def post(session: aiohttp.ClientSession, delivery: asyncpg.Record, body: b
         return None, f"{type(exc).__name__}: {exc}"
 
 
-async def deliver(pool: asyncpg.Pool, session: aiohttp.ClientSession, delivery: asyncpg.Record,
-                  settings: Settings) -> str | None:
-    """One attempt at one delivery, recorded; its outcome."""
-    async with pool.acquire() as conn:
-        task = await tasks.get(conn, delivery["task_id"])
-    if task is None:
-        return None  # deleted by retention meanwhile: its delivery rows went with it
-    body = orjson.dumps(tasks.public(task), default=str)
+@dataclass(frozen=True)
+class Attempt:
+    """One POST made: what record_attempt stores."""
+    delivery: asyncpg.Record
+    started_at: datetime
+    duration_seconds: float
+    status_code: int | None
+    error: str | None  # None: delivered
+
+
+async def attempt(session: aiohttp.ClientSession, delivery: asyncpg.Record, task: asyncpg.Record,
+                  settings: Settings) -> Attempt:
+    body = orjson.dumps(tasks.public(task), default=str)  # as GET /api/v1/tasks/{id} shows it
     started_at, started = datetime.now(UTC), time.perf_counter()
     status_code, error = await post(session, delivery, body, settings)
-    duration = time.perf_counter() - started
+    return Attempt(delivery, started_at, time.perf_counter() - started, status_code, error)
+
+
+async def record(conn: asyncpg.Connection, made: Attempt, settings: Settings) -> str | None:
+    delivery = made.delivery
     retry_in = backoff_seconds(delivery["attempts"], settings.callback_retry_base_seconds,
                                settings.callback_retry_max_seconds)
-    async with pool.acquire() as conn:
-        outcome = await record_attempt(conn, delivery["id"], delivery["attempts"], started_at, duration,
-                                       status_code, None if error is None else error[:2000], retry_in,
-                                       settings.callback_retry_hours * 3600, error is None)
+    outcome = await record_attempt(conn, delivery["id"], delivery["attempts"], made.started_at,
+                                   made.duration_seconds, made.status_code,
+                                   None if made.error is None else made.error[:2000], retry_in,
+                                   settings.callback_retry_hours * 3600, made.error is None)
     if outcome is not None:
         metrics.CALLBACK_DELIVERIES.labels(outcome).inc()
-    if error is not None:
+    if made.error is not None:
         # The host only: a URL may carry credentials or tokens.
         log.info("callback %s for task %s to %s: attempt %d %s (%s)", delivery["id"], delivery["task_id"],
-                 URL(delivery["url"]).host, delivery["attempts"], outcome or "superseded", error[:200],
+                 URL(delivery["url"]).host, delivery["attempts"], outcome or "superseded", made.error[:200],
                  extra={"task_id": str(delivery["task_id"])})
     return outcome
 
 
 async def deliver_once(pool: asyncpg.Pool, session: aiohttp.ClientSession, settings: Settings) -> int:
-    """Claim one batch of due deliveries and attempt them all at once; how many were claimed."""
+    """Claim one batch of due deliveries, POST them all at once, record the outcomes; how many
+    were claimed."""
     lease = settings.callback_timeout_seconds + LEASE_MARGIN_SECONDS
     async with pool.acquire() as conn:
         due = await claim_due(conn, settings.callback_batch_size, lease)
-    await asyncio.gather(*(deliver(pool, session, delivery, settings) for delivery in due))
+        # A task deleted since (retention) took its delivery with it.
+        found = [(delivery, task) for delivery in due
+                 if (task := await tasks.get(conn, delivery["task_id"])) is not None]
+    # No pool connection held through the requests: the embedded dispatcher shares the API's pool.
+    made = await asyncio.gather(*(attempt(session, delivery, task, settings) for delivery, task in found))
+    async with pool.acquire() as conn:
+        for one in made:
+            await record(conn, one, settings)
     return len(due)
 
 
