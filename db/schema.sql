@@ -90,7 +90,7 @@ BEGIN
     ELSE
         WITH changed AS (
             SELECT n.id, o.status AS old_status, o.priority AS old_priority,
-                   n.status, n.priority, n.attempts, n.error
+                   n.status, n.priority, n.attempts, n.error, n.callback_url
             FROM new_rows n
             JOIN old_rows o ON o.id = n.id
             WHERE o.status IS DISTINCT FROM n.status
@@ -101,6 +101,14 @@ BEGIN
                    CASE WHEN status IN ('PENDING', 'FAILED') THEN error END
             FROM changed
             WHERE old_status IS DISTINCT FROM status
+        ), callbacks AS (
+            -- in the status change's own transaction: no finished task loses its callback
+            INSERT INTO callback_deliveries (task_id, task_status, url)
+            SELECT id, status, callback_url
+            FROM changed
+            WHERE old_status IS DISTINCT FROM status
+              AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+              AND callback_url IS NOT NULL
         ), moves AS (
             SELECT old_status AS status, old_priority AS priority, -1 AS n FROM changed
             UNION ALL
@@ -122,6 +130,62 @@ $$;
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
+
+--
+-- Name: callback_attempts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.callback_attempts (
+    id bigint NOT NULL,
+    delivery_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    duration_seconds double precision NOT NULL,
+    status_code integer,
+    error text,
+    outcome text NOT NULL,
+    CONSTRAINT callback_attempts_attempt_check CHECK ((attempt >= 1)),
+    CONSTRAINT callback_attempts_duration_seconds_check CHECK ((duration_seconds >= (0)::double precision)),
+    CONSTRAINT callback_attempts_outcome_check CHECK ((outcome = ANY (ARRAY['delivered'::text, 'retry'::text, 'failed'::text])))
+);
+
+
+--
+-- Name: callback_attempts_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.callback_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.callback_attempts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: callback_deliveries; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.callback_deliveries (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    task_id uuid NOT NULL,
+    task_status text NOT NULL,
+    url text NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_status_code integer,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT callback_deliveries_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT callback_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text]))),
+    CONSTRAINT callback_deliveries_task_status_check CHECK ((task_status = ANY (ARRAY['COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text]))),
+    CONSTRAINT finished_iff_settled CHECK (((finished_at IS NOT NULL) = (status <> 'pending'::text)))
+);
+
 
 --
 -- Name: outbox; Type: TABLE; Schema: public; Owner: -
@@ -256,12 +320,14 @@ CREATE TABLE public.tasks (
     lease_expires_at timestamp with time zone,
     idempotency_key text,
     request_hash text,
+    callback_url text,
     CONSTRAINT attempts_within_budget CHECK (((attempts >= 0) AND (attempts <= max_attempts))),
     CONSTRAINT finished_iff_terminal CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text])))),
     CONSTRAINT idempotency_key_has_hash CHECK (((idempotency_key IS NULL) = (request_hash IS NULL))),
     CONSTRAINT leased_iff_in_progress CHECK (((lease_expires_at IS NOT NULL) = (status = 'IN_PROGRESS'::text))),
     CONSTRAINT result_only_when_completed CHECK (((result IS NULL) OR (status = 'COMPLETED'::text))),
     CONSTRAINT started_when_in_progress CHECK (((status <> 'IN_PROGRESS'::text) OR (started_at IS NOT NULL))),
+    CONSTRAINT tasks_callback_url_check CHECK (((char_length(callback_url) >= 1) AND (char_length(callback_url) <= 2048))),
     CONSTRAINT tasks_description_check CHECK ((char_length(description) <= 10000)),
     CONSTRAINT tasks_idempotency_key_check CHECK (((char_length(idempotency_key) >= 1) AND (char_length(idempotency_key) <= 255))),
     CONSTRAINT tasks_kind_check CHECK (((char_length(kind) >= 1) AND (char_length(kind) <= 100))),
@@ -272,6 +338,22 @@ CREATE TABLE public.tasks (
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['NEW'::text, 'PENDING'::text, 'IN_PROGRESS'::text, 'COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text]))),
     CONSTRAINT tasks_timeout_seconds_check CHECK (((timeout_seconds >= 1) AND (timeout_seconds <= 86400)))
 );
+
+
+--
+-- Name: callback_attempts callback_attempts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.callback_attempts
+    ADD CONSTRAINT callback_attempts_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: callback_deliveries callback_deliveries_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.callback_deliveries
+    ADD CONSTRAINT callback_deliveries_pkey PRIMARY KEY (id);
 
 
 --
@@ -336,6 +418,27 @@ ALTER TABLE ONLY public.task_events
 
 ALTER TABLE ONLY public.tasks
     ADD CONSTRAINT tasks_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: callback_attempts_delivery_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX callback_attempts_delivery_id ON public.callback_attempts USING btree (delivery_id);
+
+
+--
+-- Name: callback_deliveries_due; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX callback_deliveries_due ON public.callback_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+
+
+--
+-- Name: callback_deliveries_task_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX callback_deliveries_task_id ON public.callback_deliveries USING btree (task_id);
 
 
 --
@@ -465,6 +568,22 @@ CREATE TRIGGER tasks_status_on_insert AFTER INSERT ON public.tasks REFERENCING N
 
 
 --
+-- Name: callback_attempts callback_attempts_delivery_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.callback_attempts
+    ADD CONSTRAINT callback_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.callback_deliveries(id) ON DELETE CASCADE;
+
+
+--
+-- Name: callback_deliveries callback_deliveries_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.callback_deliveries
+    ADD CONSTRAINT callback_deliveries_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.tasks(id) ON DELETE CASCADE;
+
+
+--
 -- Name: outbox outbox_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -494,4 +613,5 @@ ALTER TABLE ONLY public.task_events
 INSERT INTO public.schema_migrations (version) VALUES
     ('20261129000000'),
     ('20261129120000'),
+    ('20261129130000'),
     ('20261130090000');

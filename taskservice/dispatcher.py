@@ -1,6 +1,7 @@
 """The dispatcher: drains the outbox into RabbitMQ, reaps attempts whose lease ran out,
-re-dispatches PENDING tasks whose message RabbitMQ lost, and runs the maintenance loop
-(`taskservice.maintenance`: retention, idempotency key expiry).
+re-dispatches PENDING tasks whose message RabbitMQ lost, delivers completion webhooks
+(`taskservice.callbacks`) and runs the maintenance loop (`taskservice.maintenance`:
+retention, idempotency key expiry).
 
 Two fronts call `run_dispatcher`: a background task of the API process
 (`taskservice.api.app.embedded_dispatcher`) and the standalone process (`main`).
@@ -13,7 +14,7 @@ import time
 import asyncpg
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
-from taskservice import broker, db, events, maintenance, metrics, outbox, tasks, wakeups
+from taskservice import broker, callbacks, db, events, maintenance, metrics, outbox, tasks, wakeups
 from taskservice.lifecycle import supervised, wait_any, wait_for
 from taskservice.settings import Settings
 
@@ -187,8 +188,8 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
 
 async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyncio.Event,
                          stop: asyncio.Event) -> None:
-    """Drain the outbox, reap expired leases, re-dispatch lost messages and keep the tables trim
-    until `stop` is set.
+    """Drain the outbox, reap expired leases, re-dispatch lost messages, deliver callbacks and keep
+    the tables trim until `stop` is set.
     Sets `committed` after committing status changes (the process announces them to streams)."""
     wake = asyncio.Event()
     background = [asyncio.create_task(supervised(name, loop, stop)) for name, loop in (
@@ -197,6 +198,7 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyn
         ("lost-message sweeper", lambda: redispatch_lost_forever(pool, settings, wake, stop)),
         ("maintenance", lambda: maintenance.maintain_forever(pool, settings, stop)),
         ("backlog gauge", lambda: measure_backlog_forever(pool, stop)),
+        ("callback delivery", lambda: callbacks.deliver_forever(pool, settings, stop)),
     )]
     try:
         await supervised("outbox publisher", lambda: publish_forever(pool, settings, wake, committed, stop),

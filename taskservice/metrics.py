@@ -60,6 +60,11 @@ PUBLISH_FAILURES = Counter(
     "taskservice_publish_failures_total",
     "Dispatch batches RabbitMQ did not confirm (their rows come due again shortly).")
 
+CALLBACK_DELIVERIES = Counter(
+    "taskservice_callback_deliveries_total",
+    "Callback attempts, by outcome: delivered (2xx), retry (due again later), failed (out of retry time).",
+    ["outcome"])
+
 
 def count_transition(from_status: str | None, to_status: str, amount: int = 1) -> None:
     TASK_TRANSITIONS.labels(from_status or "none", to_status).inc(amount)

@@ -62,7 +62,7 @@ def _api_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     for key in keys:
         if not API_KEY_PATTERN.fullmatch(key):
             # The message never quotes the value: it is a secret.
-            raise SettingsError(f"{name} must be comma-separated keys of visible ASCII characters "
+            raise SettingsError(f"{name} must be comma-separated values of visible ASCII characters "
                                 "(no spaces)")
     return keys
 
@@ -131,6 +131,15 @@ class Settings:
         """The body limit of a batch create: MAX_BODY_BYTES, or BATCH_MAX_BODY_BYTES_PER_TASK per task
         when that is more. Tasks with large payloads go in smaller batches."""
         return max(self.max_body_bytes, self.batch_max_tasks * BATCH_MAX_BODY_BYTES_PER_TASK)
+    # Completion webhooks (taskservice.callbacks). Secrets stay out of repr(): settings may be logged.
+    callback_secrets: tuple[str, ...] = field(default=(), repr=False)  # the first signs; empty = unsigned
+    callback_allow_private: bool = False
+    callback_timeout_seconds: float = 10.0
+    callback_retry_hours: float = 24.0
+    callback_retry_base_seconds: float = 10.0
+    callback_retry_max_seconds: float = 3600.0
+    callback_batch_size: int = 50
+    callback_poll_seconds: float = 1.0
 
 
 # Every environment variable load_settings reads: name → (Settings field, one-line meaning), for
@@ -186,9 +195,21 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "MAX_CONNECTIONS": ("max_connections", "open HTTP connections per API process (more: 503)"),
     "API_PROCESSES": ("api_processes",
                       "`api` processes serving the port, each with its own pool and dispatcher (--processes)"),
+    "CALLBACK_SECRET": ("callback_secrets",
+                        "comma-separated secrets signing callbacks (the first signs; unset: unsigned)"),
+    "CALLBACK_ALLOW_PRIVATE": ("callback_allow_private",
+                               "callback URLs may reach loopback, private and link-local addresses"),
+    "CALLBACK_TIMEOUT_SECONDS": ("callback_timeout_seconds", "time allowed for one callback request"),
+    "CALLBACK_RETRY_HOURS": ("callback_retry_hours", "a callback is retried this long, then marked failed"),
+    "CALLBACK_RETRY_BASE_SECONDS": ("callback_retry_base_seconds",
+                                    "callback backoff: up to base*2^(attempt-1), full jitter"),
+    "CALLBACK_RETRY_MAX_SECONDS": ("callback_retry_max_seconds", "longest callback backoff"),
+    "CALLBACK_BATCH_SIZE": ("callback_batch_size", "callbacks a dispatcher sends at once"),
+    "CALLBACK_POLL_SECONDS": ("callback_poll_seconds", "how often due callbacks are looked for"),
 }
 # Defaults that are not one fixed value.
-DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "api_keys": "(none: no authentication)"}
+DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "api_keys": "(none: no authentication)",
+                 "callback_secrets": "(none: callbacks unsigned)"}
 
 
 def describe_environment() -> str:
@@ -267,6 +288,17 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                                             defaults.request_body_timeout_seconds, 0.1, 3600),
         max_connections=_int(env, "MAX_CONNECTIONS", defaults.max_connections, 1, 1_000_000),
         api_processes=_int(env, "API_PROCESSES", defaults.api_processes, 1, 256),
+        callback_secrets=_api_keys(env, "CALLBACK_SECRET"),
+        callback_allow_private=_bool(env, "CALLBACK_ALLOW_PRIVATE", defaults.callback_allow_private),
+        callback_timeout_seconds=_float(env, "CALLBACK_TIMEOUT_SECONDS", defaults.callback_timeout_seconds,
+                                        0.1, 300),
+        callback_retry_hours=_float(env, "CALLBACK_RETRY_HOURS", defaults.callback_retry_hours, 0, 720),
+        callback_retry_base_seconds=_float(env, "CALLBACK_RETRY_BASE_SECONDS",
+                                           defaults.callback_retry_base_seconds, 0, 3600),
+        callback_retry_max_seconds=_float(env, "CALLBACK_RETRY_MAX_SECONDS", defaults.callback_retry_max_seconds,
+                                          0, 86_400),
+        callback_batch_size=_int(env, "CALLBACK_BATCH_SIZE", defaults.callback_batch_size, 1, 1000),
+        callback_poll_seconds=_float(env, "CALLBACK_POLL_SECONDS", defaults.callback_poll_seconds, 0.05, 60),
     )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(f"DB_POOL_MIN ({settings.db_pool_min}) must not exceed DB_POOL_MAX "

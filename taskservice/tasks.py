@@ -17,7 +17,7 @@ PRIORITIES = ("LOW", "MEDIUM", "HIGH")
 PUBLIC_FIELDS = (
     "id", "name", "description", "priority", "status", "created_at", "started_at",
     "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
-    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at",
+    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url",
 )
 
 
@@ -30,12 +30,12 @@ async def create(
     conn: asyncpg.Connection, *, name: str, description: str | None, priority: str,
     kind: str, payload: dict, max_attempts: int, timeout_seconds: int,
     run_at: datetime | None, idempotency_key: str | None = None,
-    request_hash: str | None = None,
+    request_hash: str | None = None, callback_url: str | None = None,
 ) -> asyncpg.Record | None:
     """The new task, or None when `idempotency_key` already names a task."""
     return await conn.fetchrow(
         QUERIES["tasks/create"], name, description, priority, kind, payload,
-        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash)
+        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url)
 
 
 async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
@@ -50,7 +50,7 @@ async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
         QUERIES["tasks/create_many"], column("name"), column("description"), column("priority"),
         column("kind"), [orjson.dumps(item["payload"]).decode() for item in items],
         column("max_attempts"), column("timeout_seconds"), column("run_at"),
-        list(idempotency_keys), list(request_hashes))
+        list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items])
     created: list[asyncpg.Record | None] = [None] * len(items)
     for row in rows:
         created[row["position"] - 1] = row

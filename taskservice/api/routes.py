@@ -16,7 +16,7 @@ from aiohttp_apispec import (
     response_schema,
 )
 
-from taskservice import batches, db, events, metrics, outbox, tasks
+from taskservice import batches, callbacks, db, events, metrics, outbox, tasks
 from taskservice.api import schemas
 from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
@@ -82,7 +82,20 @@ def task_fields(body: dict[str, Any], settings) -> dict[str, Any]:
         "max_attempts": body["max_attempts"],
         "timeout_seconds": body["timeout_seconds"] or settings.default_timeout_seconds,
         "run_at": body["run_at"],
+        # Only when set, so that fingerprints of earlier creates without one stay valid.
+        **({"callback_url": body["callback_url"]} if body.get("callback_url") is not None else {}),
     }
+
+
+async def refuse_callback_urls(items: list[dict[str, Any]], settings, prefix: str = "") -> None:
+    """A 422 naming each item's callback_url whose host is not allowed (resolved now)."""
+    errors = {}
+    for i, fields in enumerate(items):
+        url = fields.get("callback_url")
+        if url is not None and (refused := await callbacks.refusal(url, settings.callback_allow_private)):
+            errors[f"{prefix}{i}.callback_url" if prefix else "callback_url"] = [refused]
+    if errors:
+        raise validation_problem(errors)
 
 
 @docs(tags=["tasks"], summary="Create a task",
@@ -98,6 +111,7 @@ async def create_task(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     key = request["headers"].get("idempotency_key")
     fields = task_fields(request["body"], settings)
+    await refuse_callback_urls([fields], settings)
     request_hash = request_fingerprint(fields) if key else None
     async with request.app[POOL].acquire() as conn:
         row, created = await create_or_replay(conn, fields, key, request_hash,
@@ -173,6 +187,7 @@ async def create_task_batch(request: web.Request) -> web.Response:
     if len(body_items) > settings.batch_max_tasks:
         raise validation_problem({"tasks": [f"Must hold at most {settings.batch_max_tasks} tasks."]})
     items = [task_fields(item, settings) for item in body_items]
+    await refuse_callback_urls(items, settings, prefix="tasks.")
     keys = [item["idempotency_key"] for item in body_items]
     hashes = [request_fingerprint(fields) if k else None for fields, k in zip(items, keys, strict=True)]
     key = request["headers"].get("idempotency_key")
@@ -320,6 +335,22 @@ async def list_task_events(request: web.Request) -> web.Response:
              for r in rows]
     return json_response({"task_id": task_id, "items": items})
 
+@docs(tags=["tasks"], summary="A task's completion callbacks: each delivery and every attempt",
+      description="A task created with `callback_url` gets a delivery each time it reaches COMPLETED, "
+                  "FAILED or CANCELLED; each attempt shows when it was made, how long it took, and the "
+                  "status code or error.",
+      responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskCallbacksSchema, 200, description="The task's deliveries and their attempts")
+async def list_task_callbacks(request: web.Request) -> web.Response:
+    task_id = request["path"]["task_id"]
+    async with request.app[POOL].acquire() as conn:
+        if await tasks.get_status(conn, task_id) is None:
+            raise Problem(404, TASK_NOT_FOUND)
+        rows = await callbacks.list_for_task(conn, task_id)
+    return json_response({"task_id": task_id, **callbacks.attempts_json(rows)})
+
+
 STREAM_FORMAT = """Server-Sent Events. First `retry: 2000`; then, if resuming, the recorded changes after
 `Last-Event-ID` (or `last_event_id`) that match the filters, oldest first; then `event: ready` with
 `data: {"resumed": bool, "replayed": n}`: from here on every status change is sent once, as soon as it
@@ -420,6 +451,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(task, cancel_task)
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
+    app.router.add_get("/api/v1/tasks/{task_id}/callbacks", list_task_callbacks, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
     app.router.add_get("/api/v1/stats", get_stats, allow_head=False)
     app.router.add_get("/api/v1/stats/throughput", get_throughput, allow_head=False)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+from taskservice import callbacks
 from taskservice.handlers import KIND_PATTERN
 from taskservice.settings import BATCH_MAX_TASKS_LIMIT
 from taskservice.tasks import PRIORITIES, STATUSES
@@ -69,6 +70,12 @@ def valid_idempotency_key(value: str) -> None:
         raise ValidationError("Must be visible ASCII characters, without spaces.")
 
 
+def valid_callback_url(value: str) -> None:
+    # Its addresses are checked by the route (resolving a name needs the event loop).
+    if (problem := callbacks.url_problem(value)) is not None:
+        raise ValidationError(problem)
+
+
 def valid_kind(value: str) -> None:
     if not KIND_PATTERN.fullmatch(value):
         raise ValidationError("Must be 1-100 letters, digits or _ . : -")
@@ -107,6 +114,13 @@ class TaskCreateSchema(Schema):
     run_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=storable_time,
                                   metadata={"description": "Run no earlier than this time (strictly "
                                                            "between years 1 and 9999 in UTC)."})
+    callback_url = fields.String(
+        load_default=None, allow_none=True,
+        validate=[validate.Length(1, callbacks.MAX_URL_LENGTH), no_nul, valid_callback_url],
+        metadata={"format": "uri", "description": (
+            "POSTed the task JSON once the task is COMPLETED, FAILED or CANCELLED (signed, retried; see "
+            "GET /api/v1/tasks/{task_id}/callbacks). An http or https URL whose host resolves only to "
+            "public addresses unless CALLBACK_ALLOW_PRIVATE is set.")})
 
 
 # Optional query and header parameters have no load_default: a default of None would
@@ -207,6 +221,7 @@ class TaskSchema(Schema):
     timeout_seconds = fields.Integer(required=True)
     run_at = fields.DateTime(allow_none=True, required=True)
     cancel_requested_at = fields.DateTime(allow_none=True, required=True)
+    callback_url = fields.String(allow_none=True, required=True)
 
 
 class TaskPageSchema(Schema):
@@ -251,6 +266,37 @@ class TaskEventSchema(Schema):
 class TaskEventsSchema(Schema):
     task_id = fields.UUID(required=True)
     items = fields.List(fields.Nested(TaskEventSchema), required=True)
+
+
+class CallbackDeliverySchema(Schema):
+    id = fields.UUID(required=True, metadata={"description": "Sent as X-Taskservice-Delivery."})
+    task_status = fields.String(required=True, metadata={"description": "The status that caused it."})
+    url = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("pending", "delivered", "failed")))
+    attempts = fields.Integer(required=True)
+    next_attempt_at = fields.DateTime(allow_none=True, required=True, metadata={
+        "description": "While pending: when it is tried next."})
+    created_at = fields.DateTime(required=True)
+    finished_at = fields.DateTime(allow_none=True, required=True)
+
+
+class CallbackAttemptSchema(Schema):
+    delivery_id = fields.UUID(required=True)
+    attempt = fields.Integer(required=True)
+    at = fields.DateTime(required=True)
+    duration_seconds = fields.Float(required=True)
+    status_code = fields.Integer(allow_none=True, required=True, metadata={
+        "description": "The receiver's HTTP status; null when no response came."})
+    error = fields.String(allow_none=True, required=True, metadata={
+        "description": "Why it did not count as delivered (with at most 1 KiB of the response body)."})
+    outcome = fields.String(required=True, validate=validate.OneOf(("delivered", "retry", "failed")))
+
+
+class TaskCallbacksSchema(Schema):
+    task_id = fields.UUID(required=True)
+    deliveries = fields.List(fields.Nested(CallbackDeliverySchema), required=True)
+    items = fields.List(fields.Nested(CallbackAttemptSchema), required=True, metadata={
+        "description": "Every attempt, oldest first."})
 
 
 class PriorityCountsSchema(Schema):

@@ -1,4 +1,5 @@
-// The task dialog: every field, payload, result or error, and the history as a timeline.
+// The task dialog: every field, payload, result or error, the history as a timeline, and the
+// completion callbacks' attempts when the task has a callback_url.
 
 import { get } from "./api.js";
 import { $, coalesce, el, formatDuration, formatTime, statusBadge } from "./dom.js";
@@ -15,6 +16,7 @@ function fieldList(task) {
     ["Description", task.description || "—"],
     ["Attempts", `${task.attempts} of ${task.max_attempts}`],
     ["Timeout", `${task.timeout_seconds} s`],
+    ["Callback URL", task.callback_url ? el("code", {}, task.callback_url) : "—"],
     ...TIME_FIELDS.map((name) => [name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()),
       task[name] ? el("time", { dateTime: task[name], title: task[name] }, formatTime(task[name])) : "—"]),
   ];
@@ -48,6 +50,28 @@ function timeline(events) {
   });
 }
 
+// Each delivery (one per time the task finished) with its attempts, oldest first.
+function callbackList(callbacks) {
+  if (!callbacks) {
+    return [];
+  }
+  if (callbacks.deliveries.length === 0) {
+    return [el("h3", {}, "Callbacks"), el("p", { className: "sub" }, "None yet: sent once the task finishes.")];
+  }
+  const items = callbacks.deliveries.map((delivery) => {
+    const attempts = callbacks.items.filter((attempt) => attempt.delivery_id === delivery.id);
+    return el("li", { dataset: { status: delivery.status } },
+      el("div", { className: "step" }, `${delivery.task_status}: ${delivery.status}`,
+        el("span", { className: "sub" }, ` · ${delivery.attempts} attempt${delivery.attempts === 1 ? "" : "s"}`)),
+      el("ol", { className: "attempts" }, ...attempts.map((attempt) => el("li", {},
+        el("time", { dateTime: attempt.at }, formatTime(attempt.at)),
+        ` · ${attempt.status_code === null ? "no response" : `HTTP ${attempt.status_code}`}`,
+        ` · ${formatDuration(attempt.duration_seconds * 1000)} · ${attempt.outcome}`,
+        attempt.error ? el("pre", { className: "error-text" }, attempt.error) : null))));
+  });
+  return [el("h3", {}, "Callbacks"), el("ol", { className: "timeline" }, ...items)];
+}
+
 function totalTime(events) {
   if (events.length < 2) {
     return null;
@@ -61,21 +85,22 @@ export function createDetail(handlers) {
   const dialog = $("detail");
   const state = { task: null };
 
-  function render(task, events) {
+  function render(task, events, callbacks) {
     state.task = task;
     $("detail-title").textContent = task.name;
     $("detail-fields").replaceChildren(...fieldList(task));
     $("detail-payload").textContent = JSON.stringify(task.payload, null, 2);
     $("detail-outcome").replaceChildren(...outcome(task));
     $("detail-history").replaceChildren(...timeline(events), totalTime(events) || "");
+    $("detail-callbacks").replaceChildren(...callbackList(callbacks));
     $("detail-cancel").hidden = !CANCELLABLE.has(task.status);
     $("detail-retry").hidden = !RETRYABLE.has(task.status);
   }
 
   async function load(id) {
-    const [task, events] = await Promise.all([get(`/api/v1/tasks/${encodeURIComponent(id)}`),
-      get(`/api/v1/tasks/${encodeURIComponent(id)}/events`)]);
-    render(task, events.items);
+    const path = `/api/v1/tasks/${encodeURIComponent(id)}`;
+    const [task, events] = await Promise.all([get(path), get(`${path}/events`)]);
+    render(task, events.items, task.callback_url ? await get(`${path}/callbacks`) : null);
   }
 
   async function open(id) {

@@ -116,7 +116,10 @@ async def browser():
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server(database_url, browser):
     """The API (embedded dispatcher) and a worker running the built-in and the test handlers."""
-    settings = module_settings(database_url, handler_modules=("tests.support.handlers_for_tests",))
+    # Callbacks may go to this machine's test receivers.
+    settings = module_settings(database_url, handler_modules=("tests.support.handlers_for_tests",),
+                               callback_allow_private=True, callback_poll_seconds=0.2,
+                               callback_retry_base_seconds=0.05, callback_retry_max_seconds=0.2)
     pool = await db.create_pool(settings)
     # Outbox rows earlier tests left unpublished are theirs, not for this module's worker.
     async with pool.acquire() as conn:
@@ -277,6 +280,46 @@ async def test_open_a_task_with_the_keyboard_and_see_its_history(watched, server
     await dialog.wait_for(state="hidden")
     await expect(page.get_by_role("button", name=task["name"], exact=True)).to_be_focused()
     watched.assert_clean()
+
+
+async def test_the_dialog_shows_a_tasks_callback_attempts(watched, server):
+    answers = iter([503])
+
+    async def receive(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=next(answers, 200), text="down for maintenance")
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        page = watched.page
+        name = tag()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        task = await server.create(f"{name}-hooked", kind="noop", callback_url=url)
+        await server.wait_for(task["id"], {"COMPLETED"})
+        deadline = asyncio.get_running_loop().time() + 15
+        while [d["status"] for d in (await server.get(f"/api/v1/tasks/{task['id']}/callbacks"))["deliveries"]] \
+                != ["delivered"]:
+            assert asyncio.get_running_loop().time() < deadline, "the callback was not delivered"
+            await asyncio.sleep(0.1)
+        await search(page, name)
+        await page.get_by_role("button", name=task["name"], exact=True).click()
+        dialog = page.locator("dialog#detail")
+        await dialog.get_by_text(url).wait_for()
+        callbacks = dialog.locator("#detail-callbacks")
+        await callbacks.get_by_text("COMPLETED: delivered").wait_for()
+        attempts = callbacks.locator(".attempts > li")
+        await expect(attempts).to_have_count(2)
+        assert "HTTP 503" in await attempts.nth(0).text_content()
+        assert "down for maintenance" in await attempts.nth(0).locator("pre").text_content()
+        assert "HTTP 200" in await attempts.nth(1).text_content()
+        watched.assert_clean()
+    finally:
+        await runner.cleanup()
 
 
 async def test_create_from_the_form_explains_what_is_wrong(watched, server):
