@@ -14,12 +14,13 @@ from aiohttp_apispec import (
     request_schema,
     response_schema,
 )
+from marshmallow import ValidationError
 
 from taskservice import db, events, metrics, outbox, tasks
-from taskservice.api import schemas
+from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
-from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
-from taskservice.api.problems import Problem
+from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.problems import Problem, validation_problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
 from taskservice.api.status_waits import wait_for_change
 from taskservice.api.stream import Subscriber, serve_stream
@@ -83,15 +84,17 @@ async def create_task(request: web.Request) -> web.Response:
     body = request["body"]
     settings = request.app[SETTINGS]
     key = request["headers"].get("idempotency_key")
+    try:
+        # kind, priority, max_attempts, timeout_seconds: as sent, else the kind's defaults, else the global ones
+        kind_fields = kinds.create_fields(body, request.app[KINDS], settings)
+    except ValidationError as exc:
+        raise validation_problem(exc.messages) from None
     fields = {
         "name": body["name"],
         "description": body["description"],
-        "priority": body["priority"],
-        "kind": body["kind"] or settings.default_kind,
         "payload": body["payload"],
-        "max_attempts": body["max_attempts"],
-        "timeout_seconds": body["timeout_seconds"] or settings.default_timeout_seconds,
         "run_at": body["run_at"],
+        **kind_fields,
     }
     request_hash = request_fingerprint(fields) if key else None
     async with request.app[POOL].acquire() as conn:
@@ -262,6 +265,17 @@ async def stream_task_events(request: web.Request) -> web.StreamResponse:
                               subscriber, resume_after)
 
 
+@docs(tags=["kinds"], summary="The kinds this API knows, with their defaults and payload schemas",
+      description="The built-in kinds (noop, sleep, fail) and those declared in HANDLER_MODULES, when the "
+                  "API process loads them too. A create that leaves out `priority`, `max_attempts` or "
+                  "`timeout_seconds` gets the values listed here; one naming a kind with a payload schema "
+                  "has its `payload` checked against it (422, errors keyed `payload.<field>`).")
+@response_schema(schemas.KindListSchema, 200, description="Every known kind, by name")
+async def list_kinds(request: web.Request) -> web.Response:
+    settings, known = request.app[SETTINGS], request.app[KINDS]
+    return json_response({"items": [kinds.describe(known[name], settings) for name in sorted(known)]})
+
+
 @docs(tags=["stats"], summary="Task counts, outbox backlog and queue depth",
       description="Cheap enough to poll every second: the counts come from trigger-kept counters, "
                   "the backlog from the outbox's index of unpublished rows, the queue depth from "
@@ -326,6 +340,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
+    app.router.add_get("/api/v1/kinds", list_kinds, allow_head=False)
     app.router.add_get("/api/v1/stats", get_stats, allow_head=False)
     app.router.add_get("/api/v1/stats/throughput", get_throughput, allow_head=False)
     app.router.add_get("/health", health, allow_head=False)
