@@ -101,6 +101,7 @@ class Settings:
     retry_max_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
     handler_modules: tuple[str, ...] = ()
+    reject_unknown_kinds: bool = False  # a create naming a kind the API does not know is a 422
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     # Observability: /metrics of a standalone dispatcher or worker (the API serves its own).
     metrics_port: int = 0  # 0 = not served
@@ -172,7 +173,10 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "RETRY_BASE_SECONDS": ("retry_base_seconds", "retry backoff: about base*2^(attempt-1), with jitter"),
     "RETRY_MAX_SECONDS": ("retry_max_seconds", "longest retry backoff"),
     "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", "how long a stopping worker lets handlers finish"),
-    "HANDLER_MODULES": ("handler_modules", "comma-separated importable modules exposing HANDLERS"),
+    "HANDLER_MODULES": ("handler_modules", "comma-separated importable modules declaring handlers "
+                        "(@handler or HANDLERS); the API loads them too, for defaults and payload schemas"),
+    "REJECT_UNKNOWN_KINDS": ("reject_unknown_kinds", "a create whose kind is not a built-in or in "
+                             "HANDLER_MODULES is a 422"),
     "AMQP_EXCHANGE": ("amqp_exchange", "RabbitMQ exchange"),
     "AMQP_QUEUE": ("amqp_queue", "RabbitMQ priority queue"),
     "API_KEYS": ("api_keys", "comma-separated API keys; set, /api/v1 needs one"),
@@ -261,6 +265,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                                       0, 3600),
         handler_modules=tuple(m.strip() for m in (env.get("HANDLER_MODULES") or "").split(",")
                               if m.strip()),
+        reject_unknown_kinds=_bool(env, "REJECT_UNKNOWN_KINDS", defaults.reject_unknown_kinds),
         worker_id=env.get("WORKER_ID") or defaults.worker_id,
         metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port, 0, 65535),
         api_keys=_api_keys(env, "API_KEYS"),

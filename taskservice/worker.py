@@ -6,12 +6,17 @@ trips RabbitMQ's consumer timeout. For the same reason a message is handled, and
 its attempt run, in a task the worker owns, never in the task aio-pika gives the
 delivery (its channel cancels that one when the connection drops): losing the
 broker stops the intake, never an attempt.
+
+Leases are renewed from a thread of their own (taskservice.heartbeat), so a handler
+that blocks the event loop cannot let its lease run out. Handlers run as their kind
+says (taskservice.executors): on the loop, in a thread, or in a child process.
 """
 
 import asyncio
 import logging
 import random
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,10 +28,12 @@ import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from taskservice import broker, db, events, metrics, outbox, tasks, wakeups
+from taskservice import broker, db, events, executors, metrics, outbox, tasks, wakeups
 from taskservice.batching import Batcher
-from taskservice.handlers import Handler, HandlerContext, load_registry
-from taskservice.lifecycle import supervised, wait_for
+from taskservice.handlers import HandlerContext, load_registry
+from taskservice.heartbeat import Heartbeat
+from taskservice.kinds import Kind
+from taskservice.lifecycle import supervised
 from taskservice.logs import log_context
 from taskservice.settings import Settings
 
@@ -110,12 +117,12 @@ def handler_outcome(attempt: Attempt) -> str:
     return "timeout" if isinstance(exc, AttemptTimedOut) else "failed"
 
 
-async def call_handler(handler: Handler, task: asyncpg.Record, ctx: HandlerContext) -> Any:
+async def call_handler(kind: Kind, task: asyncpg.Record, ctx: HandlerContext) -> Any:
     timeout = task["timeout_seconds"]
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            return await handler(tasks.public(task), ctx)
+            return await executors.run(kind, tasks.public(task), ctx)
     except TimeoutError as exc:
         if deadline.expired():
             raise AttemptTimedOut(f"timed out after {timeout}s") from exc
@@ -256,10 +263,10 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
         log_outcome(attempt, row["status"], retry_in, settings.max_result_bytes)
 
 
-async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Handler],
+async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Kind],
                       running: dict[UUID, Attempt], task: asyncpg.Record, committed: asyncio.Event) -> None:
-    handler = registry.get(task["kind"])
-    if handler is None:
+    kind = registry.get(task["kind"])
+    if kind is None:
         async with pool.acquire() as conn:
             row = await tasks.fail_attempt(conn, task["id"], task["attempts"], settings.worker_id,
                                            f"no handler registered for kind {task['kind']!r}", 0,
@@ -270,8 +277,8 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
         log.error("task %s: unknown kind %r", task["id"], task["kind"],
                   extra={"task_id": str(task["id"]), "attempt": task["attempts"]})
         return
-    ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log)
-    attempt = Attempt(task, asyncio.create_task(call_handler(handler, task, ctx)))
+    ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log, stopping=threading.Event())
+    attempt = Attempt(task, asyncio.create_task(call_handler(kind, task, ctx)))
     running[task["id"]] = attempt  # until the outcome is written: the heartbeat keeps the lease
     try:
         await asyncio.wait([attempt.handler_task])
@@ -382,7 +389,7 @@ class Intake:
 
 
 async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, settings: Settings,
-                         writes: GroupWrites, registry: Mapping[str, Handler], running: dict[UUID, Attempt],
+                         writes: GroupWrites, registry: Mapping[str, Kind], running: dict[UUID, Attempt],
                          intake: Intake, committed: asyncio.Event) -> None:
     try:
         task_id, outbox_id = broker.parse_task_message(message.body)
@@ -419,29 +426,16 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         await intake.give_back()
 
 
-async def renew_leases_forever(pool: asyncpg.Pool, settings: Settings, running: dict[UUID, Attempt],
-                               done: asyncio.Event) -> None:
-    """Heartbeat: renew this worker's leases at a third of their length, until `done`."""
-    while not await wait_for(done, settings.lease_seconds / 3):
-        held = list(running)
-        if not held:
-            continue
-        try:
-            async with pool.acquire() as conn:
-                rows = await tasks.renew_leases(conn, held, settings.worker_id, settings.lease_seconds)
-        except db.UNAVAILABLE_ERRORS as exc:
-            log.warning("lease renewal failed (%s)", type(exc).__name__)
-            continue
-        for row in rows:
-            if row["cancel_requested_at"] is not None:
-                stop_attempt(running, row["id"], "cancel")
-        for task_id in set(held) - {row["id"] for row in rows}:
-            attempt = running.get(task_id)
-            if attempt is not None and not attempt.handler_task.done():
-                # Not renewed: the reaper took the task (our lease had run out), so
-                # another attempt may be running; stop duplicating its work.
-                log.warning("task %s: lease lost; stopping the attempt", task_id, extra={"task_id": str(task_id)})
-                stop_attempt(running, task_id, "lost")
+def stop_held(running: Mapping[UUID, Attempt], task_id: UUID, attempt_number: int, reason: str) -> None:
+    """What the heartbeat found about an attempt it renews: a cancel request, or a lease it
+    could not renew (the attempt finished meanwhile, or the reaper took the task)."""
+    attempt = running.get(task_id)
+    if attempt is None or attempt.task["attempts"] != attempt_number or attempt.handler_task.done():
+        return
+    if reason == "lost":
+        # Our lease had run out, so another attempt may be running; stop duplicating its work.
+        log.warning("task %s: lease lost; stopping the attempt", task_id, extra={"task_id": str(task_id)})
+    stop_attempt(running, task_id, reason)
 
 
 def broker_connection_name(settings: Settings) -> str:
@@ -449,21 +443,20 @@ def broker_connection_name(settings: Settings) -> str:
     return f"taskservice worker {settings.worker_id}"
 
 
-async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
+async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Kind],
                      committed: asyncio.Event, stop: asyncio.Event) -> None:
     """Consume until `stop`; then let running attempts finish within the grace period and
     hand back the rest. Sets `committed` after committing status changes (the process
     announces them to streams)."""
     running: dict[UUID, Attempt] = {}
     inflight: set[asyncio.Task] = set()
-    leases_done = asyncio.Event()
     background = [
         asyncio.create_task(supervised("LISTEN task_cancel", lambda: db.listen(
             settings.database_url, "task_cancel", lambda payload: on_cancel_notify(running, payload), stop),
             stop)),
-        asyncio.create_task(supervised("lease heartbeat", lambda: renew_leases_forever(
-            pool, settings, running, leases_done), leases_done)),
     ]
+    heartbeat = Heartbeat(settings, running, lambda *held: stop_held(running, *held))
+    heartbeat.start()
     intake: Intake | None = None
     writes = group_writes(pool, settings)
 
@@ -534,18 +527,19 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
                           "will hand them to another worker", len(stuck))
     finally:
         stop.set()
-        leases_done.set()
         await asyncio.gather(*background, return_exceptions=True)
         await broker.close(connection)
         for work in inflight:  # attempts that ignored their cancellation (logged above)
             work.cancel()
         await asyncio.gather(*inflight, return_exceptions=True)
+        await heartbeat.stop()
         log.info("worker stopped")
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     """The standalone worker process."""
     registry = load_registry(settings.handler_modules)
+    executors.preload(registry.values())
     # A plan per execution, for the actual batch and table sizes. A generic plan for the
     # batched claim, settled on while the tables were small, stayed in use as they grew and
     # cost about 4 ms of PostgreSQL CPU per task in half of the bench's drains (against

@@ -15,7 +15,7 @@ from taskservice.api import bodies, schemas
 from taskservice.api.auth import auth_middleware, document_security
 from taskservice.api.dashboard import add_dashboard_routes
 from taskservice.api.event_feed import event_feed
-from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
@@ -23,6 +23,7 @@ from taskservice.api.routes import add_routes
 from taskservice.api.status_waits import release_waiters
 from taskservice.api.stream import end_streams
 from taskservice.dispatcher import run_dispatcher
+from taskservice.handlers import load_registry
 from taskservice.settings import Settings
 
 # aiohttp's default: how long an answered request's unsent body may still be read and dropped.
@@ -168,6 +169,9 @@ def create_app(settings: Settings) -> web.Application:
         },
     )
     app[SETTINGS] = settings
+    # The same modules as the workers', for the kinds' defaults and payload schemas (HandlerModuleError
+    # if one cannot be imported here: the API then stops with one line, as a worker does).
+    app[KINDS] = load_registry(settings.handler_modules)
     app.cleanup_ctx.append(database_pool)
     app.cleanup_ctx.append(after_commit_wakeups)
     app.cleanup_ctx.append(embedded_dispatcher)

@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -15,15 +16,18 @@ from aiohttp_apispec import (
     request_schema,
     response_schema,
 )
+from marshmallow import ValidationError
 
 from taskservice import batches, callbacks, db, events, metrics, outbox, tasks
-from taskservice.api import schemas
+from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
-from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem, validation_problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
 from taskservice.api.status_waits import wait_for_change
 from taskservice.api.stream import Subscriber, serve_stream
+from taskservice.kinds import Kind
+from taskservice.settings import Settings
 
 TASK_NOT_FOUND = "Task not found"  # the replaced service's exact words; clients compare them
 
@@ -71,17 +75,15 @@ async def create_or_replay(conn, fields: dict[str, Any], key: str | None, reques
     raise Problem(409, "This Idempotency-Key is being reused by concurrent requests; try again.")
 
 
-def task_fields(body: dict[str, Any], settings) -> dict[str, Any]:
-    """A create body as tasks.create takes it, with the configured defaults filled in."""
+def task_fields(body: dict[str, Any], registry: Mapping[str, Kind], settings: Settings) -> dict[str, Any]:
+    """A create body as tasks.create takes it: kind, priority, max_attempts and timeout_seconds as
+    sent, else the kind's defaults, else the global ones. ValidationError keyed like the body."""
     return {
         "name": body["name"],
         "description": body["description"],
-        "priority": body["priority"],
-        "kind": body["kind"] or settings.default_kind,
         "payload": body["payload"],
-        "max_attempts": body["max_attempts"],
-        "timeout_seconds": body["timeout_seconds"] or settings.default_timeout_seconds,
         "run_at": body["run_at"],
+        **kinds.create_fields(body, registry, settings),
         # Only when set, so that fingerprints of earlier creates without one stay valid.
         **({"callback_url": body["callback_url"]} if body.get("callback_url") is not None else {}),
     }
@@ -110,7 +112,10 @@ async def refuse_callback_urls(items: list[dict[str, Any]], settings, prefix: st
 async def create_task(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     key = request["headers"].get("idempotency_key")
-    fields = task_fields(request["body"], settings)
+    try:
+        fields = task_fields(request["body"], request.app[KINDS], settings)
+    except ValidationError as exc:
+        raise validation_problem(exc.messages) from None
     await refuse_callback_urls([fields], settings)
     request_hash = request_fingerprint(fields) if key else None
     async with request.app[POOL].acquire() as conn:
@@ -186,7 +191,14 @@ async def create_task_batch(request: web.Request) -> web.Response:
     body_items = request["body"]["tasks"]
     if len(body_items) > settings.batch_max_tasks:
         raise validation_problem({"tasks": [f"Must hold at most {settings.batch_max_tasks} tasks."]})
-    items = [task_fields(item, settings) for item in body_items]
+    items, errors = [], {}
+    for i, item in enumerate(body_items):
+        try:
+            items.append(task_fields(item, request.app[KINDS], settings))
+        except ValidationError as exc:
+            errors[str(i)] = exc.messages
+    if errors:
+        raise validation_problem({"tasks": errors})
     await refuse_callback_urls(items, settings, prefix="tasks.")
     keys = [item["idempotency_key"] for item in body_items]
     hashes = [request_fingerprint(fields) if k else None for fields, k in zip(items, keys, strict=True)]
@@ -385,6 +397,17 @@ async def stream_task_events(request: web.Request) -> web.StreamResponse:
                               subscriber, resume_after)
 
 
+@docs(tags=["kinds"], summary="The kinds this API knows, with their defaults and payload schemas",
+      description="The built-in kinds (noop, sleep, fail) and those declared in HANDLER_MODULES, when the "
+                  "API process loads them too. A create that leaves out `priority`, `max_attempts` or "
+                  "`timeout_seconds` gets the values listed here; one naming a kind with a payload schema "
+                  "has its `payload` checked against it (422, errors keyed `payload.<field>`).")
+@response_schema(schemas.KindListSchema, 200, description="Every known kind, by name")
+async def list_kinds(request: web.Request) -> web.Response:
+    settings, known = request.app[SETTINGS], request.app[KINDS]
+    return json_response({"items": [kinds.describe(known[name], settings) for name in sorted(known)]})
+
+
 @docs(tags=["stats"], summary="Task counts, outbox backlog and queue depth",
       description="Cheap enough to poll every second: the counts come from trigger-kept counters, "
                   "the backlog from the outbox's index of unpublished rows, the queue depth from "
@@ -453,6 +476,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/callbacks", list_task_callbacks, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
+    app.router.add_get("/api/v1/kinds", list_kinds, allow_head=False)
     app.router.add_get("/api/v1/stats", get_stats, allow_head=False)
     app.router.add_get("/api/v1/stats/throughput", get_throughput, allow_head=False)
     app.router.add_get("/health", health, allow_head=False)

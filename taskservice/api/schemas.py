@@ -11,6 +11,9 @@ from taskservice.handlers import KIND_PATTERN
 from taskservice.settings import BATCH_MAX_TASKS_LIMIT
 from taskservice.tasks import PRIORITIES, STATUSES
 
+# What a create that leaves these out gets, when its kind declares none (taskservice.kinds).
+DEFAULT_PRIORITY = "MEDIUM"
+DEFAULT_MAX_ATTEMPTS = 3
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PAYLOAD_DEPTH = 254  # orjson's limit when the payload is stored
 MAX_SEARCH_LENGTH = 200
@@ -97,20 +100,28 @@ class TaskCreateSchema(Schema):
                                 validate=[validate.Length(max=10_000), no_nul],
                                 metadata={"description": "At most 10,000 characters, no NUL characters.",
                                           **NO_NUL})
-    priority = fields.String(load_default="MEDIUM", validate=validate.OneOf(PRIORITIES))
+    # No load_default for priority, max_attempts and timeout_seconds: left out, they come from
+    # the kind's declaration, then the global default (taskservice.api.kinds).
+    priority = fields.String(validate=validate.OneOf(PRIORITIES), metadata={
+        "description": f"Left out: the kind's default priority, else {DEFAULT_PRIORITY}."})
     kind = fields.String(load_default=None, allow_none=True, validate=valid_kind,
-                         metadata={"description": "Handler to run; the configured default if omitted.",
+                         metadata={"description": "Handler to run; the configured default if omitted. With "
+                                                  "REJECT_UNKNOWN_KINDS, one of GET /api/v1/kinds.",
                                    "pattern": f"^{KIND_PATTERN.pattern}$"})
     payload = fields.Dict(keys=fields.String(), load_default=dict, validate=valid_payload,
                           metadata={"description": f"JSON object handed to the handler: at most "
                                                    f"{MAX_PAYLOAD_BYTES} bytes as compact JSON, nested at most "
                                                    f"{MAX_PAYLOAD_DEPTH} levels deep, no NUL characters in "
-                                                   "any key or string.",
+                                                   "any key or string. Checked against the kind's payload "
+                                                   "schema when the API knows one (errors as `payload.<field>`).",
                                     "x-max-json-bytes": MAX_PAYLOAD_BYTES, "x-max-depth": MAX_PAYLOAD_DEPTH,
                                     "x-no-nul": True})
-    max_attempts = fields.Integer(load_default=3, strict=True, validate=validate.Range(1, 20))
+    max_attempts = fields.Integer(strict=True, validate=validate.Range(1, 20), metadata={
+        "description": f"Left out: the kind's default, else {DEFAULT_MAX_ATTEMPTS}."})
     timeout_seconds = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                     validate=validate.Range(1, 86_400))
+                                     validate=validate.Range(1, 86_400), metadata={
+                                         "description": "Left out or null: the kind's default, else "
+                                                        "DEFAULT_TIMEOUT_SECONDS."})
     run_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=storable_time,
                                   metadata={"description": "Run no earlier than this time (strictly "
                                                            "between years 1 and 9999 in UTC)."})
@@ -387,3 +398,24 @@ class ThroughputSchema(Schema):
     until = fields.DateTime(required=True)
     points = fields.List(fields.Nested(ThroughputPointSchema), required=True, metadata={
         "description": "Seconds with at least one such event, oldest first (others count zero)."})
+
+
+class KindSchema(Schema):
+    kind = fields.String(required=True)
+    executor = fields.String(required=True, validate=validate.OneOf(("async", "thread", "process")), metadata={
+        "description": "Where the worker runs the handler: its event loop, a thread, or a child process."})
+    priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES), metadata={
+        "description": "What a create without `priority` gets."})
+    max_attempts = fields.Integer(required=True, metadata={"description": "What a create without it gets."})
+    timeout_seconds = fields.Integer(required=True, metadata={"description": "What a create without it gets."})
+    queue = fields.String(required=True, allow_none=True, metadata={"description": "The declared queue, if any."})
+    concurrency = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "Most attempts of this kind at once, if declared."})
+    rate = fields.String(required=True, allow_none=True, metadata={
+        "description": "Most starts per second, minute or hour (`100/m`), if declared."})
+    payload_schema = fields.Dict(required=True, allow_none=True, metadata={
+        "description": "JSON Schema of the payload the kind accepts; null when it declares none."})
+
+
+class KindListSchema(Schema):
+    items = fields.List(fields.Nested(KindSchema), required=True, metadata={"description": "By kind name."})

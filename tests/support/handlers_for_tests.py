@@ -1,10 +1,18 @@
-"""A handler module loaded through HANDLER_MODULES, as an application's would be."""
+"""A handler module loaded through HANDLER_MODULES, as an application's would be: a HANDLERS
+dict (the first handlers) and `@handler` declarations (the kinds further down), side by side."""
 
 import asyncio
 import logging
+import os
+import threading
+import time
 from collections import Counter
+from pathlib import Path
 
-from taskservice.handlers import BUILTIN_HANDLERS
+from marshmallow import Schema, fields
+
+from taskservice import handler
+from taskservice.handlers import BUILTIN_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +85,70 @@ async def counted(task, ctx):
     The line is written and closed at once, so it survives a kill -9 of the worker a moment later."""
     with open(task["payload"]["runs_file"], "a") as runs:
         runs.write(f"{ctx.task_id} {ctx.attempt}\n")
-    return await BUILTIN_HANDLERS[task["payload"].get("then", "noop")](task, ctx)
+    return await BUILTIN_KINDS[task["payload"].get("then", "noop")].function(task, ctx)
 
 
 HANDLERS = {"watched_sleep": watched_sleep, "echo": echo, "chatty": chatty,
             "big_result": big_result, "nul_result": nul_result, "fail_first_run": fail_first_run,
             "raises_cancelled": raises_cancelled, "raises_timeout": raises_timeout,
             "counted_sleep": counted_sleep, "counted": counted}
+
+
+class EmailPayload(Schema):
+    to = fields.Email(required=True)
+    subject = fields.String(required=True)
+
+
+@handler("send_email", queue="emails", max_attempts=5, timeout_seconds=30, priority="HIGH",
+         payload_schema=EmailPayload, concurrency=2, rate="100/m")
+async def send_email(task, ctx):
+    return {"sent_to": task["payload"]["to"]}
+
+
+@handler("sync_echo")
+def sync_echo(task, ctx):
+    """A plain def: it runs in a thread of its own."""
+    return {"payload": task["payload"], "attempt": ctx.attempt, "thread": threading.current_thread().name}
+
+
+# Test-only gates a `sync_wait` handler blocks on, by the name in its payload; and which gates'
+# handlers started and ended (in the worker's thread).
+GATES: dict[str, threading.Event] = {}
+STARTED: set[str] = set()
+ENDED: set[str] = set()
+
+
+@handler("sync_wait")
+def sync_wait(task, ctx):
+    """Blocks until the test opens its gate, never looking at `ctx.stopping`: a thread that cannot be stopped."""
+    name = task["payload"]["gate"]
+    STARTED.add(name)
+    try:
+        GATES.setdefault(name, threading.Event()).wait(60)
+    finally:
+        ENDED.add(name)
+    return {"gate": name}
+
+
+@handler("in_process", executor="process")
+def in_process(task, ctx):
+    """Writes its pid to `payload.pid_file`, then spins the CPU for `payload.seconds` (or raises `payload.error`)."""
+    Path(task["payload"]["pid_file"]).write_text(str(os.getpid()))
+    if "error" in task["payload"]:
+        raise ValueError(task["payload"]["error"])
+    deadline = time.monotonic() + task["payload"].get("seconds", 0)
+    spins = 0
+    while time.monotonic() < deadline:
+        spins += 1
+    return {"pid": os.getpid(), "task_id": str(ctx.task_id), "attempt": ctx.attempt}
+
+
+@handler("loop_blocker")
+async def loop_blocker(task, ctx):
+    """An async handler that never yields: a CPU loop for `payload.seconds`, each run noted in `payload.runs_file`."""
+    with open(task["payload"]["runs_file"], "a") as runs:
+        runs.write(f"{ctx.task_id} {ctx.attempt}\n")
+    deadline = time.monotonic() + task["payload"]["seconds"]
+    while time.monotonic() < deadline:
+        pass
+    return {"blocked_for": task["payload"]["seconds"]}
