@@ -79,6 +79,23 @@ async def counted_sleep(task, ctx):
     return {"slept": task["payload"]["seconds"]}
 
 
+@handler("counted_sleep_thread")
+def counted_sleep_thread(task, ctx):
+    """counted_sleep as a plain def: it runs in a thread of the worker's process."""
+    RUNS[str(ctx.task_id)] += 1
+    time.sleep(task["payload"]["seconds"])
+    return {"slept": task["payload"]["seconds"]}
+
+
+@handler("counted_sleep_process", executor="process")
+def counted_sleep_process(task, ctx):
+    """counted_sleep in a child process, which cannot reach RUNS: each run is a line in `payload.runs_file`."""
+    with open(task["payload"]["runs_file"], "a") as runs:
+        runs.write(f"{ctx.task_id}\n")
+    time.sleep(task["payload"]["seconds"])
+    return {"slept": task["payload"]["seconds"]}
+
+
 async def counted(task, ctx):
     """Appends "<task id> <attempt>" to the file `payload.runs_file` before doing anything else,
     then behaves as the built-in `payload.then` (noop, sleep or fail) with the same payload.
