@@ -187,3 +187,14 @@ def process_progress(task, ctx):
     time.sleep(task["payload"].get("pause", 0))
     ctx.progress(1.0, f"done in {os.getpid()}")
     return {"pid": os.getpid()}
+
+
+@handler("sync_progress_gates")
+def sync_progress_gates(task, ctx):
+    """Reports 25% "a quarter", waits for gate `<gate>.1`, reports 75% "three quarters", waits for `<gate>.2`."""
+    name = task["payload"]["gate"]
+    ctx.progress(0.25, "a quarter")
+    GATES.setdefault(f"{name}.1", threading.Event()).wait(60)
+    ctx.progress(0.75, "three quarters")
+    GATES.setdefault(f"{name}.2", threading.Event()).wait(60)
+    return {"gate": name}
