@@ -321,10 +321,14 @@ CREATE TABLE public.tasks (
     idempotency_key text,
     request_hash text,
     callback_url text,
+    progress_fraction double precision,
+    progress_message text,
+    progress_updated_at timestamp with time zone,
     CONSTRAINT attempts_within_budget CHECK (((attempts >= 0) AND (attempts <= max_attempts))),
     CONSTRAINT finished_iff_terminal CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text])))),
     CONSTRAINT idempotency_key_has_hash CHECK (((idempotency_key IS NULL) = (request_hash IS NULL))),
     CONSTRAINT leased_iff_in_progress CHECK (((lease_expires_at IS NOT NULL) = (status = 'IN_PROGRESS'::text))),
+    CONSTRAINT progress_complete CHECK ((((progress_fraction IS NULL) = (progress_updated_at IS NULL)) AND ((progress_message IS NULL) OR (progress_fraction IS NOT NULL)))),
     CONSTRAINT result_only_when_completed CHECK (((result IS NULL) OR (status = 'COMPLETED'::text))),
     CONSTRAINT started_when_in_progress CHECK (((status <> 'IN_PROGRESS'::text) OR (started_at IS NOT NULL))),
     CONSTRAINT tasks_callback_url_check CHECK (((char_length(callback_url) >= 1) AND (char_length(callback_url) <= 2048))),
@@ -335,6 +339,8 @@ CREATE TABLE public.tasks (
     CONSTRAINT tasks_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 255))),
     CONSTRAINT tasks_payload_check CHECK ((jsonb_typeof(payload) = 'object'::text)),
     CONSTRAINT tasks_priority_check CHECK ((priority = ANY (ARRAY['LOW'::text, 'MEDIUM'::text, 'HIGH'::text]))),
+    CONSTRAINT tasks_progress_fraction_check CHECK (((progress_fraction >= (0)::double precision) AND (progress_fraction <= (1)::double precision))),
+    CONSTRAINT tasks_progress_message_check CHECK ((char_length(progress_message) <= 1000)),
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['NEW'::text, 'PENDING'::text, 'IN_PROGRESS'::text, 'COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text]))),
     CONSTRAINT tasks_timeout_seconds_check CHECK (((timeout_seconds >= 1) AND (timeout_seconds <= 86400)))
 );
@@ -614,4 +620,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261129000000'),
     ('20261129120000'),
     ('20261129130000'),
-    ('20261130090000');
+    ('20261130090000'),
+    ('20261130120000');

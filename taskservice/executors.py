@@ -48,7 +48,7 @@ async def run(kind: Kind, task: Mapping[str, Any], ctx: HandlerContext) -> Any:
     if kind.executor == "thread":
         return await in_thread(kind.function, task, ctx)
     if kind.executor == "process":
-        return await in_process(kind.function, task, replace(ctx, stopping=None))
+        return await in_process(kind.function, task, ctx)
     return await kind.function(task, ctx)
 
 
@@ -125,11 +125,14 @@ def preload(kinds: Iterable[Kind]) -> None:
 async def in_process(function: Callable, task: Mapping[str, Any], ctx: HandlerContext) -> Any:
     context = process_context()
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=run_in_child, args=(function, dict(task), ctx, sender, *child_logging()),
+    # The child's context travels pickled: its progress reports come back through the pipe.
+    child_ctx = replace(ctx, stopping=None, report_progress=None)
+    process = context.Process(target=run_in_child, args=(function, dict(task), child_ctx, sender,
+                                                         *child_logging()),
                               name=f"handler {ctx.task_id}/{ctx.attempt}", daemon=True)
     stop = threading.Event()
     # Started, watched and ended from a thread: starting can wait for the fork server.
-    future = start_thread(functools.partial(supervise, process, receiver, sender, stop),
+    future = start_thread(functools.partial(supervise, process, receiver, sender, stop, ctx.report_progress),
                           f"handler process {ctx.task_id}/{ctx.attempt}")
     try:
         return await future
@@ -142,25 +145,36 @@ class ProcessStopped(Exception):
     """The attempt stopped waiting for its process (timed out or cancelled): it was ended."""
 
 
+# The tag of a progress report sent through the pipe, ahead of the (ok, value) outcome.
+PROGRESS = "progress"
+
+
 def supervise(process: multiprocessing.process.BaseProcess, receiver: Connection, sender: Connection,
-              stop: threading.Event) -> Any:
-    """Start the child, wait for its result or its exception (raised here), or for `stop`:
-    then end it. Every path leaves the child ended and joined."""
+              stop: threading.Event, report_progress: Callable[[float, str | None], None] | None) -> Any:
+    """Start the child, pass on its progress reports, wait for its result or its exception
+    (raised here), or for `stop`: then end it. Every path leaves the child ended and joined."""
     try:
         try:
             process.start()
         finally:
             sender.close()  # the child holds the sending end now: its exit, however it comes, wakes poll
         log.debug("handler process %d started", process.pid)
-        while not receiver.poll(STOP_CHECK_SECONDS):
-            if stop.is_set():
-                end_process(process)
-                raise ProcessStopped(f"handler process {process.pid} ended")
-        try:
-            ok, value = receiver.recv()
-        except EOFError:
-            process.join()
-            raise RuntimeError(f"handler process exited with code {process.exitcode} before returning") from None
+        while True:
+            while not receiver.poll(STOP_CHECK_SECONDS):
+                if stop.is_set():
+                    end_process(process)
+                    raise ProcessStopped(f"handler process {process.pid} ended")
+            try:
+                message = receiver.recv()
+            except EOFError:
+                process.join()
+                raise RuntimeError(f"handler process exited with code {process.exitcode} "
+                                   "before returning") from None
+            if message[0] != PROGRESS:
+                break
+            if report_progress is not None:
+                report_progress(*message[1])
+        ok, value = message
         process.join()
     finally:
         receiver.close()
@@ -187,11 +201,19 @@ def end_process(process: multiprocessing.process.BaseProcess) -> None:
         process.join()
 
 
+def send_progress(sender: Connection, lock: threading.Lock, fraction: float, message: str | None) -> None:
+    """In the child: a progress report to the worker (the handler may report from threads of its own)."""
+    with lock:
+        sender.send((PROGRESS, (fraction, message)))
+
+
 def run_in_child(function: Callable, task: dict, ctx: HandlerContext, sender: Connection, log_level: str,
                  log_format: str) -> None:
     """The child process: run the handler (an async one on an event loop of its own), send back
     its result or its exception (as a RuntimeError naming it when it does not pickle)."""
     configure_logging(log_level, log_format)
+    sending = threading.Lock()  # the handler's own threads may report progress while it returns
+    ctx = replace(ctx, report_progress=functools.partial(send_progress, sender, sending))
     try:
         with log_context(task_id=str(ctx.task_id), attempt=ctx.attempt):
             result = function(task, ctx)
@@ -201,11 +223,12 @@ def run_in_child(function: Callable, task: dict, ctx: HandlerContext, sender: Co
     except BaseException as exc:  # whatever it is, the worker records it
         exc.add_note("Traceback in the handler's process:\n" + "".join(traceback.format_exception(exc)))
         message = (False, exc)
-    try:
-        sender.send(message)
-    except Exception as exc:
-        what = "result" if message[0] else f"exception ({type(message[1]).__name__}: {message[1]})"
-        sender.send((False, RuntimeError(f"the handler's {what} could not be sent back: "
-                                         f"{type(exc).__name__}: {exc}")))
-    finally:
-        sender.close()
+    with sending:
+        try:
+            sender.send(message)
+        except Exception as exc:
+            what = "result" if message[0] else f"exception ({type(message[1]).__name__}: {message[1]})"
+            sender.send((False, RuntimeError(f"the handler's {what} could not be sent back: "
+                                             f"{type(exc).__name__}: {exc}")))
+        finally:
+            sender.close()

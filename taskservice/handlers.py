@@ -13,13 +13,26 @@ import logging
 import pickle
 import threading
 import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
 from typing import Any
 from uuid import UUID
 
+from taskservice import progress
 from taskservice.kinds import KIND_PATTERN, Kind, declare, declared_kinds
+
+
+class Reported:
+    """What ctx.progress returns: already done. A coroutine handler writes `await ctx.progress(...)`
+    as it would for any async API; a plain `def` handler calls it without awaiting."""
+    __slots__ = ()
+
+    def __await__(self) -> Iterator[None]:
+        return iter(())
+
+
+REPORTED = Reported()
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,19 @@ class HandlerContext:
     # Set once the attempt is timed out or cancelled: a thread handler that looks at it
     # can return early; one that does not is abandoned (its result discarded) until it ends.
     stopping: threading.Event | None = None
+    # Takes a checked progress report, from any thread (taskservice.progress); None: dropped.
+    report_progress: Callable[[float, str | None], None] | None = field(default=None, repr=False)
+
+    def progress(self, fraction: float, message: str | None = None) -> Reported:
+        """Report how far the attempt has come: `fraction` from 0 to 1 and an optional message of
+        at most 1,000 characters (ValueError otherwise). Cheap and safe from any handler, thread
+        or process: the worker stores the latest report a few times a second at most, and the
+        last one before the attempt's outcome. `await ctx.progress(...)` in a coroutine handler,
+        `ctx.progress(...)` in a plain `def` one."""
+        report = progress.checked(fraction, message)
+        if self.report_progress is not None:
+            self.report_progress(*report)
+        return REPORTED
 
 
 Handler = Callable[[Mapping[str, Any], HandlerContext], Awaitable[Any]]

@@ -23,7 +23,11 @@ PUBLIC_FIELDS = (
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
     """A task row as the API shows it."""
-    return {field: row[field] for field in PUBLIC_FIELDS}
+    task = {field: row[field] for field in PUBLIC_FIELDS}
+    task["progress"] = None if row["progress_updated_at"] is None else {
+        "fraction": row["progress_fraction"], "message": row["progress_message"],
+        "updated_at": row["progress_updated_at"]}
+    return task
 
 
 async def create(
@@ -171,6 +175,13 @@ async def fail_attempt(conn: asyncpg.Connection, task_id: UUID, attempt: int, wo
     """PENDING again (retry after the delay), or FAILED when attempts are exhausted or not retryable."""
     return await conn.fetchrow(QUERIES["tasks/fail_attempt"], task_id, attempt, worker_id, error,
                                retry_in_seconds, retryable)
+
+
+async def record_progress(conn: asyncpg.Connection, task_id: UUID, attempt: int, worker_id: str,
+                          fraction: float, message: str | None) -> bool:
+    """Store a running attempt's progress; False when the attempt is no longer ours."""
+    row = await conn.fetchrow(QUERIES["tasks/record_progress"], task_id, attempt, worker_id, fraction, message)
+    return row is not None
 
 
 async def mark_cancelled(conn: asyncpg.Connection, task_id: UUID, attempt: int,

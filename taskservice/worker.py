@@ -28,7 +28,7 @@ import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from taskservice import broker, db, events, executors, metrics, outbox, tasks, wakeups
+from taskservice import broker, db, events, executors, metrics, outbox, progress, tasks, wakeups
 from taskservice.batching import Batcher
 from taskservice.handlers import HandlerContext, load_registry
 from taskservice.heartbeat import Heartbeat
@@ -263,6 +263,19 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
         log_outcome(attempt, row["status"], retry_in, settings.max_result_bytes)
 
 
+def progress_writer(pool: asyncpg.Pool, settings: Settings, task: asyncpg.Record) -> progress.Write:
+    async def write(fraction: float, message: str | None) -> bool:
+        try:
+            async with pool.acquire() as conn:
+                return await tasks.record_progress(conn, task["id"], task["attempts"], settings.worker_id,
+                                                   fraction, message)
+        except db.UNAVAILABLE_ERRORS as exc:
+            log.debug("progress not recorded: database unavailable (%s)", type(exc).__name__)
+            return True  # still ours as far as we know: the next report tries again
+
+    return write
+
+
 async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Kind],
                       running: dict[UUID, Attempt], task: asyncpg.Record, committed: asyncio.Event) -> None:
     kind = registry.get(task["kind"])
@@ -277,11 +290,14 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
         log.error("task %s: unknown kind %r", task["id"], task["kind"],
                   extra={"task_id": str(task["id"]), "attempt": task["attempts"]})
         return
-    ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log, stopping=threading.Event())
+    reporter = progress.Reporter(progress_writer(pool, settings, task), asyncio.get_running_loop())
+    ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log, stopping=threading.Event(),
+                         report_progress=reporter.report)
     attempt = Attempt(task, asyncio.create_task(call_handler(kind, task, ctx)))
     running[task["id"]] = attempt  # until the outcome is written: the heartbeat keeps the lease
     try:
         await asyncio.wait([attempt.handler_task])
+        await reporter.finish()  # the last report is written before the outcome, never after
         await record_outcome(pool, settings, writes, attempt, committed)
     finally:
         del running[task["id"]]

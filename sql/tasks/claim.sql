@@ -14,6 +14,9 @@ SET status = 'IN_PROGRESS',
     worker_id = $3,
     lease_expires_at = now() + make_interval(secs => $4),
     error = NULL,
+    progress_fraction = NULL,  -- each attempt reports its own progress
+    progress_message = NULL,
+    progress_updated_at = NULL,
     updated_at = now()
 FROM unnest($1::uuid[], $2::bigint[]) AS message (task_id, outbox_id)
 WHERE t.id = message.task_id

@@ -376,7 +376,16 @@ has committed (in commit order to within ~10 ms; a task's own changes always in 
 The `id:` line is left out when it would not move the position forward (commits can come out of id
 order); `data.id` is always there. A `: heartbeat` comment comes every STREAM_HEARTBEAT_SECONDS.
 `event: reset` (`data: {}`) means events were left out (more than STREAM_REPLAY_LIMIT to replay, or
-a client too slow to keep up): reload the view and carry on reading."""
+a client too slow to keep up): reload the view and carry on reading.
+
+A running handler's progress reports (ctx.progress) come live, without an `id:` line (they are not
+replayed; GET the task for its latest), a few a second per task at most, in order, always after the
+status change that started their attempt when the stream saw it, never after the attempt's next status
+change; the status filter sees them as IN_PROGRESS:
+
+    event: progress
+    data: {"task_id": "<uuid>", "status": "IN_PROGRESS", "priority": "<PRIORITY>", "attempt": n,
+           "progress": {"fraction": 0.0-1.0, "message": "<text>"|null, "updated_at": "<ISO 8601 UTC>"}}"""
 
 
 @docs(tags=["tasks"], summary="Stream status changes as they commit (Server-Sent Events)",

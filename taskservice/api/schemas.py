@@ -213,6 +213,12 @@ class TaskIdPathSchema(Schema):
     task_id = fields.UUID(required=True)
 
 
+class ProgressSchema(Schema):
+    fraction = fields.Float(required=True, validate=validate.Range(0, 1))
+    message = fields.String(allow_none=True, required=True, validate=validate.Length(max=1000))
+    updated_at = fields.DateTime(required=True)
+
+
 class TaskSchema(Schema):
     id = fields.UUID(required=True)
     name = fields.String(required=True)
@@ -233,6 +239,9 @@ class TaskSchema(Schema):
     run_at = fields.DateTime(allow_none=True, required=True)
     cancel_requested_at = fields.DateTime(allow_none=True, required=True)
     callback_url = fields.String(allow_none=True, required=True)
+    progress = fields.Nested(ProgressSchema, allow_none=True, required=True, metadata={
+        "description": "The running handler's latest progress report (ctx.progress), or null: none yet. "
+                       "Cleared when an attempt starts; the last report stays once the task is finished."})
 
 
 class TaskPageSchema(Schema):

@@ -1,4 +1,5 @@
-"""Live status changes as Server-Sent Events: `GET /api/v1/tasks/stream`.
+"""Live status changes as Server-Sent Events: `GET /api/v1/tasks/stream`: `status` events
+(replayed from Last-Event-ID) and the running handlers' `progress` events (live only).
 
 Each open stream subscribes to the process's event feed (event_feed.py), which reads every
 committed status change once and pushes those a stream wants into its bounded queue. An open
@@ -169,6 +170,11 @@ async def write_events(request: web.Request, response: web.StreamResponse, subsc
             return
         if item == RESET:
             await send(response, sse("reset", {}), settings)
+            continue
+        if "progress" in item:
+            # No `id:` line: progress is not in the history a resumed stream replays
+            # (the task JSON has the latest).
+            await send(response, sse("progress", item), settings)
             continue
         if item["id"] in already_sent or (resume_after is not None and item["id"] <= resume_after):
             continue

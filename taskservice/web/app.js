@@ -127,6 +127,10 @@ function onStreamEvent(views, event) {
     if (views.detail.isShowing(change.task_id)) {
       views.detail.reloadSoon();
     }
+  } else if (event.type === "progress") {
+    const report = JSON.parse(event.data);
+    views.table.applyProgress(report);
+    views.detail.showProgress(report);
   } else if (event.type === "reset") {
     // The server could not replay what we missed: everything on screen may be stale.
     reloadAll(views);

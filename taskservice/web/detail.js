@@ -3,7 +3,7 @@
 
 import { get } from "./api.js";
 import { $, coalesce, el, formatDuration, formatTime, statusBadge } from "./dom.js";
-import { CANCELLABLE, RETRYABLE } from "./tasks.js";
+import { CANCELLABLE, RETRYABLE, progressBar, withProgress } from "./tasks.js";
 
 const TIME_FIELDS = ["created_at", "run_at", "started_at", "finished_at", "updated_at", "cancel_requested_at"];
 
@@ -15,6 +15,7 @@ function fieldList(task) {
     ["Kind", task.kind],
     ["Description", task.description || "—"],
     ["Attempts", `${task.attempts} of ${task.max_attempts}`],
+    ["Progress", el("div", { id: "detail-progress" }, task.progress ? progressBar(task.progress) : "—")],
     ["Timeout", `${task.timeout_seconds} s`],
     ["Callback URL", task.callback_url ? el("code", {}, task.callback_url) : "—"],
     ...TIME_FIELDS.map((name) => [name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()),
@@ -149,9 +150,22 @@ export function createDetail(handlers) {
     });
   });
 
+  // A stream `progress` event for the open task: its bar moves in place, without a reload.
+  function showProgress(event) {
+    if (!(dialog.open && state.task && state.task.id === event.task_id)) {
+      return;
+    }
+    const updated = withProgress(state.task, event);
+    if (updated !== state.task) {
+      state.task = updated;
+      $("detail-progress").replaceChildren(progressBar(updated.progress));
+    }
+  }
+
   return {
     open,
     say,
+    showProgress,
     isShowing: (id) => dialog.open && state.task !== null && state.task.id === id,
     reloadSoon,
     reload: () => (dialog.open && state.task ? load(state.task.id).catch(handlers.onError) : null),

@@ -1,4 +1,5 @@
-// The task table: filters, pages (newest first, as the API lists them), live status changes.
+// The task table: filters, pages (newest first, as the API lists them), live status changes and
+// progress bars.
 
 import { get } from "./api.js";
 import { $, coalesce, debounce, el, formatShortTime, statusBadge } from "./dom.js";
@@ -32,12 +33,37 @@ function actionButtons(task, handlers) {
   return cell;
 }
 
+// A handler's latest progress report: a bar with its percentage and message.
+export function progressBar(progress) {
+  const percent = `${Math.round(progress.fraction * 100)}%`;
+  const text = progress.message ? `${percent} · ${progress.message}` : percent;
+  return el("div", { className: "progress", title: text },
+    el("progress", { max: 1, value: progress.fraction, "aria-label": `Progress ${text}` }),
+    el("span", { className: "progress-text" }, text));
+}
+
+// The status badge, with the progress bar while an attempt runs and has reported.
+function statusCell(task) {
+  const running = task.status === "IN_PROGRESS" && task.progress;
+  return [statusBadge(task.status), running ? progressBar(task.progress) : null];
+}
+
+// The task with a stream `progress` event applied, if the report is for its current attempt and newer.
+export function withProgress(task, event) {
+  const known = task.progress;
+  if (event.attempt < task.attempts || task.status !== "IN_PROGRESS"
+    || (known && Date.parse(known.updated_at) > Date.parse(event.progress.updated_at))) {
+    return task;
+  }
+  return { ...task, progress: event.progress };
+}
+
 function taskRow(task, handlers) {
   const open = el("button", { type: "button", className: "link", onclick: () => handlers.onOpen(task.id) },
     task.name);
   const row = el("tr", { dataset: { id: task.id } },
     el("td", { className: "name", dataset: { label: "Name" } }, open),
-    el("td", { className: "status", dataset: { label: "Status" } }, statusBadge(task.status)),
+    el("td", { className: "status", dataset: { label: "Status" } }, ...statusCell(task)),
     el("td", { dataset: { label: "Priority" } }, task.priority),
     el("td", { className: "kind", dataset: { label: "Kind" } }, task.kind),
     el("td", { className: "attempts", dataset: { label: "Attempts" } }, `${task.attempts}/${task.max_attempts}`),
@@ -64,8 +90,10 @@ function withEvent(task, event) {
   if (!event || Date.parse(event.created_at) < Date.parse(task.updated_at)) {
     return task;
   }
+  // A new attempt starts without progress (the server clears it when the attempt is claimed).
+  const progress = event.status === "IN_PROGRESS" && event.attempt > task.attempts ? null : task.progress;
   return { ...task, status: event.status, attempts: Math.max(task.attempts, event.attempt),
-    updated_at: event.created_at };
+    updated_at: event.created_at, progress };
 }
 
 // Rows are rebuilt on live changes: keyboard focus stays on the same button of the same task.
@@ -198,5 +226,19 @@ export function createTaskTable(handlers) {
     }
   }
 
-  return { refresh, refreshSoon, applyEvent, showTask, view };
+  // A stream `progress` event: the visible row's bar moves in place (no highlight: it comes often).
+  function applyProgress(event) {
+    const task = view.tasks.get(event.task_id);
+    const cell = body.querySelector(`tr[data-id="${CSS.escape(event.task_id)}"] td.status`);
+    if (!task || !cell) {
+      return;
+    }
+    const updated = withProgress(task, event);
+    if (updated !== task) {
+      view.tasks.set(task.id, updated);
+      cell.replaceChildren(...statusCell(updated).filter(Boolean));
+    }
+  }
+
+  return { refresh, refreshSoon, applyEvent, applyProgress, showTask, view };
 }

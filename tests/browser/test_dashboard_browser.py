@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import os
 import re
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from playwright.async_api import async_playwright, expect
 from taskservice import db, worker
 from taskservice.api.app import create_app
 from taskservice.settings import Settings
+from tests.support import handlers_for_tests
 from tests.support.execution import new_task, start
 from tests.support.services import AMQP_URL, ROOT, RUN_ID, delete_broker_names
 
@@ -279,6 +281,31 @@ async def test_open_a_task_with_the_keyboard_and_see_its_history(watched, server
     await page.keyboard.press("Escape")
     await dialog.wait_for(state="hidden")
     await expect(page.get_by_role("button", name=task["name"], exact=True)).to_be_focused()
+    watched.assert_clean()
+
+
+async def test_a_running_tasks_progress_bar_moves_live_in_its_row_and_dialog(watched, server):
+    page = watched.page
+    await until_live(page)
+    name, gate = tag(), uuid.uuid4().hex
+    task = await server.create(name, kind="sync_progress_gates", payload={"gate": gate})
+    await search(page, name)
+    bar = row(page, name).locator(".progress")
+    await expect(bar).to_have_text("25% · a quarter")
+    assert await bar.locator("progress").get_attribute("aria-label") == "Progress 25% · a quarter"
+    await page.get_by_role("button", name=name, exact=True).click()
+    dialog = page.locator("dialog#detail")
+    await expect(dialog.locator("#detail-progress")).to_have_text("25% · a quarter")
+    handlers_for_tests.GATES.setdefault(f"{gate}.1", threading.Event()).set()
+    # Both move with the stream's progress event, without a reload.
+    await expect(dialog.locator("#detail-progress")).to_have_text("75% · three quarters")
+    await expect(bar).to_have_text("75% · three quarters")
+    assert await bar.locator("progress").evaluate("node => node.value") == 0.75
+    await page.keyboard.press("Escape")
+    handlers_for_tests.GATES.setdefault(f"{gate}.2", threading.Event()).set()
+    await server.wait_for(task["id"], {"COMPLETED"})
+    await expect(row(page, name).locator(".badge")).to_have_text("COMPLETED")
+    await expect(bar).to_have_count(0)  # a finished task's row shows no bar; its dialog keeps the last report
     watched.assert_clean()
 
 

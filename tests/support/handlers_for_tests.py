@@ -169,3 +169,49 @@ async def loop_blocker(task, ctx):
     while time.monotonic() < deadline:
         pass
     return {"blocked_for": task["payload"]["seconds"]}
+
+
+@handler("progress_steps")
+async def progress_steps(task, ctx):
+    """Reports `payload.steps` steps, `payload.pause` seconds apart ("step i of n")."""
+    steps = task["payload"]["steps"]
+    for step in range(1, steps + 1):
+        await ctx.progress(step / steps, f"step {step} of {steps}")
+        await asyncio.sleep(task["payload"].get("pause", 0))
+    return {"steps": steps}
+
+
+@handler("progress_fraction")
+async def progress_fraction(task, ctx):
+    """Reports `payload.fraction` as it is: a bad one raises in the handler."""
+    await ctx.progress(task["payload"]["fraction"])
+    return {"reported": task["payload"]["fraction"]}
+
+
+@handler("sync_progress")
+def sync_progress(task, ctx):
+    """A plain def reporting from its thread: 1/3, 2/3, then 3/3 "done", `payload.pause` seconds apart."""
+    for step in (1, 2, 3):
+        ctx.progress(step / 3, "done" if step == 3 else f"{step} of 3")
+        time.sleep(task["payload"].get("pause", 0))
+    return {"thread": threading.current_thread().name}
+
+
+@handler("process_progress", executor="process")
+def process_progress(task, ctx):
+    """A process handler reporting through its pipe: 0.5, then 1.0 "done in <pid>"."""
+    ctx.progress(0.5, "halfway")
+    time.sleep(task["payload"].get("pause", 0))
+    ctx.progress(1.0, f"done in {os.getpid()}")
+    return {"pid": os.getpid()}
+
+
+@handler("sync_progress_gates")
+def sync_progress_gates(task, ctx):
+    """Reports 25% "a quarter", waits for gate `<gate>.1`, reports 75% "three quarters", waits for `<gate>.2`."""
+    name = task["payload"]["gate"]
+    ctx.progress(0.25, "a quarter")
+    GATES.setdefault(f"{name}.1", threading.Event()).wait(60)
+    ctx.progress(0.75, "three quarters")
+    GATES.setdefault(f"{name}.2", threading.Event()).wait(60)
+    return {"gate": name}
