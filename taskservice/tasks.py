@@ -17,8 +17,9 @@ PRIORITIES = ("LOW", "MEDIUM", "HIGH")
 PUBLIC_FIELDS = (
     "id", "name", "description", "priority", "status", "created_at", "started_at",
     "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
-    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url",
+    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url", "queue",
 )
+DEFAULT_QUEUE = "default"
 
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
@@ -30,12 +31,12 @@ async def create(
     conn: asyncpg.Connection, *, name: str, description: str | None, priority: str,
     kind: str, payload: dict, max_attempts: int, timeout_seconds: int,
     run_at: datetime | None, idempotency_key: str | None = None,
-    request_hash: str | None = None, callback_url: str | None = None,
+    request_hash: str | None = None, callback_url: str | None = None, queue: str = DEFAULT_QUEUE,
 ) -> asyncpg.Record | None:
     """The new task, or None when `idempotency_key` already names a task."""
     return await conn.fetchrow(
         QUERIES["tasks/create"], name, description, priority, kind, payload,
-        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url)
+        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url, queue)
 
 
 async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
@@ -50,7 +51,8 @@ async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
         QUERIES["tasks/create_many"], column("name"), column("description"), column("priority"),
         column("kind"), [orjson.dumps(item["payload"]).decode() for item in items],
         column("max_attempts"), column("timeout_seconds"), column("run_at"),
-        list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items])
+        list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items],
+        [item.get("queue", DEFAULT_QUEUE) for item in items])
     created: list[asyncpg.Record | None] = [None] * len(items)
     for row in rows:
         created[row["position"] - 1] = row
@@ -133,6 +135,11 @@ async def count_by_status(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/count_by_status"])
 
 
+async def count_active_by_queue(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """(queue, status, n) rows for the tasks NEW, PENDING or IN_PROGRESS."""
+    return await conn.fetch(QUERIES["tasks/count_active_by_queue"])
+
+
 # -- execution: every write below is guarded by the attempt it owns --------------
 
 async def claim(conn: asyncpg.Connection, messages: Sequence[tuple[UUID, int]], worker_id: str,
@@ -187,10 +194,11 @@ async def reap_expired(conn: asyncpg.Connection, batch_size: int) -> list[asyncp
     return await conn.fetch(QUERIES["tasks/reap_expired"], batch_size)
 
 
-async def redispatch_lost(conn: asyncpg.Connection, published_seconds_ago: float, batch_size: int) -> int:
-    """Give up to `batch_size` PENDING tasks, last published more than `published_seconds_ago`,
-    a fresh outbox row due now; how many. Only for when the task queue is empty."""
-    return await conn.fetchval(QUERIES["tasks/redispatch_lost"], published_seconds_ago, batch_size)
+async def redispatch_lost(conn: asyncpg.Connection, published_seconds_ago: float, batch_size: int,
+                          queues: Sequence[str]) -> int:
+    """Give up to `batch_size` PENDING tasks of `queues`, last published more than
+    `published_seconds_ago`, a fresh outbox row due now; how many. Only for queues that are empty."""
+    return await conn.fetchval(QUERIES["tasks/redispatch_lost"], published_seconds_ago, batch_size, list(queues))
 
 
 # -- maintenance: small batches, SKIP LOCKED --------------------------------------

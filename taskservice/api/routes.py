@@ -76,8 +76,8 @@ async def create_or_replay(conn, fields: dict[str, Any], key: str | None, reques
 
 
 def task_fields(body: dict[str, Any], registry: Mapping[str, Kind], settings: Settings) -> dict[str, Any]:
-    """A create body as tasks.create takes it: kind, priority, max_attempts and timeout_seconds as
-    sent, else the kind's defaults, else the global ones. ValidationError keyed like the body."""
+    """A create body as tasks.create takes it: kind, priority, max_attempts, timeout_seconds and queue
+    as sent, else the kind's defaults, else the global ones. ValidationError keyed like the body."""
     return {
         "name": body["name"],
         "description": body["description"],
@@ -399,8 +399,8 @@ async def stream_task_events(request: web.Request) -> web.StreamResponse:
 
 @docs(tags=["kinds"], summary="The kinds this API knows, with their defaults and payload schemas",
       description="The built-in kinds (noop, sleep, fail) and those declared in HANDLER_MODULES, when the "
-                  "API process loads them too. A create that leaves out `priority`, `max_attempts` or "
-                  "`timeout_seconds` gets the values listed here; one naming a kind with a payload schema "
+                  "API process loads them too. A create that leaves out `priority`, `max_attempts`, "
+                  "`timeout_seconds` or `queue` gets the values listed here; one naming a kind with a payload schema "
                   "has its `payload` checked against it (422, errors keyed `payload.<field>`).")
 @response_schema(schemas.KindListSchema, 200, description="Every known kind, by name")
 async def list_kinds(request: web.Request) -> web.Response:
