@@ -12,6 +12,7 @@ from taskservice.sql import QUERIES
 
 STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
 PRIORITIES = ("LOW", "MEDIUM", "HIGH")
+ACTIVE_STATUSES = ("NEW", "PENDING", "IN_PROGRESS")  # counted per queue (tasks/count_active_by_queue)
 
 # The columns clients see; the rest (lease, idempotency) is bookkeeping.
 PUBLIC_FIELDS = (
@@ -93,9 +94,10 @@ async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_second
 async def list_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
     priorities: Sequence[str] | None, search: str | None, limit: int, offset: int,
+    queues: Sequence[str] | None = None,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, search,
-                            limit, offset)
+                            limit, offset, queues)
 
 
 async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
@@ -105,9 +107,16 @@ async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
 
 
 async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-                         priorities: Sequence[str] | None, search: str, limit: int) -> int:
+                         priorities: Sequence[str] | None, search: str, limit: int,
+                         queues: Sequence[str] | None = None) -> int:
     """Tasks matching a text search, counted up to `limit`."""
-    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit)
+    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit, queues)
+
+
+async def count_in_queues(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+                          priorities: Sequence[str] | None, queues: Sequence[str], limit: int) -> int:
+    """Tasks of `queues` matching the other filters, counted up to `limit`."""
+    return await conn.fetchval(QUERIES["tasks/count_in_queues"], statuses, priorities, queues, limit)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

@@ -246,7 +246,8 @@ class TaskPageSchema(Schema):
     items = fields.List(fields.Nested(TaskSchema), required=True)
     total = fields.Integer(required=True)
     total_exact = fields.Boolean(required=True, metadata={
-        "description": "False when a search matched more than SEARCH_COUNT_LIMIT (default 1,000) tasks: "
+        "description": "False when a search (or a queue filter) matched more than SEARCH_COUNT_LIMIT "
+                       "(default 1,000) tasks: "
                        "`total` is then that limit."})
     page = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
