@@ -206,7 +206,7 @@ class TaskListQuerySchema(Schema):
                          metadata={"description": "Repeat to match any of several statuses."})
     priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)),
                            metadata={"description": "Repeat to match any of several priorities."})
-    queue = fields.List(fields.String(validate=valid_kind),
+    queue = fields.List(fields.String(validate=valid_kind, metadata={"pattern": f"^{KIND_PATTERN.pattern}$"}),
                         metadata={"description": "Repeat to match any of several queues."})
     search = fields.String(validate=[validate.Length(max=MAX_SEARCH_LENGTH), no_nul],
                            metadata={"description": "Case-insensitive substring of name or description.",
@@ -387,7 +387,8 @@ class StreamQuerySchema(Schema):
         "description": "Only changes to this status."})
     priority = fields.String(validate=validate.OneOf(PRIORITIES), metadata={
         "description": "Only changes of tasks with this priority."})
-    queue = fields.String(validate=valid_kind, metadata={"description": "Only changes of tasks in this queue."})
+    queue = fields.String(validate=valid_kind, metadata={"description": "Only changes of tasks in this queue.",
+                                                         "pattern": f"^{KIND_PATTERN.pattern}$"})
     last_event_id = fields.Integer(validate=validate.Range(0, MAX_EVENT_ID), metadata={
         "description": "Resume after this event id, like the Last-Event-ID header (which wins)."})
 
