@@ -324,6 +324,7 @@ CREATE TABLE public.tasks (
     progress_fraction double precision,
     progress_message text,
     progress_updated_at timestamp with time zone,
+    queue text DEFAULT 'default'::text NOT NULL,
     CONSTRAINT attempts_within_budget CHECK (((attempts >= 0) AND (attempts <= max_attempts))),
     CONSTRAINT finished_iff_terminal CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text])))),
     CONSTRAINT idempotency_key_has_hash CHECK (((idempotency_key IS NULL) = (request_hash IS NULL))),
@@ -341,6 +342,7 @@ CREATE TABLE public.tasks (
     CONSTRAINT tasks_priority_check CHECK ((priority = ANY (ARRAY['LOW'::text, 'MEDIUM'::text, 'HIGH'::text]))),
     CONSTRAINT tasks_progress_fraction_check CHECK (((progress_fraction >= (0)::double precision) AND (progress_fraction <= (1)::double precision))),
     CONSTRAINT tasks_progress_message_check CHECK ((char_length(progress_message) <= 1000)),
+    CONSTRAINT tasks_queue_check CHECK ((queue ~ '^[A-Za-z0-9_.:-]{1,100}$'::text)),
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['NEW'::text, 'PENDING'::text, 'IN_PROGRESS'::text, 'COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text]))),
     CONSTRAINT tasks_timeout_seconds_check CHECK (((timeout_seconds >= 1) AND (timeout_seconds <= 86400)))
 );
@@ -539,6 +541,20 @@ CREATE INDEX tasks_priority_created_idx ON public.tasks USING btree (priority, c
 
 
 --
+-- Name: tasks_queue_active_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_queue_active_idx ON public.tasks USING btree (queue, status) WHERE (status = ANY (ARRAY['NEW'::text, 'PENDING'::text, 'IN_PROGRESS'::text]));
+
+
+--
+-- Name: tasks_queue_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_queue_created_idx ON public.tasks USING btree (queue, created_at DESC, id DESC);
+
+
+--
 -- Name: tasks_status_created_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -621,4 +637,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261129120000'),
     ('20261129130000'),
     ('20261130090000'),
-    ('20261130120000');
+    ('20261130120000'),
+    ('20261130140000');

@@ -12,7 +12,7 @@ import logging
 import time
 
 import asyncpg
-from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 
 from taskservice import broker, callbacks, db, events, maintenance, metrics, outbox, tasks, wakeups
 from taskservice.lifecycle import supervised, wait_any, wait_for
@@ -38,7 +38,7 @@ class PublishFailed(Exception):
         self.reason = reason
 
 
-async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings,
+async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
                      committed: asyncio.Event) -> int:
     """Publish one batch of due outbox rows; how many were published. Sets `committed` once
     their tasks' PENDING events are committed (before the publish).
@@ -59,7 +59,7 @@ async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: S
     # No pool connection held through the confirms: the embedded dispatcher shares the API's pool.
     started = time.perf_counter()
     try:
-        await broker.publish_batch(exchange, settings.amqp_queue, rows)
+        await broker.publish_routed(publisher, rows)
     except Exception as exc:  # whatever the broker did, the rows must come due again
         metrics.PUBLISH_FAILURES.inc()
         raise PublishFailed(ids, f"{type(exc).__name__}: {exc}") from exc
@@ -71,12 +71,12 @@ async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: S
     return len(ids)
 
 
-async def drain_forever(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings,
+async def drain_forever(pool: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
                         wake: asyncio.Event, committed: asyncio.Event, stop: asyncio.Event) -> None:
     while not stop.is_set():
         wake.clear()
         try:
-            published = await drain_once(pool, exchange, settings, committed)
+            published = await drain_once(pool, publisher, settings, committed)
         except PublishFailed as exc:
             log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
                         len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
@@ -129,23 +129,29 @@ async def redispatch_lost_once(pool: asyncpg.Pool, connection: AbstractRobustCon
                                settings: Settings) -> int:
     """Give PENDING tasks whose message is gone a fresh outbox row; how many.
 
-    Both conditions are needed. The queue holding no ready message alone is normal: a
+    Per task queue, both conditions are needed. Its queue holding no ready message alone is normal: a
     message delivered a moment ago is with a worker that is claiming its task. A publish
     long ago alone is normal too, behind a deep backlog; re-dispatching then would double
     the backlog. Together they mean the message is lost: workers ack right after their
     claim commits, so with nothing left to deliver, a task still PENDING that long after
     its publish will never be claimed.
     """
-    try:
-        async with asyncio.timeout(QUEUE_DEPTH_TIMEOUT_SECONDS):
-            depth = await broker.queue_depth(connection, settings.amqp_queue)
-    except broker.BROKER_ERRORS as exc:  # (NOT_FOUND too: the publisher has not declared it yet)
-        log.info("lost-message sweep skipped: queue depth unknown (%s)", type(exc).__name__)
-        return 0
-    if depth:
+    async with pool.acquire() as conn:
+        waiting = {row["queue"] for row in await tasks.count_active_by_queue(conn) if row["status"] == "PENDING"}
+    empty = []
+    for queue in sorted(waiting):
+        try:
+            async with asyncio.timeout(QUEUE_DEPTH_TIMEOUT_SECONDS):
+                depth = await broker.queue_depth(connection, broker.queue_name(settings, queue))
+        except broker.BROKER_ERRORS as exc:  # (NOT_FOUND too: the publisher has not declared it yet)
+            log.info("lost-message sweep skipped queue %s: depth unknown (%s)", queue, type(exc).__name__)
+            continue
+        if not depth:
+            empty.append(queue)
+    if not empty:
         return 0
     async with pool.acquire() as conn:
-        return await tasks.redispatch_lost(conn, settings.pending_redispatch_seconds, REDISPATCH_BATCH_SIZE)
+        return await tasks.redispatch_lost(conn, settings.pending_redispatch_seconds, REDISPATCH_BATCH_SIZE, empty)
 
 
 async def redispatch_lost_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
@@ -211,15 +217,18 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyn
 
 async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
                           committed: asyncio.Event, stop: asyncio.Event) -> None:
-    """Connect to RabbitMQ, declare the topology and drain the outbox until `stop`."""
+    """Connect to RabbitMQ, declare the topology and drain the outbox until `stop`; each task queue
+    is declared the first time a message goes to it (broker.publish_routed)."""
     connection = await broker.connect(settings, stop)
     if connection is None:
         return  # stopped before the broker answered
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await broker.declare_topology(channel, settings)
+        publisher = broker.Publisher(channel, topology.exchange, settings, declared=set(topology.queues))
+        connection.reconnect_callbacks.add(publisher.forget_declared)
         log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
-        await drain_forever(pool, topology.exchange, settings, wake, committed, stop)
+        await drain_forever(pool, publisher, settings, wake, committed, stop)
     finally:
         await broker.close(connection)
 

@@ -110,13 +110,12 @@ def handler(name: str, *, queue: str | None = None, max_attempts: int | None = N
 
     An `async def` runs on the worker's event loop; a plain `def` in a thread of its own;
     `executor="process"` (either sort) in a child process, for CPU-bound work. A create
-    that leaves out `max_attempts`, `timeout_seconds` or `priority` takes the kind's, then
-    the global default; with HANDLER_MODULES loaded in the API too, `payload` is checked
-    against `payload_schema` (a marshmallow Schema) at create. Options are checked here,
-    so a wrong one stops the import with its name. `queue`, `concurrency` and
+    that leaves out `max_attempts`, `timeout_seconds`, `priority` or `queue` takes the
+    kind's, then the global default (the API must load HANDLER_MODULES too); so is
+    `payload` checked against `payload_schema` (a marshmallow Schema) at create. Options
+    are checked here, so a wrong one stops the import with its name. `concurrency` and
     `rate` ("N/s", "N/m" or "N/h") are checked and kept on the kind (and listed by
-    GET /api/v1/kinds), but not yet enforced: routing by queue and the per-kind limits
-    come later.
+    GET /api/v1/kinds), but not yet enforced: the per-kind limits come later.
 
     The function is returned unchanged: the module that defines it must be named in
     HANDLER_MODULES (or re-export it), and the decorator may be stacked to give one

@@ -67,6 +67,15 @@ def _api_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return keys
 
 
+def parse_queues(raw: str | None, name: str) -> tuple[str, ...]:
+    """Comma-separated task queue names (spaces and repeats ignored); `default` when none are given."""
+    queues = tuple(dict.fromkeys(q.strip() for q in (raw or "").split(",") if q.strip()))
+    for queue in queues:
+        if not KIND_PATTERN.fullmatch(queue):
+            raise SettingsError(f"{name}: queue {queue!r} must be 1-100 letters, digits or _ . : -")
+    return queues or ("default",)
+
+
 # What a batch create's body may spend per task on average: its limit scales with BATCH_MAX_TASKS.
 BATCH_MAX_BODY_BYTES_PER_TASK = 8 * 1024
 BATCH_MAX_TASKS_LIMIT = 10_000  # the highest BATCH_MAX_TASKS accepted
@@ -89,6 +98,7 @@ class Settings:
     default_timeout_seconds: int = 300
     dispatcher_embedded: bool = True
     worker_concurrency: int = 4
+    worker_queues: tuple[str, ...] = ("default",)  # the task queues a worker consumes
     amqp_exchange: str = "taskservice"
     amqp_queue: str = "taskservice.tasks"
     dispatch_batch_size: int = 200
@@ -168,6 +178,7 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "PENDING_REDISPATCH_SECONDS": ("pending_redispatch_seconds",
                                    "a PENDING task published this long ago, with no message queued, is sent again"),
     "WORKER_CONCURRENCY": ("worker_concurrency", "tasks a worker runs at once (also its prefetch)"),
+    "WORKER_QUEUES": ("worker_queues", "comma-separated task queues a worker consumes (--queues)"),
     "WORKER_ID": ("worker_id", "recorded on the attempts a worker holds"),
     "LEASE_SECONDS": ("lease_seconds", "lease on a running task; renewed every third of it"),
     "RETRY_BASE_SECONDS": ("retry_base_seconds", "retry backoff: about base*2^(attempt-1), with jitter"),
@@ -212,7 +223,8 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "CALLBACK_POLL_SECONDS": ("callback_poll_seconds", "how often due callbacks are looked for"),
 }
 # Defaults that are not one fixed value.
-DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "api_keys": "(none: no authentication)",
+DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "worker_queues": "default",
+                 "api_keys": "(none: no authentication)",
                  "callback_secrets": "(none: callbacks unsigned)"}
 
 
@@ -266,6 +278,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         handler_modules=tuple(m.strip() for m in (env.get("HANDLER_MODULES") or "").split(",")
                               if m.strip()),
         reject_unknown_kinds=_bool(env, "REJECT_UNKNOWN_KINDS", defaults.reject_unknown_kinds),
+        worker_queues=parse_queues(env.get("WORKER_QUEUES"), "WORKER_QUEUES"),
         worker_id=env.get("WORKER_ID") or defaults.worker_id,
         metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port, 0, 65535),
         api_keys=_api_keys(env, "API_KEYS"),

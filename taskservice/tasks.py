@@ -12,13 +12,15 @@ from taskservice.sql import QUERIES
 
 STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
 PRIORITIES = ("LOW", "MEDIUM", "HIGH")
+ACTIVE_STATUSES = ("NEW", "PENDING", "IN_PROGRESS")  # counted per queue (tasks/count_active_by_queue)
 
 # The columns clients see; the rest (lease, idempotency) is bookkeeping.
 PUBLIC_FIELDS = (
     "id", "name", "description", "priority", "status", "created_at", "started_at",
     "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
-    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url",
+    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url", "queue",
 )
+DEFAULT_QUEUE = "default"
 
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
@@ -34,12 +36,12 @@ async def create(
     conn: asyncpg.Connection, *, name: str, description: str | None, priority: str,
     kind: str, payload: dict, max_attempts: int, timeout_seconds: int,
     run_at: datetime | None, idempotency_key: str | None = None,
-    request_hash: str | None = None, callback_url: str | None = None,
+    request_hash: str | None = None, callback_url: str | None = None, queue: str = DEFAULT_QUEUE,
 ) -> asyncpg.Record | None:
     """The new task, or None when `idempotency_key` already names a task."""
     return await conn.fetchrow(
         QUERIES["tasks/create"], name, description, priority, kind, payload,
-        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url)
+        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url, queue)
 
 
 async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
@@ -54,7 +56,8 @@ async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
         QUERIES["tasks/create_many"], column("name"), column("description"), column("priority"),
         column("kind"), [orjson.dumps(item["payload"]).decode() for item in items],
         column("max_attempts"), column("timeout_seconds"), column("run_at"),
-        list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items])
+        list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items],
+        [item.get("queue", DEFAULT_QUEUE) for item in items])
     created: list[asyncpg.Record | None] = [None] * len(items)
     for row in rows:
         created[row["position"] - 1] = row
@@ -95,9 +98,10 @@ async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_second
 async def list_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
     priorities: Sequence[str] | None, search: str | None, limit: int, offset: int,
+    queues: Sequence[str] | None = None,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, search,
-                            limit, offset)
+                            limit, offset, queues)
 
 
 async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
@@ -107,9 +111,16 @@ async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
 
 
 async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-                         priorities: Sequence[str] | None, search: str, limit: int) -> int:
+                         priorities: Sequence[str] | None, search: str, limit: int,
+                         queues: Sequence[str] | None = None) -> int:
     """Tasks matching a text search, counted up to `limit`."""
-    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit)
+    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit, queues)
+
+
+async def count_in_queues(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+                          priorities: Sequence[str] | None, queues: Sequence[str], limit: int) -> int:
+    """Tasks of `queues` matching the other filters, counted up to `limit`."""
+    return await conn.fetchval(QUERIES["tasks/count_in_queues"], statuses, priorities, queues, limit)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
@@ -135,6 +146,11 @@ async def get_status(conn: asyncpg.Connection, task_id: UUID) -> str | None:
 async def count_by_status(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """(status, priority, n) rows from the trigger-kept counters."""
     return await conn.fetch(QUERIES["tasks/count_by_status"])
+
+
+async def count_active_by_queue(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """(queue, status, n) rows for the tasks NEW, PENDING or IN_PROGRESS."""
+    return await conn.fetch(QUERIES["tasks/count_active_by_queue"])
 
 
 # -- execution: every write below is guarded by the attempt it owns --------------
@@ -198,10 +214,11 @@ async def reap_expired(conn: asyncpg.Connection, batch_size: int) -> list[asyncp
     return await conn.fetch(QUERIES["tasks/reap_expired"], batch_size)
 
 
-async def redispatch_lost(conn: asyncpg.Connection, published_seconds_ago: float, batch_size: int) -> int:
-    """Give up to `batch_size` PENDING tasks, last published more than `published_seconds_ago`,
-    a fresh outbox row due now; how many. Only for when the task queue is empty."""
-    return await conn.fetchval(QUERIES["tasks/redispatch_lost"], published_seconds_ago, batch_size)
+async def redispatch_lost(conn: asyncpg.Connection, published_seconds_ago: float, batch_size: int,
+                          queues: Sequence[str]) -> int:
+    """Give up to `batch_size` PENDING tasks of `queues`, last published more than
+    `published_seconds_ago`, a fresh outbox row due now; how many. Only for queues that are empty."""
+    return await conn.fetchval(QUERIES["tasks/redispatch_lost"], published_seconds_ago, batch_size, list(queues))
 
 
 # -- maintenance: small batches, SKIP LOCKED --------------------------------------

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -323,14 +323,14 @@ class Intake:
     messages wait in the queue within other workers' reach (and never sit
     unacked past the consumer timeout); it consumes again once a slot frees.
     """
-    queue: AbstractQueue
+    queues: Sequence[AbstractQueue]  # one channel consumes them all, within the same slots
     on_message: Callable[[AbstractIncomingMessage], Awaitable[None]]
     free: int
     # The broker connection's: set while it is up (taken as up when not given).
     connected: asyncio.Event = field(default_factory=connected_event)
     open: bool = True
     busy: bool = False  # a delivery found no slot within HOLD_SECONDS
-    consumer_tag: str | None = None
+    consumer_tags: dict[str, str] = field(default_factory=dict)  # queue name -> its consumer's tag
     waiting: deque[asyncio.Future] = field(default_factory=deque)
     switching: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -371,7 +371,7 @@ class Intake:
         if self.pass_slot():
             return
         self.free += 1
-        if self.busy or self.consumer_tag is None:
+        if self.busy or len(self.consumer_tags) < len(self.queues):
             self.busy = False
             await self.follow()
 
@@ -393,11 +393,13 @@ class Intake:
                 return
             try:
                 async with asyncio.timeout(5):
-                    if wanted and self.consumer_tag is None:
-                        self.consumer_tag = await self.queue.consume(self.on_message)
-                    elif not wanted and self.consumer_tag is not None:
-                        tag, self.consumer_tag = self.consumer_tag, None
-                        await self.queue.cancel(tag)
+                    for queue in self.queues:
+                        tag = self.consumer_tags.get(queue.name)
+                        if wanted and tag is None:
+                            self.consumer_tags[queue.name] = await queue.consume(self.on_message)
+                        elif not wanted and tag is not None:
+                            del self.consumer_tags[queue.name]
+                            await queue.cancel(tag)
             except broker.BROKER_ERRORS as exc:
                 # The broker is gone; it requeues what we have not acked, and the next
                 # slot change tries again.
@@ -523,12 +525,13 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
         # Prefetch no more than we can run: a large prefetch would take low-priority
         # messages before high-priority ones arrive (docs/design.md, Known pitfalls).
         await channel.set_qos(prefetch_count=settings.worker_concurrency)
-        topology = await broker.declare_topology(channel, settings)
-        intake = Intake(topology.queue, on_message, free=settings.worker_concurrency,
+        topology = await broker.declare_topology(channel, settings, settings.worker_queues)
+        intake = Intake(list(topology.queues.values()), on_message, free=settings.worker_concurrency,
                         connected=connection.connected)
         await intake.follow()
-        log.info("worker %s consuming %s with concurrency %d", settings.worker_id,
-                 settings.amqp_queue, settings.worker_concurrency)
+        log.info("worker %s consuming queues %s (%s) with concurrency %d", settings.worker_id,
+                 ", ".join(topology.queues), ", ".join(q.name for q in topology.queues.values()),
+                 settings.worker_concurrency)
         await stop.wait()
         await intake.close()
         log.info("worker stopping: %d attempts running", len(running))

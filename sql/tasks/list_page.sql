@@ -1,9 +1,9 @@
 -- One page of tasks, newest first. A NULL filter matches everything; a single
--- status or priority is compared with =, several with = ANY.
+-- status, priority or queue is compared with =, several with = ANY.
 -- Plan: see docs/design.md, "Query plans" (the shape is chosen for the indexes).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (NULL = none; %, _ and \ match literally),
--- $4 limit, $5 offset
+-- $4 limit, $5 offset, $6 queues (text[] or NULL)
 WITH page AS (
     SELECT id, created_at
     FROM tasks
@@ -13,6 +13,9 @@ WITH page AS (
       AND ($2::text[] IS NULL
            OR (cardinality($2) = 1 AND priority = $2[1])
            OR (cardinality($2) > 1 AND priority = ANY ($2)))
+      AND ($6::text[] IS NULL
+           OR (cardinality($6) = 1 AND queue = $6[1])
+           OR (cardinality($6) > 1 AND queue = ANY ($6)))
       AND ($3::text IS NULL
            OR name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
            OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')

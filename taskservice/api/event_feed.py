@@ -155,9 +155,9 @@ def deliver_progress(feed: EventFeed, due: dict[str, dict[str, Any]]) -> None:
 
 
 def event_from_row(row: asyncpg.Record) -> dict[str, Any]:
-    """A task_events row (with its task's priority) in the stream's event shape."""
+    """A task_events row (with its task's priority and queue) in the stream's event shape."""
     return {"id": row["id"], "task_id": str(row["task_id"]), "from_status": row["from_status"],
-            "status": row["status"], "priority": row["priority"], "attempt": row["attempt"],
+            "status": row["status"], "priority": row["priority"], "queue": row["queue"], "attempt": row["attempt"],
             "created_at": row["created_at"].isoformat(timespec="microseconds")}
 
 

@@ -12,13 +12,14 @@ from typing import Any
 from apispec.ext.marshmallow import OpenAPIConverter
 from marshmallow import Schema, ValidationError
 
+from taskservice import tasks
 from taskservice.api import schemas
 from taskservice.kinds import Kind
 from taskservice.settings import Settings
 
 
 def create_fields(body: Mapping[str, Any], kinds: Mapping[str, Kind], settings: Settings) -> dict[str, Any]:
-    """The task's kind, priority, max_attempts and timeout_seconds: as sent, else the kind's
+    """The task's kind, priority, max_attempts, timeout_seconds and queue: as sent, else the kind's
     defaults, else the global ones. ValidationError (keyed like the body) for an unknown kind
     under REJECT_UNKNOWN_KINDS, or a payload the kind's schema refuses."""
     name = body["kind"] or settings.default_kind
@@ -35,6 +36,9 @@ def create_fields(body: Mapping[str, Any], kinds: Mapping[str, Kind], settings: 
         "max_attempts": body.get("max_attempts") or default(kind, "max_attempts", schemas.DEFAULT_MAX_ATTEMPTS),
         "timeout_seconds": body.get("timeout_seconds") or default(kind, "timeout_seconds",
                                                                   settings.default_timeout_seconds),
+        # Only when not the default, so that fingerprints of earlier creates stay valid.
+        **({"queue": queue} if (queue := body.get("queue") or default(kind, "queue", tasks.DEFAULT_QUEUE))
+           != tasks.DEFAULT_QUEUE else {}),
     }
 
 
@@ -50,7 +54,7 @@ def describe(kind: Kind, settings: Settings) -> dict[str, Any]:
         "priority": default(kind, "priority", schemas.DEFAULT_PRIORITY),
         "max_attempts": default(kind, "max_attempts", schemas.DEFAULT_MAX_ATTEMPTS),
         "timeout_seconds": default(kind, "timeout_seconds", settings.default_timeout_seconds),
-        "queue": kind.queue,
+        "queue": default(kind, "queue", tasks.DEFAULT_QUEUE),
         "concurrency": kind.concurrency,
         "rate": None if kind.rate is None else str(kind.rate),
         "payload_schema": None if kind.payload_schema is None else json_schema(kind.payload_schema),

@@ -23,7 +23,7 @@ from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem, validation_problem
-from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
+from taskservice.api.queue_probe import QUEUE_PROBE, queue_depths
 from taskservice.api.status_waits import wait_for_change
 from taskservice.api.stream import Subscriber, serve_stream
 from taskservice.kinds import Kind
@@ -76,8 +76,8 @@ async def create_or_replay(conn, fields: dict[str, Any], key: str | None, reques
 
 
 def task_fields(body: dict[str, Any], registry: Mapping[str, Kind], settings: Settings) -> dict[str, Any]:
-    """A create body as tasks.create takes it: kind, priority, max_attempts and timeout_seconds as
-    sent, else the kind's defaults, else the global ones. ValidationError keyed like the body."""
+    """A create body as tasks.create takes it: kind, priority, max_attempts, timeout_seconds and queue
+    as sent, else the kind's defaults, else the global ones. ValidationError keyed like the body."""
     return {
         "name": body["name"],
         "description": body["description"],
@@ -235,17 +235,22 @@ async def create_task_batch(request: web.Request) -> web.Response:
 async def list_tasks(request: web.Request) -> web.Response:
     query = request["query"]
     filters = {"statuses": query.get("status") or None, "priorities": query.get("priority") or None}
-    search = query.get("search") or None
+    search, queues = query.get("search") or None, query.get("queue") or None
     page, page_size = query["page"], query["page_size"]
     count_limit = request.app[SETTINGS].search_count_limit
     async with request.app[POOL].acquire() as conn:
         rows = await tasks.list_page(conn, **filters, search=search, limit=page_size,
-                                     offset=(page - 1) * page_size)
-        if search is None:
+                                     offset=(page - 1) * page_size, queues=queues)
+        if search is None and queues is None:
             total, exact = await tasks.count(conn, **filters), True
         else:
-            # Past the limit a search reports `total` = limit and `total_exact` = false.
-            matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1)
+            # Past the limit a search (or a queue filter, which the counters do not keep) reports
+            # `total` = limit and `total_exact` = false.
+            if search is None:
+                matching = await tasks.count_in_queues(conn, **filters, queues=queues, limit=count_limit + 1)
+            else:
+                matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1,
+                                                      queues=queues)
             total, exact = min(matching, count_limit), matching <= count_limit
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,
                           "total_exact": exact, "page": page, "page_size": page_size})
@@ -371,7 +376,7 @@ has committed (in commit order to within ~10 ms; a task's own changes always in 
     id: <event id>
     event: status
     data: {"id": n, "task_id": "<uuid>", "from_status": "<STATUS>"|null, "status": "<STATUS>",
-           "priority": "<PRIORITY>", "attempt": n, "created_at": "<ISO 8601 UTC>"}
+           "priority": "<PRIORITY>", "queue": "<queue>", "attempt": n, "created_at": "<ISO 8601 UTC>"}
 
 The `id:` line is left out when it would not move the position forward (commits can come out of id
 order); `data.id` is always there. A `: heartbeat` comment comes every STREAM_HEARTBEAT_SECONDS.
@@ -399,7 +404,7 @@ async def stream_task_events(request: web.Request) -> web.StreamResponse:
     query = request["query"]
     task_id = query.get("task_id")
     subscriber = Subscriber(task_id=None if task_id is None else str(task_id), status=query.get("status"),
-                            priority=query.get("priority"),
+                            priority=query.get("priority"), task_queue=query.get("queue"),
                             queue=asyncio.Queue(request.app[SETTINGS].stream_queue_size))
     resume_after = request["headers"].get("last_event_id", query.get("last_event_id"))
     return await serve_stream(request, request.app[POOL], request.app[EVENT_FEED], request.app[SETTINGS],
@@ -408,8 +413,8 @@ async def stream_task_events(request: web.Request) -> web.StreamResponse:
 
 @docs(tags=["kinds"], summary="The kinds this API knows, with their defaults and payload schemas",
       description="The built-in kinds (noop, sleep, fail) and those declared in HANDLER_MODULES, when the "
-                  "API process loads them too. A create that leaves out `priority`, `max_attempts` or "
-                  "`timeout_seconds` gets the values listed here; one naming a kind with a payload schema "
+                  "API process loads them too. A create that leaves out `priority`, `max_attempts`, "
+                  "`timeout_seconds` or `queue` gets the values listed here; one naming a kind with a payload schema "
                   "has its `payload` checked against it (422, errors keyed `payload.<field>`).")
 @response_schema(schemas.KindListSchema, 200, description="Every known kind, by name")
 async def list_kinds(request: web.Request) -> web.Response:
@@ -417,26 +422,34 @@ async def list_kinds(request: web.Request) -> web.Response:
     return json_response({"items": [kinds.describe(known[name], settings) for name in sorted(known)]})
 
 
-@docs(tags=["stats"], summary="Task counts, outbox backlog and queue depth",
+@docs(tags=["stats"], summary="Task counts, outbox backlog and queue depths",
       description="Cheap enough to poll every second: the counts come from trigger-kept counters, "
-                  "the backlog from the outbox's index of unpublished rows, the queue depth from "
-                  "RabbitMQ (cached for a second; null when the broker is unreachable).",
+                  "the backlog from the outbox's index of unpublished rows, the counts per queue from "
+                  "a partial index of the tasks not finished yet, the queue depths from RabbitMQ "
+                  "(cached for a second; null when the broker is unreachable). A queue no worker "
+                  "consumes shows its tasks PENDING and its depth growing.",
       responses={503: UNAVAILABLE})
 @response_schema(schemas.StatsSchema, 200, description="The numbers")
 async def get_stats(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows = await tasks.count_by_status(conn)
         backlog = await outbox.backlog(conn)
+        active = await tasks.count_active_by_queue(conn)
     counts = {status: dict.fromkeys(tasks.PRIORITIES, 0) for status in tasks.STATUSES}
     for row in rows:
         counts[row["status"]][row["priority"]] = row["n"]
-    depth = await queue_depth(request.app[QUEUE_PROBE], request.app[SETTINGS])
+    by_queue = {tasks.DEFAULT_QUEUE: dict.fromkeys(tasks.ACTIVE_STATUSES, 0)}
+    for row in active:
+        by_queue.setdefault(row["queue"], dict.fromkeys(tasks.ACTIVE_STATUSES, 0))[row["status"]] = row["n"]
+    depths = await queue_depths(request.app[QUEUE_PROBE], request.app[SETTINGS], sorted(by_queue))
     return json_response({
         "counts": counts,
         "total": sum(n for by_priority in counts.values() for n in by_priority.values()),
         "outbox_backlog": backlog["due"],
         "outbox_oldest_due_age_seconds": backlog["oldest_due_age_seconds"],
-        "queue_depth": depth,
+        "queue_depth": depths[tasks.DEFAULT_QUEUE],
+        "queues": [{"queue": queue, **counts_of, "depth": depths.get(queue)}
+                   for queue, counts_of in sorted(by_queue.items())],
     })
 
 

@@ -108,6 +108,10 @@ class TaskCreateSchema(Schema):
                          metadata={"description": "Handler to run; the configured default if omitted. With "
                                                   "REJECT_UNKNOWN_KINDS, one of GET /api/v1/kinds.",
                                    "pattern": f"^{KIND_PATTERN.pattern}$"})
+    queue = fields.String(load_default=None, allow_none=True, validate=valid_kind, metadata={
+        "description": "Queue to route the task through (workers consume the queues named by "
+                       "`taskservice worker --queues`). Left out or null: the kind's queue, else `default`.",
+        "pattern": f"^{KIND_PATTERN.pattern}$"})
     payload = fields.Dict(keys=fields.String(), load_default=dict, validate=valid_payload,
                           metadata={"description": f"JSON object handed to the handler: at most "
                                                    f"{MAX_PAYLOAD_BYTES} bytes as compact JSON, nested at most "
@@ -202,6 +206,8 @@ class TaskListQuerySchema(Schema):
                          metadata={"description": "Repeat to match any of several statuses."})
     priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)),
                            metadata={"description": "Repeat to match any of several priorities."})
+    queue = fields.List(fields.String(validate=valid_kind, metadata={"pattern": f"^{KIND_PATTERN.pattern}$"}),
+                        metadata={"description": "Repeat to match any of several queues."})
     search = fields.String(validate=[validate.Length(max=MAX_SEARCH_LENGTH), no_nul],
                            metadata={"description": "Case-insensitive substring of name or description.",
                                      **NO_NUL})
@@ -239,6 +245,7 @@ class TaskSchema(Schema):
     run_at = fields.DateTime(allow_none=True, required=True)
     cancel_requested_at = fields.DateTime(allow_none=True, required=True)
     callback_url = fields.String(allow_none=True, required=True)
+    queue = fields.String(required=True, metadata={"description": "The queue the task is routed through."})
     progress = fields.Nested(ProgressSchema, allow_none=True, required=True, metadata={
         "description": "The running handler's latest progress report (ctx.progress), or null: none yet. "
                        "Cleared when an attempt starts; the last report stays once the task is finished."})
@@ -248,7 +255,8 @@ class TaskPageSchema(Schema):
     items = fields.List(fields.Nested(TaskSchema), required=True)
     total = fields.Integer(required=True)
     total_exact = fields.Boolean(required=True, metadata={
-        "description": "False when a search matched more than SEARCH_COUNT_LIMIT (default 1,000) tasks: "
+        "description": "False when a search (or a queue filter) matched more than SEARCH_COUNT_LIMIT "
+                       "(default 1,000) tasks: "
                        "`total` is then that limit."})
     page = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
@@ -334,6 +342,17 @@ class StatusCountsSchema(Schema):
     CANCELLED = fields.Nested(PriorityCountsSchema, required=True)
 
 
+class QueueStatsSchema(Schema):
+    queue = fields.String(required=True)
+    NEW = fields.Integer(required=True)
+    PENDING = fields.Integer(required=True, metadata={
+        "description": "Waiting in the queue: with no worker consuming it, this grows."})
+    IN_PROGRESS = fields.Integer(required=True)
+    depth = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "Messages ready in its RabbitMQ queue; null when unknown (broker unreachable, or "
+                       "nothing published to the queue yet)."})
+
+
 class StatsSchema(Schema):
     counts = fields.Nested(StatusCountsSchema, required=True, metadata={
         "description": "Tasks by status, then priority."})
@@ -343,8 +362,11 @@ class StatsSchema(Schema):
     outbox_oldest_due_age_seconds = fields.Float(required=True, metadata={
         "description": "How long the oldest of them has been due (0 when there are none)."})
     queue_depth = fields.Integer(required=True, allow_none=True, metadata={
-        "description": "Messages ready in the task queue as RabbitMQ reports them; null when the "
+        "description": "Messages ready in the `default` queue as RabbitMQ reports them; null when the "
                        "broker is unreachable or the queue is not declared yet."})
+    queues = fields.List(fields.Nested(QueueStatsSchema), required=True, metadata={
+        "description": "Per queue with tasks NEW, PENDING or IN_PROGRESS (and `default` always), by name: "
+                       "their counts and the queue's depth."})
 
 
 class HealthSchema(Schema):
@@ -374,6 +396,8 @@ class StreamQuerySchema(Schema):
         "description": "Only changes to this status."})
     priority = fields.String(validate=validate.OneOf(PRIORITIES), metadata={
         "description": "Only changes of tasks with this priority."})
+    queue = fields.String(validate=valid_kind, metadata={"description": "Only changes of tasks in this queue.",
+                                                         "pattern": f"^{KIND_PATTERN.pattern}$"})
     last_event_id = fields.Integer(validate=validate.Range(0, MAX_EVENT_ID), metadata={
         "description": "Resume after this event id, like the Last-Event-ID header (which wins)."})
 
@@ -417,7 +441,8 @@ class KindSchema(Schema):
         "description": "What a create without `priority` gets."})
     max_attempts = fields.Integer(required=True, metadata={"description": "What a create without it gets."})
     timeout_seconds = fields.Integer(required=True, metadata={"description": "What a create without it gets."})
-    queue = fields.String(required=True, allow_none=True, metadata={"description": "The declared queue, if any."})
+    queue = fields.String(required=True, metadata={
+        "description": "What a create without `queue` gets: the declared queue, else `default`."})
     concurrency = fields.Integer(required=True, allow_none=True, metadata={
         "description": "Most attempts of this kind at once, if declared."})
     rate = fields.String(required=True, allow_none=True, metadata={

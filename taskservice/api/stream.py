@@ -43,12 +43,14 @@ class Subscriber:
     status: str | None
     priority: str | None
     queue: asyncio.Queue
+    task_queue: str | None = None  # only tasks routed through this (task) queue
     closed: bool = False  # the app is stopping: end now (a CLOSE in the queue may be dropped for a reset)
 
     def wants(self, event: dict[str, Any]) -> bool:
         return ((self.task_id is None or event["task_id"] == self.task_id)
                 and (self.status is None or event["status"] == self.status)
-                and (self.priority is None or event["priority"] == self.priority))
+                and (self.priority is None or event["priority"] == self.priority)
+                and (self.task_queue is None or event["queue"] == self.task_queue))
 
     def push(self, item: dict[str, Any] | str) -> None:
         """Queue `item`; a full queue is dropped for a `reset` (or `close`): memory stays bounded."""
@@ -120,6 +122,7 @@ async def serve_stream(request: web.Request, pool: asyncpg.Pool, feed: EventFeed
                 else:
                     rows = await events.replay(conn, resume_after, task_id=subscriber.task_id,
                                                status=subscriber.status, priority=subscriber.priority,
+                                               queue=subscriber.task_queue,
                                                limit=settings.stream_replay_limit + 1)
                     if len(rows) > settings.stream_replay_limit:
                         rows, reset_to = [], latest

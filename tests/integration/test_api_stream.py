@@ -72,7 +72,8 @@ async def test_changes_arrive_in_order_within_200ms(client):
     new_lag = loop.time() - answered
     assert new.event == "status"
     assert new.json() == {"id": new.id, "task_id": task["id"], "from_status": None, "status": "NEW",
-                          "priority": "HIGH", "attempt": 0, "created_at": new.json()["created_at"]}
+                          "priority": "HIGH", "queue": "default", "attempt": 0,
+                          "created_at": new.json()["created_at"]}
     assert new.json()["created_at"].endswith("+00:00")
 
     await cancel(client, task["id"])

@@ -195,7 +195,7 @@ async def test_settling_a_message_whose_channel_closed_is_skipped(settings):
         channel = await connection.channel()
         topology = await broker.declare_topology(channel, settings)
         await topology.exchange.publish(aio_pika.Message(b"m"), settings.amqp_queue)
-        message = await topology.queue.get(timeout=5)
+        message = await topology.queues["default"].get(timeout=5)
         await channel.close()
         assert await broker.settle(message, "ack") is False
         channel = await connection.channel()

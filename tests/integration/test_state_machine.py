@@ -86,7 +86,7 @@ async def run(transition: str, conn: asyncpg.Connection, task_id: UUID, outbox_i
         case "reap_expired":
             return task_id in {row["id"] for row in await tasks.reap_expired(conn, 10_000)}
         case "redispatch_lost":
-            await tasks.redispatch_lost(conn, 60, 10_000)
+            await tasks.redispatch_lost(conn, 60, 10_000, ["default"])
             return None
     raise AssertionError(transition)
 
