@@ -18,7 +18,7 @@ from aiohttp_apispec import (
 )
 from marshmallow import ValidationError
 
-from taskservice import batches, callbacks, db, events, metrics, outbox, tasks
+from taskservice import batches, callbacks, db, events, limits, metrics, outbox, tasks
 from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
@@ -411,13 +411,15 @@ async def list_kinds(request: web.Request) -> web.Response:
 @docs(tags=["stats"], summary="Task counts, outbox backlog and queue depth",
       description="Cheap enough to poll every second: the counts come from trigger-kept counters, "
                   "the backlog from the outbox's index of unpublished rows, the queue depth from "
-                  "RabbitMQ (cached for a second; null when the broker is unreachable).",
+                  "RabbitMQ (cached for a second; null when the broker is unreachable); per limited kind, "
+                  "its running attempts and the tasks its limit holds back.",
       responses={503: UNAVAILABLE})
 @response_schema(schemas.StatsSchema, 200, description="The numbers")
 async def get_stats(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows = await tasks.count_by_status(conn)
         backlog = await outbox.backlog(conn)
+        limited = await limits.backlog(conn)
     counts = {status: dict.fromkeys(tasks.PRIORITIES, 0) for status in tasks.STATUSES}
     for row in rows:
         counts[row["status"]][row["priority"]] = row["n"]
@@ -428,6 +430,7 @@ async def get_stats(request: web.Request) -> web.Response:
         "outbox_backlog": backlog["due"],
         "outbox_oldest_due_age_seconds": backlog["oldest_due_age_seconds"],
         "queue_depth": depth,
+        "limits": [limits.stats(row) for row in limited],
     })
 
 

@@ -62,6 +62,6 @@ async def test_claim_and_complete_read_tasks_by_primary_key(filled):
     ids = [row["id"] for row in await filled.fetch("SELECT id FROM tasks LIMIT 16")]
     outbox_ids = [row["id"] for row in await filled.fetch("SELECT id FROM outbox LIMIT 16")]
     for mode in ("force_custom_plan", "force_generic_plan"):  # the worker's pool, and a prepared statement's
-        claim = await plan(filled, "tasks/claim", mode, ids, outbox_ids, "worker-2", 60)
+        claim = await plan(filled, "tasks/claim", mode, ids, outbox_ids, "worker-2", 60, ["limited"])
         complete = await plan(filled, "tasks/complete", mode, ids, [1] * 16, [None] * 16, "worker-1")
         assert (claim, complete) == (["tasks_pkey"], ["tasks_pkey"]), mode
