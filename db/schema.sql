@@ -194,7 +194,9 @@ CREATE TABLE public.callback_deliveries (
 CREATE TABLE public.kind_limit_waits (
     task_id uuid NOT NULL,
     kind text NOT NULL,
-    since timestamp with time zone DEFAULT now() NOT NULL
+    refusals integer DEFAULT 1 NOT NULL,
+    since timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT kind_limit_waits_refusals_check CHECK ((refusals >= 1))
 );
 
 

@@ -21,10 +21,12 @@ CREATE TABLE kind_limits (
 );
 
 -- The tasks a limit sent back to wait (PENDING, with a delayed outbox row): the backlog
--- GET /api/v1/stats shows per kind. A claim of the task removes its row.
+-- GET /api/v1/stats shows per kind, and how often each was refused (each refusal delays
+-- the next try a little longer). A claim of the task removes its row.
 CREATE TABLE kind_limit_waits (
     task_id uuid PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE,
     kind text NOT NULL,
+    refusals integer NOT NULL DEFAULT 1 CHECK (refusals >= 1),
     since timestamptz NOT NULL DEFAULT now()
 );
 

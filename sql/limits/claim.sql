@@ -2,18 +2,20 @@
 -- transaction. Per kind, the first messages of the batch start while the kind has a free
 -- slot (`concurrency` minus its running attempts) and a whole token (the bucket refilled
 -- to now); the others stay PENDING and come due again through a new outbox row (which
--- makes their message stale), after the retry delay or, for the rate, at least until
--- their token is due. Guards as tasks/claim; a kind without a limit row starts freely.
+-- makes their message stale): after the retry delay times the task's refusals so far
+-- (at most 60), so a long backlog is not tried over and over, and for the rate not
+-- before its token is due. Guards as tasks/claim; a kind without a limit row starts freely.
 -- Returns one row per claimed task, with the outbox id of the message that claimed it.
 -- $1 task ids (uuid[]), $2 the outbox id each message came from (bigint[], same order),
--- $3 worker id, $4 lease seconds, $5 retry delay in seconds (doubled at most by jitter)
+-- $3 worker id, $4 lease seconds, $5 retry delay in seconds (up to twice that, with jitter)
 WITH clock AS MATERIALIZED (
     -- read after the lock: the bucket and started_at share it
     SELECT clock_timestamp() AS at
 ), message AS (
-    SELECT m.task_id, m.outbox_id, m.position, t.kind, t.priority
+    SELECT m.task_id, m.outbox_id, m.position, t.kind, t.priority, coalesce(w.refusals, 0) AS refusals
     FROM unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS m (task_id, outbox_id, position)
     JOIN tasks t ON t.id = m.task_id
+    LEFT JOIN kind_limit_waits w ON w.task_id = m.task_id
     WHERE CASE t.status WHEN 'NEW' THEN true WHEN 'PENDING' THEN true ELSE false END
       AND t.attempts < t.max_attempts
       AND (SELECT count(*) FROM outbox o WHERE o.task_id = m.task_id AND o.id > m.outbox_id) = 0
@@ -26,7 +28,7 @@ WITH clock AS MATERIALIZED (
     FROM kind_limits l CROSS JOIN clock
     WHERE l.kind IN (SELECT kind FROM message)
 ), verdict AS (
-    SELECT m.task_id, m.outbox_id, m.kind, m.priority, l.tokens, l.rate_per_second, n,
+    SELECT m.task_id, m.outbox_id, m.kind, m.priority, m.refusals, l.tokens, l.rate_per_second, n,
            (l.free_slots IS NULL OR n <= l.free_slots) AND (l.tokens IS NULL OR n <= floor(l.tokens)) AS admitted
     FROM (SELECT message.*, row_number() OVER (PARTITION BY kind ORDER BY position) AS n FROM message) m
     LEFT JOIN kind_limit l ON l.kind = m.kind
@@ -56,14 +58,14 @@ WITH clock AS MATERIALIZED (
     INSERT INTO outbox (task_id, priority, available_at)
     SELECT v.task_id, v.priority,
            clock.at + make_interval(secs => greatest(
-               $5 * (1 + random()),
+               $5 * (1 + random()) * least(v.refusals + 1, 60),
                coalesce((v.n - v.tokens) / v.rate_per_second, 0)))  -- when its token is due
     FROM verdict v CROSS JOIN clock
     WHERE NOT v.admitted
 ), waiting AS (
     INSERT INTO kind_limit_waits (task_id, kind)
     SELECT task_id, kind FROM verdict WHERE NOT admitted
-    ON CONFLICT (task_id) DO NOTHING
+    ON CONFLICT (task_id) DO UPDATE SET refusals = kind_limit_waits.refusals + 1
 ), served AS (
     DELETE FROM kind_limit_waits
     WHERE task_id IN (SELECT id FROM claimed)

@@ -123,3 +123,36 @@ async def test_a_restart_does_not_refill_the_bucket(pool, restarts):
         assert (row["concurrency"], row["tokens"]) == (4, 0)
         await limits.declare(conn, {}, [kind])  # declared without limits: the row goes
         assert await conn.fetchval("SELECT count(*) FROM kind_limits WHERE kind = $1", kind) == 0
+
+
+async def test_a_refused_task_waits_longer_after_each_refusal(pool):
+    """At the limit, a claim starts nothing: the task stays PENDING, its next message is due
+    after the retry delay times its refusals (with up to as much again of jitter), and it is
+    counted as waiting until a claim takes it."""
+    kind = f"one-{time.monotonic_ns()}"
+    async with pool.acquire() as conn:
+        await limits.declare(conn, {kind: limits.Limit(1, None)}, [])
+        first, second = [await new_task(pool, f"refused {n}", kind=kind) for n in range(2)]
+        await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = ANY($1)", [first, second])  # dispatched
+
+        async def claim(task_id):
+            outbox_id = await conn.fetchval("SELECT max(id) FROM outbox WHERE task_id = $1", task_id)
+            async with conn.transaction():
+                assert await limits.lock(conn, [task_id]) == [kind]
+                [row] = await limits.claim(conn, [(task_id, outbox_id)], "worker-1", 60, 10)
+            return row
+
+        assert (await claim(first))["status"] == "IN_PROGRESS"
+        for refusals in (1, 2, 3):
+            assert await claim(second) is None
+            due_in = await conn.fetchval(
+                "SELECT extract(epoch FROM max(available_at) - now()) FROM outbox WHERE task_id = $1", second)
+            assert 10 * refusals - 1 <= due_in <= 20 * refusals + 1, (refusals, due_in)
+            assert await conn.fetchval("SELECT refusals FROM kind_limit_waits WHERE task_id = $1", second) == refusals
+        assert await conn.fetchval("SELECT status FROM tasks WHERE id = $1", second) == "PENDING"
+        await conn.execute("UPDATE tasks SET status = 'CANCELLED', finished_at = now(), worker_id = NULL, "
+                           "lease_expires_at = NULL WHERE id = $1", first)
+        assert (await claim(second))["status"] == "IN_PROGRESS"
+        assert await conn.fetchval("SELECT count(*) FROM kind_limit_waits WHERE task_id = $1", second) == 0
+        await conn.execute("UPDATE tasks SET status = 'CANCELLED', finished_at = now(), worker_id = NULL, "
+                           "lease_expires_at = NULL WHERE id = $1", second)
