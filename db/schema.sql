@@ -188,6 +188,42 @@ CREATE TABLE public.callback_deliveries (
 
 
 --
+-- Name: kind_limit_waits; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.kind_limit_waits (
+    task_id uuid NOT NULL,
+    kind text NOT NULL,
+    refusals integer DEFAULT 1 NOT NULL,
+    since timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT kind_limit_waits_refusals_check CHECK ((refusals >= 1))
+);
+
+
+--
+-- Name: kind_limits; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.kind_limits (
+    kind text NOT NULL,
+    concurrency integer,
+    rate_limit integer,
+    rate_period_seconds integer,
+    rate_per_second double precision GENERATED ALWAYS AS (((rate_limit)::double precision / (rate_period_seconds)::double precision)) STORED,
+    capacity double precision GENERATED ALWAYS AS (GREATEST((1)::double precision, ((rate_limit)::double precision / (rate_period_seconds)::double precision))) STORED,
+    tokens double precision DEFAULT 0 NOT NULL,
+    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT kind_limits_concurrency_check CHECK (((concurrency >= 1) AND (concurrency <= 10000))),
+    CONSTRAINT kind_limits_kind_check CHECK (((char_length(kind) >= 1) AND (char_length(kind) <= 100))),
+    CONSTRAINT kind_limits_rate_limit_check CHECK ((rate_limit >= 1)),
+    CONSTRAINT kind_limits_rate_period_seconds_check CHECK ((rate_period_seconds = ANY (ARRAY[1, 60, 3600]))),
+    CONSTRAINT kind_limits_tokens_check CHECK ((tokens >= (0)::double precision)),
+    CONSTRAINT limits_something CHECK (((concurrency IS NOT NULL) OR (rate_limit IS NOT NULL))),
+    CONSTRAINT rate_has_period CHECK (((rate_limit IS NULL) = (rate_period_seconds IS NULL)))
+);
+
+
+--
 -- Name: outbox; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -365,6 +401,22 @@ ALTER TABLE ONLY public.callback_deliveries
 
 
 --
+-- Name: kind_limit_waits kind_limit_waits_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.kind_limit_waits
+    ADD CONSTRAINT kind_limit_waits_pkey PRIMARY KEY (task_id);
+
+
+--
+-- Name: kind_limits kind_limits_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.kind_limits
+    ADD CONSTRAINT kind_limits_pkey PRIMARY KEY (kind);
+
+
+--
 -- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -447,6 +499,13 @@ CREATE INDEX callback_deliveries_due ON public.callback_deliveries USING btree (
 --
 
 CREATE INDEX callback_deliveries_task_id ON public.callback_deliveries USING btree (task_id);
+
+
+--
+-- Name: kind_limit_waits_kind_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX kind_limit_waits_kind_idx ON public.kind_limit_waits USING btree (kind);
 
 
 --
@@ -555,6 +614,13 @@ CREATE INDEX tasks_queue_created_idx ON public.tasks USING btree (queue, created
 
 
 --
+-- Name: tasks_running_kind_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_running_kind_idx ON public.tasks USING btree (kind) WHERE (status = 'IN_PROGRESS'::text);
+
+
+--
 -- Name: tasks_status_created_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -606,6 +672,14 @@ ALTER TABLE ONLY public.callback_deliveries
 
 
 --
+-- Name: kind_limit_waits kind_limit_waits_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.kind_limit_waits
+    ADD CONSTRAINT kind_limit_waits_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.tasks(id) ON DELETE CASCADE;
+
+
+--
 -- Name: outbox outbox_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -638,4 +712,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261129130000'),
     ('20261130090000'),
     ('20261130120000'),
-    ('20261130140000');
+    ('20261130140000'),
+    ('20261130150000');

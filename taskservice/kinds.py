@@ -113,9 +113,11 @@ def handler(name: str, *, queue: str | None = None, max_attempts: int | None = N
     that leaves out `max_attempts`, `timeout_seconds`, `priority` or `queue` takes the
     kind's, then the global default (the API must load HANDLER_MODULES too); so is
     `payload` checked against `payload_schema` (a marshmallow Schema) at create. Options
-    are checked here, so a wrong one stops the import with its name. `concurrency` and
-    `rate` ("N/s", "N/m" or "N/h") are checked and kept on the kind (and listed by
-    GET /api/v1/kinds), but not yet enforced: the per-kind limits come later.
+    are checked here, so a wrong one stops the import with its name. `queue` routes the
+    kind's tasks (a worker consumes the queues it is given). `concurrency` (attempts running
+    at once) and `rate` ("N/s", "N/m" or "N/h": starts) limit the kind over all workers,
+    enforced in PostgreSQL when a task is claimed (taskservice.limits; KIND_CONCURRENCY and
+    KIND_RATE override them).
 
     The function is returned unchanged: the module that defines it must be named in
     HANDLER_MODULES (or re-export it), and the decorator may be stacked to give one

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from taskservice.handlers import KIND_PATTERN
+from taskservice.kinds import Rate, parse_rate
 
 
 class SettingsError(ValueError):
@@ -74,6 +75,29 @@ def parse_queues(raw: str | None, name: str) -> tuple[str, ...]:
         if not KIND_PATTERN.fullmatch(queue):
             raise SettingsError(f"{name}: queue {queue!r} must be 1-100 letters, digits or _ . : -")
     return queues or ("default",)
+
+
+def _per_kind(env: Mapping[str, str], name: str, parse, example: str) -> tuple:
+    """`kind=value,kind=value` as ((kind, parsed value), ...); a later kind wins."""
+    pairs: dict[str, object] = {}
+    for item in (env.get(name) or "").split(","):
+        if not item.strip():
+            continue
+        kind, _, raw = item.partition("=")
+        kind = kind.strip()
+        if not KIND_PATTERN.fullmatch(kind) or not raw.strip():
+            raise SettingsError(f"{name} must look like {example!r} (kind=limit, comma-separated), not {item!r}")
+        try:
+            pairs[kind] = parse(raw.strip())
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {kind}: {exc}") from None
+    return tuple(pairs.items())
+
+
+def _concurrency(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise ValueError(f"concurrency must be a whole number from 1 to 10000, not {raw!r}")
+    return int(raw)
 
 
 # What a batch create's body may spend per task on average: its limit scales with BATCH_MAX_TASKS.
@@ -151,6 +175,10 @@ class Settings:
     callback_retry_max_seconds: float = 3600.0
     callback_batch_size: int = 50
     callback_poll_seconds: float = 1.0
+    # Limits per kind (taskservice.limits), over what the handlers declare.
+    kind_concurrency: tuple[tuple[str, int], ...] = ()
+    kind_rate: tuple[tuple[str, Rate], ...] = ()
+    kind_limit_retry_seconds: float = 0.5  # a task a limit refused comes due again after 1-2x this
 
 
 # Every environment variable load_settings reads: name → (Settings field, one-line meaning), for
@@ -221,11 +249,18 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "CALLBACK_RETRY_MAX_SECONDS": ("callback_retry_max_seconds", "longest callback backoff"),
     "CALLBACK_BATCH_SIZE": ("callback_batch_size", "callbacks a dispatcher sends at once"),
     "CALLBACK_POLL_SECONDS": ("callback_poll_seconds", "how often due callbacks are looked for"),
+    "KIND_CONCURRENCY": ("kind_concurrency", "most attempts of a kind running at once over all workers, "
+                         "e.g. send_email=2,report=1 (over @handler(concurrency=))"),
+    "KIND_RATE": ("kind_rate", "most starts of a kind per second, minute or hour over all workers, "
+                  "e.g. send_email=100/m (over @handler(rate=))"),
+    "KIND_LIMIT_RETRY_SECONDS": ("kind_limit_retry_seconds",
+                                 "a task its kind's limit holds back comes due again after 1-2x this"),
 }
 # Defaults that are not one fixed value.
 DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "worker_queues": "default",
                  "api_keys": "(none: no authentication)",
-                 "callback_secrets": "(none: callbacks unsigned)"}
+                 "callback_secrets": "(none: callbacks unsigned)", "kind_concurrency": "(none)",
+                 "kind_rate": "(none)"}
 
 
 def describe_environment() -> str:
@@ -317,6 +352,10 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                                           0, 86_400),
         callback_batch_size=_int(env, "CALLBACK_BATCH_SIZE", defaults.callback_batch_size, 1, 1000),
         callback_poll_seconds=_float(env, "CALLBACK_POLL_SECONDS", defaults.callback_poll_seconds, 0.05, 60),
+        kind_concurrency=_per_kind(env, "KIND_CONCURRENCY", _concurrency, "send_email=2,report=1"),
+        kind_rate=_per_kind(env, "KIND_RATE", parse_rate, "send_email=100/m,report=5/s"),
+        kind_limit_retry_seconds=_float(env, "KIND_LIMIT_RETRY_SECONDS", defaults.kind_limit_retry_seconds,
+                                        0.05, 60),
     )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(f"DB_POOL_MIN ({settings.db_pool_min}) must not exceed DB_POOL_MAX "

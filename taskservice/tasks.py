@@ -156,13 +156,15 @@ async def count_active_by_queue(conn: asyncpg.Connection) -> list[asyncpg.Record
 # -- execution: every write below is guarded by the attempt it owns --------------
 
 async def claim(conn: asyncpg.Connection, messages: Sequence[tuple[UUID, int]], worker_id: str,
-                lease_seconds: float) -> list[asyncpg.Record | None]:
+                lease_seconds: float, limited_kinds: Sequence[str] = ()) -> list[asyncpg.Record | None]:
     """For each (task id, outbox id) message: its task, now IN_PROGRESS under this worker's
-    lease, or None if the message claimed nothing."""
+    lease, or None if the message claimed nothing (tasks of `limited_kinds` never: their
+    claims go through taskservice.limits)."""
     # Sorted by task: two workers' batches that share a task (a duplicate message) lock in one order.
     ordered = sorted(set(messages))
     rows = await conn.fetch(QUERIES["tasks/claim"], [task_id for task_id, _ in ordered],
-                            [outbox_id for _, outbox_id in ordered], worker_id, lease_seconds)
+                            [outbox_id for _, outbox_id in ordered], worker_id, lease_seconds,
+                            list(limited_kinds))
     claimed = {(row["id"], row["outbox_id"]): row for row in rows}
     # pop: of two identical messages in one batch, only the first gets the task.
     return [claimed.pop(message, None) for message in messages]

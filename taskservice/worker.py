@@ -28,7 +28,7 @@ import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from taskservice import broker, db, events, executors, metrics, outbox, progress, tasks, wakeups
+from taskservice import broker, db, events, executors, limits, metrics, outbox, progress, tasks, wakeups
 from taskservice.batching import Batcher
 from taskservice.handlers import HandlerContext, load_registry
 from taskservice.heartbeat import Heartbeat
@@ -68,10 +68,20 @@ class GroupWrites:
     completions: Batcher[tuple[UUID, int, Any], asyncpg.Record | None]  # (task id, attempt, result)
 
 
-def group_writes(pool: asyncpg.Pool, settings: Settings) -> GroupWrites:
+def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozenset[str] = frozenset()) -> GroupWrites:
     async def claim(messages: list[tuple[UUID, int]]) -> list[asyncpg.Record | None]:
         async with pool.acquire() as conn:
-            return await tasks.claim(conn, messages, settings.worker_id, settings.lease_seconds)
+            claimed = await tasks.claim(conn, messages, settings.worker_id, settings.lease_seconds,
+                                        sorted(limited_kinds))
+            rest = [message for message, row in zip(messages, claimed, strict=True) if row is None]
+            if not limited_kinds or not rest:
+                return claimed
+            # Those of limited kinds (or stale, or not claimable): within their kinds' limits.
+            async with conn.transaction():
+                await limits.lock(conn, [task_id for task_id, _ in rest])
+                limited = iter(await limits.claim(conn, rest, settings.worker_id, settings.lease_seconds,
+                                                  settings.kind_limit_retry_seconds))
+        return [row if row is not None else next(limited) for row in claimed]
 
     async def complete(attempts: list[tuple[UUID, int, Any]]) -> list[asyncpg.Record | None]:
         async with pool.acquire() as conn:
@@ -466,6 +476,11 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
     """Consume until `stop`; then let running attempts finish within the grace period and
     hand back the rest. Sets `committed` after committing status changes (the process
     announces them to streams)."""
+    declared = limits.declared(registry, settings)
+    async with pool.acquire() as conn:
+        await limits.declare(conn, declared, list(registry))
+    if declared:
+        log.info("limits per kind: %s", limits.describe(declared))
     running: dict[UUID, Attempt] = {}
     inflight: set[asyncio.Task] = set()
     background = [
@@ -476,7 +491,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
     heartbeat = Heartbeat(settings, running, lambda *held: stop_held(running, *held))
     heartbeat.start()
     intake: Intake | None = None
-    writes = group_writes(pool, settings)
+    writes = group_writes(pool, settings, frozenset(declared))
 
     def own(work: Awaitable[None]) -> None:
         task = asyncio.create_task(work)

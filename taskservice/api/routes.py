@@ -18,7 +18,7 @@ from aiohttp_apispec import (
 )
 from marshmallow import ValidationError
 
-from taskservice import batches, callbacks, db, events, metrics, outbox, tasks
+from taskservice import batches, callbacks, db, events, limits, metrics, outbox, tasks
 from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
@@ -427,7 +427,8 @@ async def list_kinds(request: web.Request) -> web.Response:
                   "the backlog from the outbox's index of unpublished rows, the counts per queue from "
                   "a partial index of the tasks not finished yet, the queue depths from RabbitMQ "
                   "(cached for a second; null when the broker is unreachable). A queue no worker "
-                  "consumes shows its tasks PENDING and its depth growing.",
+                  "consumes shows its tasks PENDING and its depth growing. Per limited kind: its "
+                  "running attempts and the tasks its limit holds back.",
       responses={503: UNAVAILABLE})
 @response_schema(schemas.StatsSchema, 200, description="The numbers")
 async def get_stats(request: web.Request) -> web.Response:
@@ -435,6 +436,7 @@ async def get_stats(request: web.Request) -> web.Response:
         rows = await tasks.count_by_status(conn)
         backlog = await outbox.backlog(conn)
         active = await tasks.count_active_by_queue(conn)
+        limited = await limits.backlog(conn)
     counts = {status: dict.fromkeys(tasks.PRIORITIES, 0) for status in tasks.STATUSES}
     for row in rows:
         counts[row["status"]][row["priority"]] = row["n"]
@@ -450,6 +452,7 @@ async def get_stats(request: web.Request) -> web.Response:
         "queue_depth": depths[tasks.DEFAULT_QUEUE],
         "queues": [{"queue": queue, **counts_of, "depth": depths.get(queue)}
                    for queue, counts_of in sorted(by_queue.items())],
+        "limits": [limits.stats(row) for row in limited],
     })
 
 

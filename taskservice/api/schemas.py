@@ -353,6 +353,21 @@ class QueueStatsSchema(Schema):
                        "nothing published to the queue yet)."})
 
 
+class KindLimitStatsSchema(Schema):
+    kind = fields.String(required=True)
+    concurrency = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "Most attempts of the kind running at once over all workers; null: no such limit."})
+    rate = fields.String(required=True, allow_none=True, metadata={
+        "description": "Most starts per second, minute or hour (`100/m`); null: no such limit.",
+        "example": "100/m"})
+    running = fields.Integer(required=True, metadata={"description": "Attempts of the kind running now."})
+    waiting = fields.Integer(required=True, metadata={
+        "description": "PENDING tasks of the kind its limit held back, waiting to come due again."})
+    oldest_wait_seconds = fields.Float(required=True, metadata={
+        "description": "How long the longest-waiting of them has waited since the limit first held it "
+                       "back (0 when none wait)."})
+
+
 class StatsSchema(Schema):
     counts = fields.Nested(StatusCountsSchema, required=True, metadata={
         "description": "Tasks by status, then priority."})
@@ -367,6 +382,9 @@ class StatsSchema(Schema):
     queues = fields.List(fields.Nested(QueueStatsSchema), required=True, metadata={
         "description": "Per queue with tasks NEW, PENDING or IN_PROGRESS (and `default` always), by name: "
                        "their counts and the queue's depth."})
+    limits = fields.List(fields.Nested(KindLimitStatsSchema), required=True, metadata={
+        "description": "Each kind with a concurrency or rate limit (as its workers declared them when "
+                       "they started), by name."})
 
 
 class HealthSchema(Schema):

@@ -62,6 +62,18 @@ async def test_claim_and_complete_read_tasks_by_primary_key(filled):
     ids = [row["id"] for row in await filled.fetch("SELECT id FROM tasks LIMIT 16")]
     outbox_ids = [row["id"] for row in await filled.fetch("SELECT id FROM outbox LIMIT 16")]
     for mode in ("force_custom_plan", "force_generic_plan"):  # the worker's pool, and a prepared statement's
-        claim = await plan(filled, "tasks/claim", mode, ids, outbox_ids, "worker-2", 60)
+        claim = await plan(filled, "tasks/claim", mode, ids, outbox_ids, "worker-2", 60, ["limited"])
         complete = await plan(filled, "tasks/complete", mode, ids, [1] * 16, [None] * 16, "worker-1")
         assert (claim, complete) == (["tasks_pkey"], ["tasks_pkey"]), mode
+
+
+async def test_a_limited_claim_reads_its_tasks_by_primary_key_and_counts_running_ones_by_kind(filled):
+    """limits/claim reaches its batch's tasks as tasks/claim does, and counts a kind's running
+    attempts from the small partial index of running tasks, never from all of the kind's tasks."""
+    await filled.execute("INSERT INTO kind_limits (kind, concurrency, rate_limit, rate_period_seconds) "
+                         "VALUES ('noop', 2, 5, 1)")
+    ids = [row["id"] for row in await filled.fetch("SELECT id FROM tasks LIMIT 16")]
+    outbox_ids = [row["id"] for row in await filled.fetch("SELECT id FROM outbox LIMIT 16")]
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        scans = await plan(filled, "limits/claim", mode, ids, outbox_ids, "worker-2", 60, 0.5)
+        assert set(scans) == {"tasks_pkey", "tasks_running_kind_idx"}, (mode, scans)

@@ -215,3 +215,44 @@ def sync_progress_gates(task, ctx):
     ctx.progress(0.75, "three quarters")
     GATES.setdefault(f"{name}.2", threading.Event()).wait(60)
     return {"gate": name}
+
+
+# Test-only record of the `two_at_a_time` handlers running now, and the most seen at once, over
+# every worker of the test's process (the `running` fixture runs them all in one loop).
+LIMITED_RUNS = {"now": 0, "most": 0, "runs": 0}
+
+
+@handler("two_at_a_time", concurrency=2)
+async def two_at_a_time(task, ctx):
+    """Sleeps `payload.seconds`, counted in LIMITED_RUNS while it runs."""
+    LIMITED_RUNS["now"] += 1
+    LIMITED_RUNS["runs"] += 1
+    LIMITED_RUNS["most"] = max(LIMITED_RUNS["most"], LIMITED_RUNS["now"])
+    try:
+        await asyncio.sleep(task["payload"]["seconds"])
+    finally:
+        LIMITED_RUNS["now"] -= 1
+    return {"slept": task["payload"]["seconds"]}
+
+
+# Test-only: the events a `gated_pair` handler waits on, by the name in its payload.
+ASYNC_GATES: dict[str, asyncio.Event] = {}
+
+
+@handler("gated_pair", concurrency=2)
+async def gated_pair(task, ctx):
+    """Waits (up to a minute) until the test opens the gate its payload names."""
+    gate = ASYNC_GATES.setdefault(task["payload"]["gate"], asyncio.Event())
+    async with asyncio.timeout(60):
+        await gate.wait()
+    return {"gate": task["payload"]["gate"]}
+
+
+# Test-only count of `twenty_a_second` runs per task id.
+RATED_RUNS: Counter[str] = Counter()
+
+
+@handler("twenty_a_second", rate="20/s")
+async def twenty_a_second(task, ctx):
+    RATED_RUNS[str(ctx.task_id)] += 1
+    return {}
