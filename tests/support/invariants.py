@@ -40,7 +40,7 @@ TRANSITIONS: Mapping[str | None, frozenset[str]] = {
     "CANCELLED": frozenset(),
 }
 
-# Counters against the table, status x priority (the same query as tests/integration/test_schema.py).
+# Counters against the table, status x priority: the rows where they differ.
 RECOUNT = """
 SELECT coalesce(c.status, t.status) AS status, coalesce(c.priority, t.priority) AS priority,
        coalesce(c.n, 0) AS counted, coalesce(t.n, 0) AS actual
