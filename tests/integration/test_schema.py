@@ -5,6 +5,7 @@ import uuid
 from tests.support.execution import new_task, statuses_seen
 from tests.support.invariants import RECOUNT
 
+
 async def test_counters_and_history_follow_every_change(pool):
     task_id = await new_task(pool, priority="LOW")
     async with pool.acquire() as conn:
