@@ -17,7 +17,7 @@ PRIORITIES = ("LOW", "MEDIUM", "HIGH")
 PUBLIC_FIELDS = (
     "id", "name", "description", "priority", "status", "created_at", "started_at",
     "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
-    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at",
+    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "schedule_id", "scheduled_for",
 )
 
 
@@ -91,9 +91,10 @@ async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_second
 async def list_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
     priorities: Sequence[str] | None, search: str | None, limit: int, offset: int,
+    schedule_id: UUID | None = None,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, search,
-                            limit, offset)
+                            limit, offset, schedule_id)
 
 
 async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
@@ -103,9 +104,11 @@ async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
 
 
 async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-                         priorities: Sequence[str] | None, search: str, limit: int) -> int:
-    """Tasks matching a text search, counted up to `limit`."""
-    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit)
+                         priorities: Sequence[str] | None, search: str | None, limit: int,
+                         schedule_id: UUID | None = None) -> int:
+    """Tasks matching a text search or a schedule, counted up to `limit`."""
+    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit,
+                               schedule_id)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

@@ -209,16 +209,18 @@ async def list_tasks(request: web.Request) -> web.Response:
     query = request["query"]
     filters = {"statuses": query.get("status") or None, "priorities": query.get("priority") or None}
     search = query.get("search") or None
+    schedule_id = query.get("schedule_id")
     page, page_size = query["page"], query["page_size"]
     count_limit = request.app[SETTINGS].search_count_limit
     async with request.app[POOL].acquire() as conn:
         rows = await tasks.list_page(conn, **filters, search=search, limit=page_size,
-                                     offset=(page - 1) * page_size)
-        if search is None:
+                                     offset=(page - 1) * page_size, schedule_id=schedule_id)
+        if search is None and schedule_id is None:
             total, exact = await tasks.count(conn, **filters), True
         else:
-            # Past the limit a search reports `total` = limit and `total_exact` = false.
-            matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1)
+            # Past the limit a search (or a schedule's tasks) reports `total` = limit and `total_exact` = false.
+            matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1,
+                                                  schedule_id=schedule_id)
             total, exact = min(matching, count_limit), matching <= count_limit
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,
                           "total_exact": exact, "page": page, "page_size": page_size})
