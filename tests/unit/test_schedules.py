@@ -1,6 +1,7 @@
 """When schedules fire, on a fixed clock: cron in a time zone across daylight-saving changes,
 intervals, macros, invalid specs, and the dispatcher's decision for one due schedule."""
 
+import itertools
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -91,7 +92,7 @@ def test_an_hourly_schedule_fires_every_real_hour_across_both_changes():
     autumn = ticks(spec, autumn_start, autumn_start + timedelta(hours=25))
     assert len(spring) == 23 and len(autumn) == 25
     for found in (spring, autumn):
-        assert all(b - a == timedelta(hours=1) for a, b in zip(found, found[1:], strict=False))
+        assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(found))
 
 
 @pytest.mark.parametrize(("cron", "expected_local"), [
@@ -123,7 +124,7 @@ def test_intervals_tick_on_multiples_of_the_period_since_the_epoch_strictly_afte
     assert next_fire(Spec(every=3600, timezone="Europe/Berlin"), utc(2026, 3, 29, 0, 30)) == utc(2026, 3, 29, 1)
     every_7 = ticks(Spec(every=7), utc(2026, 1, 1), utc(2026, 1, 1, 0, 1))
     assert all(int(t.timestamp()) % 7 == 0 for t in every_7)
-    assert all(b - a == timedelta(seconds=7) for a, b in zip(every_7, every_7[1:], strict=False))
+    assert all(b - a == timedelta(seconds=7) for a, b in itertools.pairwise(every_7))
 
 
 @pytest.mark.parametrize(("spec", "field"), [
