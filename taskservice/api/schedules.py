@@ -89,6 +89,8 @@ async def get_schedule(request: web.Request) -> web.Response:
 @request_schema(schemas.SchedulePatchSchema, put_into="body")
 @response_schema(schemas.ScheduleSchema, 200, description="The schedule as changed")
 async def update_schedule(request: web.Request) -> web.Response:
+    if not request.body_exists:  # webargs reads no body as {}: an edit of nothing is a client's mistake
+        raise validation_problem({"_schema": ["A JSON object with the fields to change is required."]})
     schedule_id, edit = request["path"]["schedule_id"], request["body"]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         current = await schedules.lock(conn, schedule_id)  # a firing in progress finishes first
