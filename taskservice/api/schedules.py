@@ -17,8 +17,6 @@ SCHEDULE_NOT_FOUND = "Schedule not found"
 NOT_FOUND = problem_doc("No schedule has this id")
 BODY_ERRORS = {413: problem_doc("Body too large"), 415: problem_doc("Body is not JSON"),
                400: problem_doc("Body is not valid JSON"), 422: INVALID, 503: UNAVAILABLE}
-# When a change of these moves next_run_at.
-TIMING_FIELDS = ("cron", "every", "timezone", "enabled")
 
 
 def schedule_doc(description: str, **extra: Any) -> dict:
@@ -102,7 +100,8 @@ async def update_schedule(request: web.Request) -> web.Response:
         spec = schedules.Spec(cron=spec.cron, every=spec.every, timezone=edit.get("timezone", spec.timezone))
         enabled = edit.get("enabled", current["enabled"])
         next_run_at = current["next_run_at"]
-        if any(field in edit for field in TIMING_FIELDS):
+        # Only a real change: re-sending the same timing must not skip a tick that is due.
+        if spec != schedules.spec_of(current) or enabled != current["enabled"]:
             next_run_at = next_run(spec, enabled)
         task = template(edit["task"], request.app[SETTINGS]) if "task" in edit else current["task"]
         row = await schedules.update(conn, schedule_id, name=edit.get("name", current["name"]), spec=spec,

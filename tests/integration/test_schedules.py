@@ -161,12 +161,23 @@ async def test_patch_keeps_what_it_does_not_name_and_recomputes_the_next_run_on_
     assert task["task"]["name"] == "new template" and task["task"]["priority"] == "LOW"
     assert task["next_run_at"] == enabled["next_run_at"]
 
+    # The same timing sent again is no change: a tick that is due stays due.
+    due = datetime.now(UTC) - timedelta(minutes=1)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE schedules SET next_run_at = $2 WHERE id = $1", uuid.UUID(schedule["id"]), due)
+    resent = await (await client.patch(url, json={"cron": "@daily", "timezone": "Asia/Tokyo", "enabled": True})).json()
+    assert datetime.fromisoformat(resent["next_run_at"]) == due
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE schedules SET next_run_at = $2 WHERE id = $1", uuid.UUID(schedule["id"]),
+                           next_run_at)
+    before = await (await client.get(url)).json()
+
     # Refused edits change nothing.
     await expect_422(await client.patch(url, json={"cron": "nope"}), "cron")
     await expect_422(await client.patch(url, json={"timezone": "Nowhere/Else"}), "timezone")
     await expect_422(await client.patch(url, json={"cron": "@daily", "every": 5}), "every")
     await expect_422(await client.patch(url, json={"task": {"name": ""}}), "task.name")
-    assert await (await client.get(url)).json() == task
+    assert await (await client.get(url)).json() == before
 
 
 async def test_run_now_creates_the_task_at_once_and_the_list_filters_by_schedule(client, pool):
