@@ -299,11 +299,14 @@ def list_queries(query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
     filters = ([query["status"]] if "status" in query else None,
                [query["priority"]] if "priority" in query else None)
     search = query.get("search")
-    steps = [("list_page", "list_page", (*filters, search, PAGE_SIZE, (page - 1) * PAGE_SIZE))]
-    if search is None:
+    schedule_id = query.get("schedule_id")
+    queues = None  # no list scenario filters by queue
+    steps = [("list_page", "list_page", (*filters, search, PAGE_SIZE, (page - 1) * PAGE_SIZE, queues, schedule_id))]
+    if search is None and schedule_id is None:
         steps.append(("count", "count", filters))
     else:
-        steps.append(("count", "count_matching", (*filters, search, Settings().search_count_limit + 1)))
+        steps.append(("count", "count_matching",
+                      (*filters, search, Settings().search_count_limit + 1, queues, schedule_id)))
     return steps
 
 

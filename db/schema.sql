@@ -255,6 +255,35 @@ ALTER TABLE public.outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 
 --
+-- Name: schedules; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.schedules (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    cron text,
+    every_seconds integer,
+    timezone text DEFAULT 'UTC'::text NOT NULL,
+    task jsonb NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    overlap text DEFAULT 'allow'::text NOT NULL,
+    next_run_at timestamp with time zone,
+    last_run_at timestamp with time zone,
+    last_task_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT cron_xor_every CHECK (((cron IS NULL) <> (every_seconds IS NULL))),
+    CONSTRAINT next_run_iff_enabled CHECK (((next_run_at IS NOT NULL) = enabled)),
+    CONSTRAINT schedules_cron_check CHECK (((char_length(cron) >= 1) AND (char_length(cron) <= 255))),
+    CONSTRAINT schedules_every_seconds_check CHECK (((every_seconds >= 1) AND (every_seconds <= 31622400))),
+    CONSTRAINT schedules_name_check CHECK (((char_length(name) >= 1) AND (char_length(name) <= 255))),
+    CONSTRAINT schedules_overlap_check CHECK ((overlap = ANY (ARRAY['allow'::text, 'skip'::text]))),
+    CONSTRAINT schedules_task_check CHECK ((jsonb_typeof(task) = 'object'::text)),
+    CONSTRAINT schedules_timezone_check CHECK (((char_length(timezone) >= 1) AND (char_length(timezone) <= 255)))
+);
+
+
+--
 -- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -357,6 +386,8 @@ CREATE TABLE public.tasks (
     idempotency_key text,
     request_hash text,
     callback_url text,
+    schedule_id uuid,
+    scheduled_for timestamp with time zone,
     progress_fraction double precision,
     progress_message text,
     progress_updated_at timestamp with time zone,
@@ -367,6 +398,7 @@ CREATE TABLE public.tasks (
     CONSTRAINT leased_iff_in_progress CHECK (((lease_expires_at IS NOT NULL) = (status = 'IN_PROGRESS'::text))),
     CONSTRAINT progress_complete CHECK ((((progress_fraction IS NULL) = (progress_updated_at IS NULL)) AND ((progress_message IS NULL) OR (progress_fraction IS NOT NULL)))),
     CONSTRAINT result_only_when_completed CHECK (((result IS NULL) OR (status = 'COMPLETED'::text))),
+    CONSTRAINT scheduled_for_a_tick CHECK (((schedule_id IS NULL) OR (scheduled_for IS NOT NULL))),
     CONSTRAINT started_when_in_progress CHECK (((status <> 'IN_PROGRESS'::text) OR (started_at IS NOT NULL))),
     CONSTRAINT tasks_callback_url_check CHECK (((char_length(callback_url) >= 1) AND (char_length(callback_url) <= 2048))),
     CONSTRAINT tasks_description_check CHECK ((char_length(description) <= 10000)),
@@ -422,6 +454,14 @@ ALTER TABLE ONLY public.kind_limits
 
 ALTER TABLE ONLY public.outbox
     ADD CONSTRAINT outbox_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: schedules schedules_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.schedules
+    ADD CONSTRAINT schedules_pkey PRIMARY KEY (id);
 
 
 --
@@ -530,6 +570,20 @@ CREATE INDEX outbox_task_idx ON public.outbox USING btree (task_id);
 
 
 --
+-- Name: schedules_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX schedules_created_idx ON public.schedules USING btree (created_at DESC, id DESC);
+
+
+--
+-- Name: schedules_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX schedules_due_idx ON public.schedules USING btree (next_run_at) WHERE enabled;
+
+
+--
 -- Name: task_batches_created_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -621,6 +675,20 @@ CREATE INDEX tasks_running_kind_idx ON public.tasks USING btree (kind) WHERE (st
 
 
 --
+-- Name: tasks_schedule_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_schedule_created_idx ON public.tasks USING btree (schedule_id, created_at DESC, id DESC) WHERE (schedule_id IS NOT NULL);
+
+
+--
+-- Name: tasks_schedule_tick_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX tasks_schedule_tick_idx ON public.tasks USING btree (schedule_id, scheduled_for) WHERE (schedule_id IS NOT NULL);
+
+
+--
 -- Name: tasks_status_created_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -696,6 +764,14 @@ ALTER TABLE ONLY public.task_events
 
 
 --
+-- Name: tasks tasks_schedule_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.tasks
+    ADD CONSTRAINT tasks_schedule_id_fkey FOREIGN KEY (schedule_id) REFERENCES public.schedules(id) ON DELETE SET NULL;
+
+
+--
 -- PostgreSQL database dump complete
 --
 
@@ -711,6 +787,7 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261129120000'),
     ('20261129130000'),
     ('20261130090000'),
+    ('20261130100000'),
     ('20261130120000'),
     ('20261130140000'),
     ('20261130150000');

@@ -19,6 +19,7 @@ PUBLIC_FIELDS = (
     "id", "name", "description", "priority", "status", "created_at", "started_at",
     "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
     "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url", "queue",
+    "schedule_id", "scheduled_for",
 )
 DEFAULT_QUEUE = "default"
 
@@ -98,10 +99,10 @@ async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_second
 async def list_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
     priorities: Sequence[str] | None, search: str | None, limit: int, offset: int,
-    queues: Sequence[str] | None = None,
+    queues: Sequence[str] | None = None, schedule_id: UUID | None = None,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, search,
-                            limit, offset, queues)
+                            limit, offset, queues, schedule_id)
 
 
 async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
@@ -111,16 +112,11 @@ async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
 
 
 async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-                         priorities: Sequence[str] | None, search: str, limit: int,
-                         queues: Sequence[str] | None = None) -> int:
-    """Tasks matching a text search, counted up to `limit`."""
-    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit, queues)
-
-
-async def count_in_queues(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-                          priorities: Sequence[str] | None, queues: Sequence[str], limit: int) -> int:
-    """Tasks of `queues` matching the other filters, counted up to `limit`."""
-    return await conn.fetchval(QUERIES["tasks/count_in_queues"], statuses, priorities, queues, limit)
+                         priorities: Sequence[str] | None, search: str | None, limit: int,
+                         queues: Sequence[str] | None = None, schedule_id: UUID | None = None) -> int:
+    """Tasks matching a text search, queues or a schedule (and the other filters), counted up to `limit`."""
+    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit,
+                               queues, schedule_id)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

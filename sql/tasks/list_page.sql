@@ -3,7 +3,7 @@
 -- Plan: see docs/design.md, "Query plans" (the shape is chosen for the indexes).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (NULL = none; %, _ and \ match literally),
--- $4 limit, $5 offset, $6 queues (text[] or NULL)
+-- $4 limit, $5 offset, $6 queues (text[] or NULL), $7 schedule id (NULL = any)
 WITH page AS (
     SELECT id, created_at
     FROM tasks
@@ -19,6 +19,7 @@ WITH page AS (
       AND ($3::text IS NULL
            OR name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
            OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
+      AND ($7::uuid IS NULL OR schedule_id = $7)
     ORDER BY created_at DESC, id DESC
     LIMIT $4 OFFSET $5
 )

@@ -20,6 +20,7 @@ from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
+from taskservice.api.schedules import add_schedule_routes
 from taskservice.api.status_waits import release_waiters
 from taskservice.api.stream import end_streams
 from taskservice.dispatcher import run_dispatcher
@@ -180,6 +181,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(release_waiters)
     app.on_shutdown.append(end_streams)
     add_routes(app)
+    add_schedule_routes(app)
     add_metrics_route(app)
     add_dashboard_routes(app)
     api_spec = AiohttpApiSpec(
@@ -191,6 +193,7 @@ def create_app(settings: Settings) -> web.Application:
     api_spec.spec.components.schema("Problem", schema=schemas.ProblemSchema)
     api_spec.spec.components.schema("Task", schema=schemas.TaskSchema)
     api_spec.spec.components.schema("TaskBatch", schema=schemas.TaskBatchSchema)
+    api_spec.spec.components.schema("Schedule", schema=schemas.ScheduleSchema)
     # aiohttp-apispec keeps its state under plain string keys, which aiohttp warns about.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", web.NotAppKeyWarning)

@@ -89,13 +89,14 @@ def task_fields(body: dict[str, Any], registry: Mapping[str, Kind], settings: Se
     }
 
 
-async def refuse_callback_urls(items: list[dict[str, Any]], settings, prefix: str = "") -> None:
-    """A 422 naming each item's callback_url whose host is not allowed (resolved now)."""
+async def refuse_callback_urls(items: Mapping[str, dict[str, Any]], settings: Settings) -> None:
+    """A 422 naming each item's callback_url (keyed by its field path) whose host is not allowed,
+    as resolved now."""
     errors = {}
-    for i, fields in enumerate(items):
+    for path, fields in items.items():
         url = fields.get("callback_url")
         if url is not None and (refused := await callbacks.refusal(url, settings.callback_allow_private)):
-            errors[f"{prefix}{i}.callback_url" if prefix else "callback_url"] = [refused]
+            errors[path] = [refused]
     if errors:
         raise validation_problem(errors)
 
@@ -116,7 +117,7 @@ async def create_task(request: web.Request) -> web.Response:
         fields = task_fields(request["body"], request.app[KINDS], settings)
     except ValidationError as exc:
         raise validation_problem(exc.messages) from None
-    await refuse_callback_urls([fields], settings)
+    await refuse_callback_urls({"callback_url": fields}, settings)
     request_hash = request_fingerprint(fields) if key else None
     async with request.app[POOL].acquire() as conn:
         row, created = await create_or_replay(conn, fields, key, request_hash,
@@ -199,7 +200,7 @@ async def create_task_batch(request: web.Request) -> web.Response:
             errors[str(i)] = exc.messages
     if errors:
         raise validation_problem({"tasks": errors})
-    await refuse_callback_urls(items, settings, prefix="tasks.")
+    await refuse_callback_urls({f"tasks.{i}.callback_url": fields for i, fields in enumerate(items)}, settings)
     keys = [item["idempotency_key"] for item in body_items]
     hashes = [request_fingerprint(fields) if k else None for fields, k in zip(items, keys, strict=True)]
     key = request["headers"].get("idempotency_key")
@@ -236,21 +237,19 @@ async def list_tasks(request: web.Request) -> web.Response:
     query = request["query"]
     filters = {"statuses": query.get("status") or None, "priorities": query.get("priority") or None}
     search, queues = query.get("search") or None, query.get("queue") or None
+    schedule_id = query.get("schedule_id")
     page, page_size = query["page"], query["page_size"]
     count_limit = request.app[SETTINGS].search_count_limit
     async with request.app[POOL].acquire() as conn:
         rows = await tasks.list_page(conn, **filters, search=search, limit=page_size,
-                                     offset=(page - 1) * page_size, queues=queues)
-        if search is None and queues is None:
+                                     offset=(page - 1) * page_size, queues=queues, schedule_id=schedule_id)
+        if search is None and queues is None and schedule_id is None:
             total, exact = await tasks.count(conn, **filters), True
         else:
-            # Past the limit a search (or a queue filter, which the counters do not keep) reports
+            # The counters keep no text, queue or schedule: past the limit such a filter reports
             # `total` = limit and `total_exact` = false.
-            if search is None:
-                matching = await tasks.count_in_queues(conn, **filters, queues=queues, limit=count_limit + 1)
-            else:
-                matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1,
-                                                      queues=queues)
+            matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1,
+                                                  queues=queues, schedule_id=schedule_id)
             total, exact = min(matching, count_limit), matching <= count_limit
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,
                           "total_exact": exact, "page": page, "page_size": page_size})

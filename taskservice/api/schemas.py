@@ -8,6 +8,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 
 from taskservice import callbacks
 from taskservice.handlers import KIND_PATTERN
+from taskservice.schedules import MACROS, MAX_EVERY_SECONDS, OVERLAPS
 from taskservice.settings import BATCH_MAX_TASKS_LIMIT
 from taskservice.tasks import PRIORITIES, STATUSES
 
@@ -213,6 +214,7 @@ class TaskListQuerySchema(Schema):
                                      **NO_NUL})
     page = fields.Integer(load_default=1, validate=validate.Range(1, 10_000_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+    schedule_id = fields.UUID(metadata={"description": "Only the tasks this schedule created."})
 
 
 class TaskIdPathSchema(Schema):
@@ -249,13 +251,18 @@ class TaskSchema(Schema):
     progress = fields.Nested(ProgressSchema, allow_none=True, required=True, metadata={
         "description": "The running handler's latest progress report (ctx.progress), or null: none yet. "
                        "Cleared when an attempt starts; the last report stays once the task is finished."})
+    schedule_id = fields.UUID(allow_none=True, required=True, metadata={
+        "description": "The schedule that created the task; null for other tasks, and once the schedule "
+                       "is deleted."})
+    scheduled_for = fields.DateTime(allow_none=True, required=True, metadata={
+        "description": "The schedule's tick the task was created for (the time of a run-now)."})
 
 
 class TaskPageSchema(Schema):
     items = fields.List(fields.Nested(TaskSchema), required=True)
     total = fields.Integer(required=True)
     total_exact = fields.Boolean(required=True, metadata={
-        "description": "False when a search (or a queue filter) matched more than SEARCH_COUNT_LIMIT "
+        "description": "False when a search, a queue or a schedule_id filter matched more than SEARCH_COUNT_LIMIT "
                        "(default 1,000) tasks: "
                        "`total` is then that limit."})
     page = fields.Integer(required=True)
@@ -471,3 +478,120 @@ class KindSchema(Schema):
 
 class KindListSchema(Schema):
     items = fields.List(fields.Nested(KindSchema), required=True, metadata={"description": "By kind name."})
+
+
+# -- schedules ----------------------------------------------------------------------
+
+SCHEDULE_TIMEZONE_DESCRIPTION = "An IANA time zone (`Europe/Berlin`) in which `cron` is read; default UTC."
+SCHEDULE_CRON_DESCRIPTION = (
+    "Five fields (minute hour day-of-month month day-of-week, as Debian's cron reads them) or one of "
+    f"{', '.join(MACROS)}, read in `timezone`. A time the clocks skip fires once at the first minute after "
+    "it; a time they repeat fires once. Exactly one of `cron` and `every`.")
+SCHEDULE_EVERY_DESCRIPTION = (
+    "An interval in seconds instead of `cron`: ticks fall on multiples of it since 1970-01-01T00:00:00Z "
+    "(`every: 3600` fires on the hour in UTC).")
+
+
+class ScheduleTaskSchema(TaskCreateSchema):
+    class Meta:
+        unknown = EXCLUDE
+        exclude = ("run_at",)
+        description = ("The task each tick creates: a create body as POST /api/v1/tasks/ takes it, without "
+                       "`run_at` (each task is due at its tick; a `run_at` is ignored like any unknown field).")
+
+
+class ScheduleCreateSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+        description = "A recurring task: `cron` or `every`, and the `task` each tick creates."
+
+    name = fields.String(required=True, validate=[validate.Length(1, 255), no_nul],
+                         metadata={"description": "1 to 255 characters, no NUL characters.", **NO_NUL})
+    cron = fields.String(validate=[validate.Length(1, 255), no_nul],
+                         metadata={"description": SCHEDULE_CRON_DESCRIPTION, **NO_NUL})
+    every = fields.Integer(strict=True, validate=validate.Range(1, MAX_EVERY_SECONDS),
+                           metadata={"description": SCHEDULE_EVERY_DESCRIPTION})
+    timezone = fields.String(load_default="UTC", validate=[validate.Length(1, 255), no_nul],
+                             metadata={"description": SCHEDULE_TIMEZONE_DESCRIPTION, **NO_NUL})
+    task = fields.Nested(ScheduleTaskSchema, required=True)
+    enabled = fields.Boolean(load_default=True, metadata={"description": "A disabled schedule does not fire."})
+    overlap = fields.String(load_default="allow", validate=validate.OneOf(OVERLAPS), metadata={
+        "description": "`skip`: a tick does not fire while the task of the previous one is unfinished "
+                       "(NEW, PENDING or IN_PROGRESS)."})
+
+    @validates_schema
+    def cron_or_every(self, data, **kwargs):
+        check_spec(data, required=True)
+
+
+def check_spec(data: dict, required: bool) -> None:
+    """422 unless `data` names exactly one of cron and every (either may be absent when not
+    `required`: a partial edit)."""
+    if "cron" in data and "every" in data:
+        raise ValidationError(["Give cron or every, not both."], "every")
+    if required and "cron" not in data and "every" not in data:
+        raise ValidationError(["Give cron (an expression) or every (seconds)."], "cron")
+
+
+class SchedulePatchSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+        description = ("Any of a schedule's fields; those left out keep their value. `cron` replaces an "
+                       "`every` and the other way round. A change of `cron`, `every`, `timezone` or "
+                       "`enabled` moves `next_run_at` to the first tick after now.")
+
+    name = fields.String(validate=[validate.Length(1, 255), no_nul],
+                         metadata={"description": "1 to 255 characters, no NUL characters.", **NO_NUL})
+    cron = fields.String(validate=[validate.Length(1, 255), no_nul],
+                         metadata={"description": SCHEDULE_CRON_DESCRIPTION, **NO_NUL})
+    every = fields.Integer(strict=True, validate=validate.Range(1, MAX_EVERY_SECONDS),
+                           metadata={"description": SCHEDULE_EVERY_DESCRIPTION})
+    timezone = fields.String(validate=[validate.Length(1, 255), no_nul],
+                             metadata={"description": SCHEDULE_TIMEZONE_DESCRIPTION, **NO_NUL})
+    task = fields.Nested(ScheduleTaskSchema, metadata={"description": "Replaces the whole task."})
+    enabled = fields.Boolean()
+    overlap = fields.String(validate=validate.OneOf(OVERLAPS))
+
+    @validates_schema
+    def not_both(self, data, **kwargs):
+        check_spec(data, required=False)
+
+
+class ScheduleListQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 10_000_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+class ScheduleIdPathSchema(Schema):
+    schedule_id = fields.UUID(required=True)
+
+
+class ScheduleSchema(Schema):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    cron = fields.String(allow_none=True, required=True, metadata={"description": SCHEDULE_CRON_DESCRIPTION})
+    every = fields.Integer(allow_none=True, required=True, metadata={"description": SCHEDULE_EVERY_DESCRIPTION})
+    timezone = fields.String(required=True)
+    task = fields.Dict(required=True, metadata={
+        "description": "The task each tick creates, with the configured defaults filled in."})
+    enabled = fields.Boolean(required=True)
+    overlap = fields.String(required=True, validate=validate.OneOf(OVERLAPS))
+    next_run_at = fields.DateTime(allow_none=True, required=True, metadata={
+        "description": "The next tick; null while disabled."})
+    last_run_at = fields.DateTime(allow_none=True, required=True, metadata={
+        "description": "When the last task was created (by a tick or by run)."})
+    last_task_id = fields.UUID(allow_none=True, required=True)
+    last_task_status = fields.String(allow_none=True, required=True, validate=validate.OneOf(STATUSES), metadata={
+        "description": "The last task's status; null when there is none (or it was deleted by retention)."})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class SchedulePageSchema(Schema):
+    items = fields.List(fields.Nested(ScheduleSchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)

@@ -511,3 +511,70 @@ async def test_the_stream_parser_handles_any_chunking(watched):
     assert events["events"] == expected * 6
     assert events["retries"] == [2000] * 6
     watched.assert_clean()
+
+
+def schedule_row(page, name: str):
+    return page.locator("#schedules tbody tr", has=page.locator(".name", has_text=name))
+
+
+async def test_schedules_create_run_now_disable_enable_and_delete_from_the_page(watched, server):
+    page = watched.page
+    name = tag()
+    await until_live(page)
+    await page.get_by_role("button", name="New schedule").click()
+    form = page.locator("dialog#schedule-create")
+    await form.get_by_label("Name", exact=True).fill(f"{name}-nightly")
+    await form.get_by_label("Cron expression").fill("99 * * * *")
+    await form.get_by_label("Time zone").fill("Europe/Berlin")
+    await form.get_by_label("Task name").fill(f"{name}-job")
+    await form.get_by_label("Kind (optional)").fill("echo")
+    await form.get_by_role("button", name="Create schedule").click()
+    # The API's 422 names the field: its message shows next to it.
+    await form.locator("#schedule-cron-error", has_text="Invalid cron expression").wait_for()
+    await form.get_by_label("Every (seconds)").fill("60")
+    await form.get_by_role("button", name="Create schedule").click()
+    await form.locator("#schedule-every-error", has_text="not both").wait_for()
+    await form.get_by_label("Every (seconds)").fill("")
+    await form.get_by_label("Cron expression").fill("@daily")
+    await form.get_by_role("button", name="Create schedule").click()
+    await page.locator("#notice", has_text=f"Created schedule “{name}-nightly”").wait_for()
+    await form.wait_for(state="hidden")
+
+    listed = schedule_row(page, f"{name}-nightly")
+    await expect(listed.locator(".timing")).to_have_text("@daily (Europe/Berlin)")
+    await expect(listed.locator(".next time")).to_have_count(1)
+    await expect(listed.locator(".outcome")).to_have_text("—")
+    schedules = await server.get("/api/v1/schedules/?page_size=100")
+    schedule = next(s for s in schedules["items"] if s["name"] == f"{name}-nightly")
+    assert (schedule["cron"], schedule["timezone"], schedule["task"]["kind"]) == ("@daily", "Europe/Berlin", "echo")
+
+    # Run now: the task is created at once, runs, and its outcome shows on the schedule's row.
+    await listed.get_by_role("button", name=f"Run {name}-nightly now").click()
+    await page.locator("#notice", has_text=f"Started “{name}-nightly” now").wait_for()
+    await listed.locator(".outcome .badge", has_text="COMPLETED").wait_for()
+    await search(page, f"{name}-job")
+    await row(page, f"{name}-job").locator(".badge", has_text="COMPLETED").wait_for()
+    # The outcome opens its task.
+    await listed.locator(".outcome button").click()
+    await expect(page.locator("dialog#detail #detail-title")).to_have_text(f"{name}-job")
+    await page.keyboard.press("Escape")
+
+    await listed.get_by_role("button", name=f"Disable {name}-nightly").click()
+    await expect(listed.locator(".next")).to_have_text("disabled")
+    await page.locator("#notice", has_text=f"“{name}-nightly” is disabled.").wait_for()
+    assert (await server.get(f"/api/v1/schedules/{schedule['id']}"))["next_run_at"] is None
+    await listed.get_by_role("button", name=f"Enable {name}-nightly").click()
+    await expect(listed.locator(".next time")).to_have_count(1)
+    assert (await server.get(f"/api/v1/schedules/{schedule['id']}"))["enabled"] is True
+    await page.locator("#schedules").screenshot(path=SCREENSHOTS / "dashboard-schedules.png")
+
+    await listed.get_by_role("button", name=f"Delete {name}-nightly").click()
+    await page.locator("#notice", has_text=f"“{name}-nightly” is deleted").wait_for()
+    await expect(listed).to_have_count(0)
+    async with server.http.get(f"{server.url}/api/v1/schedules/{schedule['id']}") as resp:
+        assert resp.status == 404
+    # Its task stays, no longer tied to a schedule.
+    await row(page, f"{name}-job").wait_for()
+    # The browser logs the create the API refused (422) as a failed load (the form caught "not both"
+    # itself); nothing else went wrong.
+    assert len(watched.errors) == 1 and "status of 422" in watched.errors[0], watched.errors
