@@ -14,7 +14,7 @@ import pickle
 import threading
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
 from typing import Any
 from uuid import UUID
@@ -32,6 +32,8 @@ class HandlerContext:
     # Set once the attempt is timed out or cancelled: a thread handler that looks at it
     # can return early; one that does not is abandoned (its result discarded) until it ends.
     stopping: threading.Event | None = None
+    # The results of the tasks this one depends on (all COMPLETED), by parent id as text.
+    parent_results: Mapping[str, Any] = field(default_factory=dict)
 
 
 Handler = Callable[[Mapping[str, Any], HandlerContext], Awaitable[Any]]

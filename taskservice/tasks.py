@@ -17,25 +17,31 @@ PRIORITIES = ("LOW", "MEDIUM", "HIGH")
 PUBLIC_FIELDS = (
     "id", "name", "description", "priority", "status", "created_at", "started_at",
     "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
-    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url",
+    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url", "waiting_on",
 )
 
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
-    """A task row as the API shows it."""
-    return {field: row[field] for field in PUBLIC_FIELDS}
+    """A task row as the API shows it; `depends_on` from the row when its query reads it (get,
+    get_many, list_page), else none (a task created without parents)."""
+    try:
+        depends_on = row["depends_on"]
+    except KeyError:
+        depends_on = []
+    return {**{field: row[field] for field in PUBLIC_FIELDS}, "depends_on": depends_on}
 
 
 async def create(
     conn: asyncpg.Connection, *, name: str, description: str | None, priority: str,
     kind: str, payload: dict, max_attempts: int, timeout_seconds: int,
     run_at: datetime | None, idempotency_key: str | None = None,
-    request_hash: str | None = None, callback_url: str | None = None,
+    request_hash: str | None = None, callback_url: str | None = None, waiting_on: int = 0,
 ) -> asyncpg.Record | None:
-    """The new task, or None when `idempotency_key` already names a task."""
+    """The new task, or None when `idempotency_key` already names a task. With `waiting_on`
+    parents it gets no outbox row: dependencies.link, in the same transaction, decides."""
     return await conn.fetchrow(
         QUERIES["tasks/create"], name, description, priority, kind, payload,
-        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url)
+        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url, waiting_on)
 
 
 async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
@@ -50,7 +56,8 @@ async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
         QUERIES["tasks/create_many"], column("name"), column("description"), column("priority"),
         column("kind"), [orjson.dumps(item["payload"]).decode() for item in items],
         column("max_attempts"), column("timeout_seconds"), column("run_at"),
-        list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items])
+        list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items],
+        [item.get("waiting_on", 0) for item in items])
     created: list[asyncpg.Record | None] = [None] * len(items)
     for row in rows:
         created[row["position"] - 1] = row
@@ -91,9 +98,10 @@ async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_second
 async def list_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
     priorities: Sequence[str] | None, search: str | None, limit: int, offset: int,
+    waiting: bool | None = None,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, search,
-                            limit, offset)
+                            limit, offset, waiting)
 
 
 async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
@@ -120,7 +128,8 @@ async def events(conn: asyncpg.Connection, task_id: UUID) -> list[asyncpg.Record
 
 async def retry(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
     """The task with `from_status` and `changed`: PENDING again with a fresh attempt budget (it was
-    FAILED or CANCELLED), or left alone as it is (`changed` false); None when there is no such task."""
+    FAILED or CANCELLED; NEW if it still waits on parents, and the descendants its failure
+    cancelled wait again), or left alone as it is (`changed` false); None when there is no such task."""
     return await conn.fetchrow(QUERIES["tasks/retry"], task_id)
 
 

@@ -277,7 +277,8 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
         log.error("task %s: unknown kind %r", task["id"], task["kind"],
                   extra={"task_id": str(task["id"]), "attempt": task["attempts"]})
         return
-    ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log, stopping=threading.Event())
+    ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log, stopping=threading.Event(),
+                         parent_results=task["parent_results"] or {})
     attempt = Attempt(task, asyncio.create_task(call_handler(kind, task, ctx)))
     running[task["id"]] = attempt  # until the outcome is written: the heartbeat keeps the lease
     try:

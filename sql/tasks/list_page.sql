@@ -3,7 +3,8 @@
 -- Plan: see docs/design.md, "Query plans" (the shape is chosen for the indexes).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (NULL = none; %, _ and \ match literally),
--- $4 limit, $5 offset
+-- $4 limit, $5 offset, $6 waiting on parents (NULL = either; true: NEW with
+-- waiting_on > 0, tasks_waiting_idx)
 WITH page AS (
     SELECT id, created_at
     FROM tasks
@@ -16,10 +17,12 @@ WITH page AS (
       AND ($3::text IS NULL
            OR name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
            OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
+      AND ($6::boolean IS NULL OR (status = 'NEW' AND waiting_on > 0) = $6)
     ORDER BY created_at DESC, id DESC
     LIMIT $4 OFFSET $5
 )
-SELECT tasks.*
+SELECT tasks.*,
+       ARRAY(SELECT parent_id FROM task_dependencies d WHERE d.task_id = tasks.id ORDER BY parent_id) AS depends_on
 FROM page
 JOIN tasks USING (id)
 ORDER BY page.created_at DESC, page.id DESC;

@@ -18,6 +18,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PAYLOAD_DEPTH = 254  # orjson's limit when the payload is stored
 MAX_SEARCH_LENGTH = 200
 MAX_STATUS_WAIT_SECONDS = 60
+MAX_PARENTS = 1000
 # Visible ASCII, like the tokens and UUIDs clients send: a header's other bytes
 # reach us undecodable (and PostgreSQL could not store them).
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[!-~]+")
@@ -132,6 +133,11 @@ class TaskCreateSchema(Schema):
             "POSTed the task JSON once the task is COMPLETED, FAILED or CANCELLED (signed, retried; see "
             "GET /api/v1/tasks/{task_id}/callbacks). An http or https URL whose host resolves only to "
             "public addresses unless CALLBACK_ALLOW_PRIVATE is set.")})
+    depends_on = fields.List(fields.UUID(), validate=validate.Length(max=MAX_PARENTS), metadata={
+        "description": "Ids of tasks (parents) that must all be COMPLETED before this one is dispatched: "
+                       "it stays NEW until then. A parent that ends FAILED or CANCELLED (or already has) "
+                       "cancels it, with the error `parent <id> FAILED`. The handler reads the parents' "
+                       "results in `ctx.parent_results`. An unknown id is a 422 (`depends_on.<i>`)."})
 
 
 # Optional query and header parameters have no load_default: a default of None would
@@ -158,6 +164,13 @@ class TaskBatchItemSchema(TaskCreateSchema):
                                  "holds it, that task is returned in this place instead of a new one "
                                  "(409 if it was created from a different body). Unique within a batch.",
                   "pattern": f"^{IDEMPOTENCY_KEY_PATTERN.pattern}$"})
+    ref = fields.String(load_default=None, allow_none=True, validate=[validate.Length(1, 255), no_nul], metadata={
+        "description": "A name for this item that later items' `depends_on` may use instead of its id. "
+                       "Unique within a batch.", **NO_NUL})
+    depends_on = fields.List(
+        fields.String(validate=[validate.Length(1, 255), no_nul]), validate=validate.Length(max=MAX_PARENTS),
+        metadata={"description": "As for a single create; each entry is a task id or the `ref` of an earlier "
+                                 "item of this batch (errors keyed `tasks.<i>.depends_on`)."})
 
 
 class TaskBatchCreateSchema(Schema):
@@ -181,15 +194,16 @@ class TaskBatchCreateSchema(Schema):
 
     @validates_schema
     def keys_unique_within_the_batch(self, data, **kwargs):
-        first_with_key: dict[str, int] = {}
-        errors = {}
-        for position, item in enumerate(data["tasks"]):
-            key = item["idempotency_key"]
-            if key is None:
-                continue
-            if key in first_with_key:
-                errors[position] = {"idempotency_key": [f"Repeats the key of tasks.{first_with_key[key]}."]}
-            first_with_key.setdefault(key, position)
+        errors: dict[int, dict] = {}
+        for field in ("idempotency_key", "ref"):
+            first_with: dict[str, int] = {}
+            for position, item in enumerate(data["tasks"]):
+                value = item[field]
+                if value is None:
+                    continue
+                if value in first_with:
+                    errors.setdefault(position, {})[field] = [f"Repeats the {field} of tasks.{first_with[value]}."]
+                first_with.setdefault(value, position)
         if errors:
             raise ValidationError({"tasks": errors})
 
@@ -205,6 +219,9 @@ class TaskListQuerySchema(Schema):
     search = fields.String(validate=[validate.Length(max=MAX_SEARCH_LENGTH), no_nul],
                            metadata={"description": "Case-insensitive substring of name or description.",
                                      **NO_NUL})
+    waiting = fields.Boolean(metadata={
+        "description": "true: only tasks waiting on parents (NEW, `waiting_on` > 0); false: only the others. "
+                       "`total` then counts up to SEARCH_COUNT_LIMIT, like a search (not combinable with it)."})
     page = fields.Integer(load_default=1, validate=validate.Range(1, 10_000_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
@@ -233,6 +250,12 @@ class TaskSchema(Schema):
     run_at = fields.DateTime(allow_none=True, required=True)
     cancel_requested_at = fields.DateTime(allow_none=True, required=True)
     callback_url = fields.String(allow_none=True, required=True)
+    depends_on = fields.List(fields.UUID(), required=True, metadata={"description": "The parents' ids."})
+    waiting_on = fields.Integer(required=True, metadata={
+        "description": "How many parents are not COMPLETED yet; a NEW task with more than 0 waits for them."})
+    dependents = fields.List(fields.UUID(), metadata={
+        "description": "GET /api/v1/tasks/{task_id} only: the ids of tasks that depend on this one "
+                       "(the first 1,000)."})
 
 
 class TaskPageSchema(Schema):

@@ -152,3 +152,10 @@ async def loop_blocker(task, ctx):
     while time.monotonic() < deadline:
         pass
     return {"blocked_for": task["payload"]["seconds"]}
+
+
+@handler("count_parent_results")
+async def count_parent_results(task, ctx):
+    """How many parent results the task sees, and their sum where they are numbers (a fan-in)."""
+    numbers = [r for r in ctx.parent_results.values() if isinstance(r, int)]
+    return len(ctx.parent_results) if not numbers else {"parents": len(ctx.parent_results), "sum": sum(numbers)}
