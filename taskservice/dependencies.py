@@ -25,3 +25,7 @@ async def count_waiting(conn: asyncpg.Connection, *, statuses: Sequence[str] | N
                         priorities: Sequence[str] | None, waiting: bool, limit: int) -> int:
     """Tasks that wait on parents (or do not), counted up to `limit`."""
     return await conn.fetchval(QUERIES["dependencies/count_waiting"], statuses, priorities, waiting, limit)
+
+
+async def children(conn: asyncpg.Connection, task_id: UUID, limit: int) -> list[UUID]:
+    return await conn.fetchval(QUERIES["dependencies/children"], task_id, limit)

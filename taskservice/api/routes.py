@@ -339,8 +339,7 @@ async def _task_or_404(request: web.Request):
 @match_info_schema(schemas.TaskIdPathSchema, put_into="path")
 @response_schema(schemas.TaskSchema, 200, description="The task")
 async def get_task(request: web.Request) -> web.Response:
-    row = await _task_or_404(request)
-    return json_response({**tasks.public(row), "dependents": row["dependents"]})
+    return json_response(tasks.public(await _task_or_404(request)))
 
 
 @docs(tags=["tasks"], summary="Get a task's status, or wait for it to change",
@@ -442,6 +441,24 @@ async def list_task_callbacks(request: web.Request) -> web.Response:
             raise Problem(404, TASK_NOT_FOUND)
         rows = await callbacks.list_for_task(conn, task_id)
     return json_response({"task_id": task_id, **callbacks.attempts_json(rows)})
+
+
+MAX_DEPENDENTS_LISTED = 1000
+
+
+@docs(tags=["tasks"], summary="The tasks that depend on this one",
+      description=f"The ids of the tasks whose `depends_on` names this task (the first {MAX_DEPENDENTS_LISTED} "
+                  "by id).",
+      responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskDependentsSchema, 200, description="Its children's ids")
+async def list_task_dependents(request: web.Request) -> web.Response:
+    task_id = request["path"]["task_id"]
+    async with request.app[POOL].acquire() as conn:
+        if await tasks.get_status(conn, task_id) is None:
+            raise Problem(404, TASK_NOT_FOUND)
+        children = await dependencies.children(conn, task_id, MAX_DEPENDENTS_LISTED)
+    return json_response({"task_id": task_id, "items": children})
 
 
 STREAM_FORMAT = """Server-Sent Events. First `retry: 2000`; then, if resuming, the recorded changes after
@@ -556,6 +573,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/callbacks", list_task_callbacks, allow_head=False)
+    app.router.add_get("/api/v1/tasks/{task_id}/dependents", list_task_dependents, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
     app.router.add_get("/api/v1/kinds", list_kinds, allow_head=False)
     app.router.add_get("/api/v1/stats", get_stats, allow_head=False)

@@ -253,9 +253,11 @@ class TaskSchema(Schema):
     depends_on = fields.List(fields.UUID(), required=True, metadata={"description": "The parents' ids."})
     waiting_on = fields.Integer(required=True, metadata={
         "description": "How many parents are not COMPLETED yet; a NEW task with more than 0 waits for them."})
-    dependents = fields.List(fields.UUID(), metadata={
-        "description": "GET /api/v1/tasks/{task_id} only: the ids of tasks that depend on this one "
-                       "(the first 1,000)."})
+
+
+class TaskDependentsSchema(Schema):
+    task_id = fields.UUID(required=True)
+    items = fields.List(fields.UUID(), required=True, metadata={"description": "The children's ids, by id."})
 
 
 class TaskPageSchema(Schema):
