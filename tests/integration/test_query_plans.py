@@ -64,4 +64,5 @@ async def test_claim_and_complete_read_tasks_by_primary_key(filled):
     for mode in ("force_custom_plan", "force_generic_plan"):  # the worker's pool, and a prepared statement's
         claim = await plan(filled, "tasks/claim", mode, ids, outbox_ids, "worker-2", 60)
         complete = await plan(filled, "tasks/complete", mode, ids, [1] * 16, [None] * 16, "worker-1")
-        assert (claim, complete) == (["tasks_pkey"], ["tasks_pkey"]), mode
+        # The claim's second scan reads the claimed task's parents (their results), by key too.
+        assert (claim, complete) == (["tasks_pkey", "tasks_pkey"], ["tasks_pkey"]), mode
