@@ -301,12 +301,13 @@ def list_queries(query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
     search = query.get("search")
     schedule_id = query.get("schedule_id")
     queues = None  # no list scenario filters by queue
-    steps = [("list_page", "list_page", (*filters, search, PAGE_SIZE, (page - 1) * PAGE_SIZE, queues, schedule_id))]
+    steps = [("list_page", "list_page", (*filters, search, PAGE_SIZE, (page - 1) * PAGE_SIZE, queues, schedule_id,
+                                            None))]
     if search is None and schedule_id is None:
         steps.append(("count", "count", filters))
     else:
         steps.append(("count", "count_matching",
-                      (*filters, search, Settings().search_count_limit + 1, queues, schedule_id)))
+                      (*filters, search, Settings().search_count_limit + 1, queues, schedule_id, None)))
     return steps
 
 

@@ -127,6 +127,91 @@ END;
 $$;
 
 
+--
+-- Name: settle_dependents(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.settle_dependents() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    released bigint;
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1
+        FROM new_rows n
+        JOIN old_rows o ON o.id = n.id
+        WHERE n.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+          AND o.status IN ('NEW', 'PENDING', 'IN_PROGRESS')
+          AND EXISTS (SELECT 1 FROM task_dependencies d WHERE d.parent_id = n.id)
+    ) THEN
+        RETURN NULL;
+    END IF;
+
+    WITH completed AS (
+        SELECT n.id
+        FROM new_rows n
+        JOIN old_rows o ON o.id = n.id
+        WHERE n.status = 'COMPLETED' AND o.status IN ('NEW', 'PENDING', 'IN_PROGRESS')
+    ), counted_down AS (
+        UPDATE tasks c
+        SET waiting_on = c.waiting_on - done.parents,
+            updated_at = now()
+        FROM (SELECT d.task_id, count(*) AS parents
+              FROM task_dependencies d
+              JOIN completed ON completed.id = d.parent_id
+              GROUP BY d.task_id) AS done
+        WHERE c.id = done.task_id
+        RETURNING c.id, c.priority, c.run_at, c.status, c.waiting_on
+    )
+    INSERT INTO outbox (task_id, priority, available_at)
+    SELECT id, priority, greatest(run_at, now())
+    FROM counted_down
+    WHERE status = 'NEW' AND waiting_on = 0;
+    GET DIAGNOSTICS released = ROW_COUNT;
+    IF released > 0 THEN
+        -- wake the dispatchers at commit; rare enough not to matter to other commits
+        PERFORM pg_notify('outbox_due', '');
+    END IF;
+
+    WITH RECURSIVE stopped AS (
+        SELECT n.id, n.status
+        FROM new_rows n
+        JOIN old_rows o ON o.id = n.id
+        WHERE n.status IN ('FAILED', 'CANCELLED') AND o.status IN ('NEW', 'PENDING', 'IN_PROGRESS')
+    ), blocked (id) AS (
+        SELECT d.task_id
+        FROM stopped
+        JOIN task_dependencies d ON d.parent_id = stopped.id
+        JOIN tasks t ON t.id = d.task_id AND t.status = 'NEW'
+        UNION
+        SELECT d.task_id
+        FROM blocked
+        JOIN task_dependencies d ON d.parent_id = blocked.id
+        JOIN tasks t ON t.id = d.task_id AND t.status = 'NEW'
+    ), reason AS (
+        -- one parent per blocked task: a stopped one, else one cancelled here too
+        SELECT DISTINCT ON (d.task_id)
+               d.task_id AS id, 'parent ' || d.parent_id || ' ' || coalesce(stopped.status, 'CANCELLED') AS error
+        FROM task_dependencies d
+        JOIN blocked ON blocked.id = d.task_id
+        LEFT JOIN stopped ON stopped.id = d.parent_id
+        WHERE stopped.id IS NOT NULL OR d.parent_id IN (SELECT id FROM blocked)
+        ORDER BY d.task_id, stopped.id IS NULL, d.parent_id
+    )
+    UPDATE tasks c
+    SET status = 'CANCELLED',
+        error = reason.error,
+        finished_at = now(),
+        updated_at = now()
+    FROM reason
+    WHERE c.id = reason.id
+      AND c.status = 'NEW';
+    RETURN NULL;
+END;
+$$;
+
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -330,6 +415,16 @@ WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='1000');
 
 
 --
+-- Name: task_dependencies; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.task_dependencies (
+    task_id uuid NOT NULL,
+    parent_id uuid NOT NULL
+);
+
+
+--
 -- Name: task_events; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -391,6 +486,7 @@ CREATE TABLE public.tasks (
     progress_fraction double precision,
     progress_message text,
     progress_updated_at timestamp with time zone,
+    waiting_on integer DEFAULT 0 NOT NULL,
     queue text DEFAULT 'default'::text NOT NULL,
     CONSTRAINT attempts_within_budget CHECK (((attempts >= 0) AND (attempts <= max_attempts))),
     CONSTRAINT finished_iff_terminal CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text])))),
@@ -412,7 +508,8 @@ CREATE TABLE public.tasks (
     CONSTRAINT tasks_progress_message_check CHECK ((char_length(progress_message) <= 1000)),
     CONSTRAINT tasks_queue_check CHECK ((queue ~ '^[A-Za-z0-9_.:-]{1,100}$'::text)),
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['NEW'::text, 'PENDING'::text, 'IN_PROGRESS'::text, 'COMPLETED'::text, 'FAILED'::text, 'CANCELLED'::text]))),
-    CONSTRAINT tasks_timeout_seconds_check CHECK (((timeout_seconds >= 1) AND (timeout_seconds <= 86400)))
+    CONSTRAINT tasks_timeout_seconds_check CHECK (((timeout_seconds >= 1) AND (timeout_seconds <= 86400))),
+    CONSTRAINT tasks_waiting_on_check CHECK ((waiting_on >= 0))
 );
 
 
@@ -505,6 +602,14 @@ ALTER TABLE ONLY public.task_counts
 
 
 --
+-- Name: task_dependencies task_dependencies_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_dependencies
+    ADD CONSTRAINT task_dependencies_pkey PRIMARY KEY (task_id, parent_id);
+
+
+--
 -- Name: task_events task_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -588,6 +693,13 @@ CREATE INDEX schedules_due_idx ON public.schedules USING btree (next_run_at) WHE
 --
 
 CREATE INDEX task_batches_created_idx ON public.task_batches USING btree (created_at);
+
+
+--
+-- Name: task_dependencies_parent_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX task_dependencies_parent_idx ON public.task_dependencies USING btree (parent_id, task_id);
 
 
 --
@@ -696,6 +808,13 @@ CREATE INDEX tasks_status_created_idx ON public.tasks USING btree (status, creat
 
 
 --
+-- Name: tasks_waiting_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_waiting_idx ON public.tasks USING btree (created_at DESC, id DESC) WHERE ((waiting_on > 0) AND (status = 'NEW'::text));
+
+
+--
 -- Name: tasks tasks_count_on_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -707,6 +826,13 @@ CREATE TRIGGER tasks_count_on_delete AFTER DELETE ON public.tasks FOR EACH ROW E
 --
 
 CREATE TRIGGER tasks_notify_cancel AFTER UPDATE OF cancel_requested_at ON public.tasks FOR EACH ROW WHEN (((old.cancel_requested_at IS NULL) AND (new.cancel_requested_at IS NOT NULL) AND (new.status = 'IN_PROGRESS'::text))) EXECUTE FUNCTION public.notify_cancel_requested();
+
+
+--
+-- Name: tasks tasks_settle_dependents; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_settle_dependents AFTER UPDATE ON public.tasks REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.settle_dependents();
 
 
 --
@@ -756,6 +882,22 @@ ALTER TABLE ONLY public.outbox
 
 
 --
+-- Name: task_dependencies task_dependencies_parent_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_dependencies
+    ADD CONSTRAINT task_dependencies_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.tasks(id) ON DELETE CASCADE;
+
+
+--
+-- Name: task_dependencies task_dependencies_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_dependencies
+    ADD CONSTRAINT task_dependencies_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.tasks(id) ON DELETE CASCADE;
+
+
+--
 -- Name: task_events task_events_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -789,5 +931,6 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261130090000'),
     ('20261130100000'),
     ('20261130120000'),
+    ('20261130130000'),
     ('20261130140000'),
     ('20261130150000');

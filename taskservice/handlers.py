@@ -45,6 +45,8 @@ class HandlerContext:
     # Set once the attempt is timed out or cancelled: a thread handler that looks at it
     # can return early; one that does not is abandoned (its result discarded) until it ends.
     stopping: threading.Event | None = None
+    # The results of the tasks this one depends on (all COMPLETED), by parent id as text.
+    parent_results: Mapping[str, Any] = field(default_factory=dict)
     # Takes a checked progress report, from any thread (taskservice.progress); None: dropped.
     report_progress: Callable[[float, str | None], None] | None = field(default=None, repr=False)
 

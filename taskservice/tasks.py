@@ -19,17 +19,22 @@ PUBLIC_FIELDS = (
     "id", "name", "description", "priority", "status", "created_at", "started_at",
     "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
     "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url", "queue",
-    "schedule_id", "scheduled_for",
+    "schedule_id", "scheduled_for", "waiting_on",
 )
 DEFAULT_QUEUE = "default"
 
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
-    """A task row as the API shows it."""
+    """A task row as the API shows it; `depends_on` from the row when its query reads it (get,
+    get_many, list_page), else none (a task created without parents)."""
     task = {field: row[field] for field in PUBLIC_FIELDS}
     task["progress"] = None if row["progress_updated_at"] is None else {
         "fraction": row["progress_fraction"], "message": row["progress_message"],
         "updated_at": row["progress_updated_at"]}
+    try:
+        task["depends_on"] = row["depends_on"]
+    except KeyError:
+        task["depends_on"] = []
     return task
 
 
@@ -38,11 +43,14 @@ async def create(
     kind: str, payload: dict, max_attempts: int, timeout_seconds: int,
     run_at: datetime | None, idempotency_key: str | None = None,
     request_hash: str | None = None, callback_url: str | None = None, queue: str = DEFAULT_QUEUE,
+    waiting_on: int = 0,
 ) -> asyncpg.Record | None:
-    """The new task, or None when `idempotency_key` already names a task."""
+    """The new task, or None when `idempotency_key` already names a task. With `waiting_on`
+    parents it gets no outbox row: dependencies.link, in the same transaction, decides."""
     return await conn.fetchrow(
         QUERIES["tasks/create"], name, description, priority, kind, payload,
-        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url, queue)
+        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url, queue,
+        waiting_on)
 
 
 async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
@@ -58,7 +66,7 @@ async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
         column("kind"), [orjson.dumps(item["payload"]).decode() for item in items],
         column("max_attempts"), column("timeout_seconds"), column("run_at"),
         list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items],
-        [item.get("queue", DEFAULT_QUEUE) for item in items])
+        [item.get("queue", DEFAULT_QUEUE) for item in items], [item.get("waiting_on", 0) for item in items])
     created: list[asyncpg.Record | None] = [None] * len(items)
     for row in rows:
         created[row["position"] - 1] = row
@@ -99,10 +107,10 @@ async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_second
 async def list_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
     priorities: Sequence[str] | None, search: str | None, limit: int, offset: int,
-    queues: Sequence[str] | None = None, schedule_id: UUID | None = None,
+    queues: Sequence[str] | None = None, schedule_id: UUID | None = None, waiting: bool | None = None,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, search,
-                            limit, offset, queues, schedule_id)
+                            limit, offset, queues, schedule_id, waiting)
 
 
 async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
@@ -113,10 +121,12 @@ async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
 
 async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
                          priorities: Sequence[str] | None, search: str | None, limit: int,
-                         queues: Sequence[str] | None = None, schedule_id: UUID | None = None) -> int:
-    """Tasks matching a text search, queues or a schedule (and the other filters), counted up to `limit`."""
+                         queues: Sequence[str] | None = None, schedule_id: UUID | None = None,
+                         waiting: bool | None = None) -> int:
+    """Tasks matching a text search, queues, a schedule or waiting on parents (and the other
+    filters), counted up to `limit`."""
     return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit,
-                               queues, schedule_id)
+                               queues, schedule_id, waiting)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
@@ -131,7 +141,8 @@ async def events(conn: asyncpg.Connection, task_id: UUID) -> list[asyncpg.Record
 
 async def retry(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
     """The task with `from_status` and `changed`: PENDING again with a fresh attempt budget (it was
-    FAILED or CANCELLED), or left alone as it is (`changed` false); None when there is no such task."""
+    FAILED or CANCELLED; NEW if it still waits on parents, and the descendants its failure
+    cancelled wait again), or left alone as it is (`changed` false); None when there is no such task."""
     return await conn.fetchrow(QUERIES["tasks/retry"], task_id)
 
 

@@ -302,7 +302,7 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
         return
     reporter = progress.Reporter(progress_writer(pool, settings, task), asyncio.get_running_loop())
     ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log, stopping=threading.Event(),
-                         report_progress=reporter.report)
+                         report_progress=reporter.report, parent_results=task["parent_results"] or {})
     attempt = Attempt(task, asyncio.create_task(call_handler(kind, task, ctx)))
     running[task["id"]] = attempt  # until the outcome is written: the heartbeat keeps the lease
     try:

@@ -5,7 +5,8 @@
 -- makes their message stale): after the retry delay times the task's refusals so far
 -- (at most 60), so a long backlog is not tried over and over, and for the rate not
 -- before its token is due. Guards as tasks/claim; a kind without a limit row starts freely.
--- Returns one row per claimed task, with the outbox id of the message that claimed it.
+-- Returns one row per claimed task, with the outbox id of the message that claimed it
+-- and its parents' results, as tasks/claim does.
 -- $1 task ids (uuid[]), $2 the outbox id each message came from (bigint[], same order),
 -- $3 worker id, $4 lease seconds, $5 retry delay in seconds (up to twice that, with jitter)
 WITH clock AS MATERIALIZED (
@@ -46,7 +47,11 @@ WITH clock AS MATERIALIZED (
       AND v.admitted
       AND CASE t.status WHEN 'NEW' THEN true WHEN 'PENDING' THEN true ELSE false END
       AND t.attempts < t.max_attempts
-    RETURNING t.*, v.outbox_id
+    RETURNING t.*, v.outbox_id,
+        (SELECT jsonb_object_agg(d.parent_id::text, p.result)
+         FROM task_dependencies d
+         JOIN tasks p ON p.id = d.parent_id
+         WHERE d.task_id = t.id) AS parent_results
 ), spent AS (
     UPDATE kind_limits k
     SET tokens = l.tokens - (SELECT count(*) FROM verdict v WHERE v.kind = l.kind AND v.admitted),

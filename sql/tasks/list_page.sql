@@ -3,7 +3,8 @@
 -- Plan: see docs/design.md, "Query plans" (the shape is chosen for the indexes).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (NULL = none; %, _ and \ match literally),
--- $4 limit, $5 offset, $6 queues (text[] or NULL), $7 schedule id (NULL = any)
+-- $4 limit, $5 offset, $6 queues (text[] or NULL), $7 schedule id (NULL = any),
+-- $8 waiting on parents (NULL = either; true: NEW with waiting_on > 0, tasks_waiting_idx)
 WITH page AS (
     SELECT id, created_at
     FROM tasks
@@ -20,10 +21,12 @@ WITH page AS (
            OR name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
            OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
       AND ($7::uuid IS NULL OR schedule_id = $7)
+      AND ($8::boolean IS NULL OR (status = 'NEW' AND waiting_on > 0) = $8)
     ORDER BY created_at DESC, id DESC
     LIMIT $4 OFFSET $5
 )
-SELECT tasks.*
+SELECT tasks.*,
+       ARRAY(SELECT parent_id FROM task_dependencies d WHERE d.task_id = tasks.id ORDER BY parent_id) AS depends_on
 FROM page
 JOIN tasks USING (id)
 ORDER BY page.created_at DESC, page.id DESC;

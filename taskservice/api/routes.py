@@ -5,6 +5,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 import orjson
 from aiohttp import web
@@ -18,7 +19,7 @@ from aiohttp_apispec import (
 )
 from marshmallow import ValidationError
 
-from taskservice import batches, callbacks, db, events, limits, metrics, outbox, tasks
+from taskservice import batches, callbacks, db, dependencies, events, limits, metrics, outbox, tasks
 from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
@@ -86,7 +87,41 @@ def task_fields(body: dict[str, Any], registry: Mapping[str, Kind], settings: Se
         **kinds.create_fields(body, registry, settings),
         # Only when set, so that fingerprints of earlier creates without one stay valid.
         **({"callback_url": body["callback_url"]} if body.get("callback_url") is not None else {}),
+        **({"depends_on": body["depends_on"]} if body.get("depends_on") else {}),
+        **({"ref": body["ref"]} if body.get("ref") is not None else {}),
     }
+
+
+def create_arguments(fields: dict[str, Any], waiting_on: int = 0) -> dict[str, Any]:
+    """task_fields as tasks.create takes them: the parents are linked afterwards."""
+    return {**{k: v for k, v in fields.items() if k not in ("depends_on", "ref")}, "waiting_on": waiting_on}
+
+
+def batch_parents(items: list[dict[str, Any]]) -> list[list[UUID | int]]:
+    """Each item's distinct parents: a task id, or the position of an earlier item its `ref` names.
+    ValidationError keyed `tasks.<i>.depends_on`."""
+    refs = {item["ref"]: i for i, item in enumerate(items) if "ref" in item}
+    parents, errors = [], {}
+    for i, item in enumerate(items):
+        mine: list[UUID | int] = []
+        for name in item.get("depends_on", []):
+            if name in refs:
+                if refs[name] >= i:
+                    errors[f"{i}.depends_on"] = [f"{name!r} is the ref of tasks.{refs[name]}, not an earlier item."]
+                    continue
+                parent: UUID | int = refs[name]
+            else:
+                try:
+                    parent = UUID(name)
+                except ValueError:
+                    errors[f"{i}.depends_on"] = [f"{name!r} is neither a task id nor the ref of an earlier item."]
+                    continue
+            if parent not in mine:
+                mine.append(parent)
+        parents.append(mine)
+    if errors:
+        raise ValidationError({"tasks": errors})
+    return parents
 
 
 async def refuse_callback_urls(items: Mapping[str, dict[str, Any]], settings: Settings) -> None:
@@ -119,9 +154,22 @@ async def create_task(request: web.Request) -> web.Response:
         raise validation_problem(exc.messages) from None
     await refuse_callback_urls({"callback_url": fields}, settings)
     request_hash = request_fingerprint(fields) if key else None
+    parents = list(dict.fromkeys(fields.get("depends_on", [])))
     async with request.app[POOL].acquire() as conn:
-        row, created = await create_or_replay(conn, fields, key, request_hash,
-                                              settings.idempotency_ttl_seconds)
+        if not parents:
+            row, created = await create_or_replay(conn, create_arguments(fields), key, request_hash,
+                                                  settings.idempotency_ttl_seconds)
+        else:
+            async with conn.transaction():
+                row, created = await create_or_replay(conn, create_arguments(fields, len(parents)), key,
+                                                      request_hash, settings.idempotency_ttl_seconds)
+                if created:
+                    missing = set(await dependencies.link(conn, [row["id"]] * len(parents), parents))
+                    if missing:  # raised inside the transaction: nothing is written
+                        raise validation_problem({f"depends_on.{i}": ["No task has this id."]
+                                                  for i, parent in enumerate(fields["depends_on"])
+                                                  if parent in missing})
+                row = await tasks.get(conn, row["id"])  # as linking left it: waiting, due or CANCELLED
     if not created:
         if row["request_hash"] != request_hash:
             raise Problem(409, "This Idempotency-Key was already used with a different request.")
@@ -173,6 +221,19 @@ async def create_many_or_replay(conn, items: list[dict[str, Any]], keys: list[st
     return rows, created
 
 
+async def link_batch(conn, rows: list, created: list[bool], parents: list[list[UUID | int]]) -> None:
+    """Link the batch's new tasks to their parents (ids, or earlier items by position); a 422 naming
+    each unknown id, raised inside the batch's transaction."""
+    links = [(row["id"], parent if isinstance(parent, UUID) else rows[parent]["id"])
+             for row, is_new, mine in zip(rows, created, parents, strict=True) if is_new for parent in mine]
+    if not links:
+        return
+    missing = set(await dependencies.link(conn, [child for child, _ in links], [parent for _, parent in links]))
+    if missing:
+        raise validation_problem({f"tasks.{i}.depends_on": [f"No task has the id {parent}."]
+                                  for i, mine in enumerate(parents) for parent in mine if parent in missing})
+
+
 @docs(tags=["tasks"], summary="Create many tasks at once, all or none",
       description="Each item is a create body (plus an optional `idempotency_key`); 422 names an invalid "
                   "item's field by position (`tasks.3.name`) and nothing is written. The tasks are "
@@ -200,6 +261,10 @@ async def create_task_batch(request: web.Request) -> web.Response:
             errors[str(i)] = exc.messages
     if errors:
         raise validation_problem({"tasks": errors})
+    try:
+        parents = batch_parents(items)
+    except ValidationError as exc:
+        raise validation_problem(exc.messages) from None
     await refuse_callback_urls({f"tasks.{i}.callback_url": fields for i, fields in enumerate(items)}, settings)
     keys = [item["idempotency_key"] for item in body_items]
     hashes = [request_fingerprint(fields) if k else None for fields, k in zip(items, keys, strict=True)]
@@ -216,7 +281,12 @@ async def create_task_batch(request: web.Request) -> web.Response:
                     raise Problem(409, "This Idempotency-Key was already used with a different request.")
                 rows = await tasks.get_many(conn, batch["task_ids"])
                 return json_response({"items": [tasks.public(row) for row in rows]})
-        rows, created = await create_many_or_replay(conn, items, keys, hashes, ttl_seconds)
+        rows, created = await create_many_or_replay(
+            conn, [create_arguments(fields, len(mine)) for fields, mine in zip(items, parents, strict=True)],
+            keys, hashes, ttl_seconds)
+        if any(parents) or not all(created):
+            await link_batch(conn, rows, created, parents)
+            rows = await tasks.get_many(conn, [row["id"] for row in rows])  # as linking left them
         if batch is not None:
             await batches.record_tasks(conn, batch["id"], [row["id"] for row in rows])
     if any(created):
@@ -238,18 +308,22 @@ async def list_tasks(request: web.Request) -> web.Response:
     filters = {"statuses": query.get("status") or None, "priorities": query.get("priority") or None}
     search, queues = query.get("search") or None, query.get("queue") or None
     schedule_id = query.get("schedule_id")
+    waiting = query.get("waiting")
+    if waiting is not None and search is not None:
+        raise validation_problem({"waiting": ["Cannot be combined with search."]})
     page, page_size = query["page"], query["page_size"]
     count_limit = request.app[SETTINGS].search_count_limit
     async with request.app[POOL].acquire() as conn:
         rows = await tasks.list_page(conn, **filters, search=search, limit=page_size,
-                                     offset=(page - 1) * page_size, queues=queues, schedule_id=schedule_id)
-        if search is None and queues is None and schedule_id is None:
+                                     offset=(page - 1) * page_size, queues=queues, schedule_id=schedule_id,
+                                     waiting=waiting)
+        if search is None and queues is None and schedule_id is None and waiting is None:
             total, exact = await tasks.count(conn, **filters), True
         else:
-            # The counters keep no text, queue or schedule: past the limit such a filter reports
-            # `total` = limit and `total_exact` = false.
+            # The counters keep no text, queue, schedule or waiting: past the limit such a filter
+            # reports `total` = limit and `total_exact` = false.
             matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1,
-                                                  queues=queues, schedule_id=schedule_id)
+                                                  queues=queues, schedule_id=schedule_id, waiting=waiting)
             total, exact = min(matching, count_limit), matching <= count_limit
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,
                           "total_exact": exact, "page": page, "page_size": page_size})
@@ -294,7 +368,9 @@ async def get_task_status(request: web.Request) -> web.Response:
 @docs(tags=["tasks"], summary="Retry a failed or cancelled task",
       description="A FAILED or CANCELLED task goes back to PENDING with a fresh attempt budget "
                   "(`attempts` 0; `result`, `error`, `finished_at` and `cancel_requested_at` cleared) "
-                  "and is dispatched again. Any other status is a conflict (409).",
+                  "and is dispatched again; one still waiting on parents goes back to NEW instead. The "
+                  "descendants its failure cancelled (not those a client cancelled) wait again. Any "
+                  "other status is a conflict (409).",
       responses={404: NOT_FOUND, 409: problem_doc("The task is neither FAILED nor CANCELLED"),
                  422: INVALID, 503: UNAVAILABLE})
 @match_info_schema(schemas.TaskIdPathSchema, put_into="path")
@@ -303,14 +379,15 @@ async def retry_task(request: web.Request) -> web.Response:
     task_id = request["path"]["task_id"]
     async with request.app[POOL].acquire() as conn:
         row = await tasks.retry(conn, task_id)
+        parents = [] if row is None else await dependencies.parents(conn, task_id)
     if row is None:
         raise Problem(404, TASK_NOT_FOUND)
     if not row["changed"]:
         raise Problem(409, f"Task is {row['status']}; only a FAILED or CANCELLED task can be retried.")
     request.app[OUTBOX_WAKEUP].set()  # its new outbox row is due now
     request.app[EVENTS_COMMITTED].set()
-    metrics.count_transition(row["from_status"], "PENDING")
-    return json_response(tasks.public(row))
+    metrics.count_transition(row["from_status"], row["status"])
+    return json_response({**tasks.public(row), "depends_on": parents})
 
 
 @docs(tags=["tasks"], summary="Cancel a task",
@@ -326,6 +403,7 @@ async def cancel_task(request: web.Request) -> web.Response:
     task_id = request["path"]["task_id"]
     async with request.app[POOL].acquire() as conn:
         row = await tasks.cancel(conn, task_id)
+        parents = [] if row is None else await dependencies.parents(conn, task_id)
     if row is None:
         raise Problem(404, TASK_NOT_FOUND)
     if row["status"] != row["from_status"]:  # not a cancel request for a running task
@@ -334,7 +412,7 @@ async def cancel_task(request: web.Request) -> web.Response:
     if not row["changed"] and row["status"] != "CANCELLED":
         raise Problem(409, f"Task already {row['status']}; a finished task cannot be cancelled.")
     status = 202 if row["status"] == "IN_PROGRESS" else 200
-    return json_response(tasks.public(row), status=status)
+    return json_response({**tasks.public(row), "depends_on": parents}, status=status)
 
 
 @docs(tags=["tasks"], summary="A task's status history, oldest first",
@@ -365,6 +443,24 @@ async def list_task_callbacks(request: web.Request) -> web.Response:
             raise Problem(404, TASK_NOT_FOUND)
         rows = await callbacks.list_for_task(conn, task_id)
     return json_response({"task_id": task_id, **callbacks.attempts_json(rows)})
+
+
+MAX_DEPENDENTS_LISTED = 1000
+
+
+@docs(tags=["tasks"], summary="The tasks that depend on this one",
+      description=f"The ids of the tasks whose `depends_on` names this task (the first {MAX_DEPENDENTS_LISTED} "
+                  "by id).",
+      responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskDependentsSchema, 200, description="Its children's ids")
+async def list_task_dependents(request: web.Request) -> web.Response:
+    task_id = request["path"]["task_id"]
+    async with request.app[POOL].acquire() as conn:
+        if await tasks.get_status(conn, task_id) is None:
+            raise Problem(404, TASK_NOT_FOUND)
+        children = await dependencies.children(conn, task_id, MAX_DEPENDENTS_LISTED)
+    return json_response({"task_id": task_id, "items": children})
 
 
 STREAM_FORMAT = """Server-Sent Events. First `retry: 2000`; then, if resuming, the recorded changes after
@@ -499,6 +595,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/callbacks", list_task_callbacks, allow_head=False)
+    app.router.add_get("/api/v1/tasks/{task_id}/dependents", list_task_dependents, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
     app.router.add_get("/api/v1/kinds", list_kinds, allow_head=False)
     app.router.add_get("/api/v1/stats", get_stats, allow_head=False)

@@ -19,6 +19,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PAYLOAD_DEPTH = 254  # orjson's limit when the payload is stored
 MAX_SEARCH_LENGTH = 200
 MAX_STATUS_WAIT_SECONDS = 60
+MAX_PARENTS = 1000
 # Visible ASCII, like the tokens and UUIDs clients send: a header's other bytes
 # reach us undecodable (and PostgreSQL could not store them).
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[!-~]+")
@@ -137,6 +138,11 @@ class TaskCreateSchema(Schema):
             "POSTed the task JSON once the task is COMPLETED, FAILED or CANCELLED (signed, retried; see "
             "GET /api/v1/tasks/{task_id}/callbacks). An http or https URL whose host resolves only to "
             "public addresses unless CALLBACK_ALLOW_PRIVATE is set.")})
+    depends_on = fields.List(fields.UUID(), validate=validate.Length(max=MAX_PARENTS), metadata={
+        "description": "Ids of tasks (parents) that must all be COMPLETED before this one is dispatched: "
+                       "it stays NEW until then. A parent that ends FAILED or CANCELLED (or already has) "
+                       "cancels it, with the error `parent <id> FAILED`. The handler reads the parents' "
+                       "results in `ctx.parent_results`. An unknown id is a 422 (`depends_on.<i>`)."})
 
 
 # Optional query and header parameters have no load_default: a default of None would
@@ -163,6 +169,13 @@ class TaskBatchItemSchema(TaskCreateSchema):
                                  "holds it, that task is returned in this place instead of a new one "
                                  "(409 if it was created from a different body). Unique within a batch.",
                   "pattern": f"^{IDEMPOTENCY_KEY_PATTERN.pattern}$"})
+    ref = fields.String(load_default=None, allow_none=True, validate=[validate.Length(1, 255), no_nul], metadata={
+        "description": "A name for this item that later items' `depends_on` may use instead of its id. "
+                       "Unique within a batch.", **NO_NUL})
+    depends_on = fields.List(
+        fields.String(validate=[validate.Length(1, 255), no_nul]), validate=validate.Length(max=MAX_PARENTS),
+        metadata={"description": "As for a single create; each entry is a task id or the `ref` of an earlier "
+                                 "item of this batch (errors keyed `tasks.<i>.depends_on`)."})
 
 
 class TaskBatchCreateSchema(Schema):
@@ -186,15 +199,16 @@ class TaskBatchCreateSchema(Schema):
 
     @validates_schema
     def keys_unique_within_the_batch(self, data, **kwargs):
-        first_with_key: dict[str, int] = {}
-        errors = {}
-        for position, item in enumerate(data["tasks"]):
-            key = item["idempotency_key"]
-            if key is None:
-                continue
-            if key in first_with_key:
-                errors[position] = {"idempotency_key": [f"Repeats the key of tasks.{first_with_key[key]}."]}
-            first_with_key.setdefault(key, position)
+        errors: dict[int, dict] = {}
+        for field in ("idempotency_key", "ref"):
+            first_with: dict[str, int] = {}
+            for position, item in enumerate(data["tasks"]):
+                value = item[field]
+                if value is None:
+                    continue
+                if value in first_with:
+                    errors.setdefault(position, {})[field] = [f"Repeats the {field} of tasks.{first_with[value]}."]
+                first_with.setdefault(value, position)
         if errors:
             raise ValidationError({"tasks": errors})
 
@@ -212,6 +226,9 @@ class TaskListQuerySchema(Schema):
     search = fields.String(validate=[validate.Length(max=MAX_SEARCH_LENGTH), no_nul],
                            metadata={"description": "Case-insensitive substring of name or description.",
                                      **NO_NUL})
+    waiting = fields.Boolean(metadata={
+        "description": "true: only tasks waiting on parents (NEW, `waiting_on` > 0); false: only the others. "
+                       "`total` then counts up to SEARCH_COUNT_LIMIT, like a search (not combinable with it)."})
     page = fields.Integer(load_default=1, validate=validate.Range(1, 10_000_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(1, 100))
     schedule_id = fields.UUID(metadata={"description": "Only the tasks this schedule created."})
@@ -256,6 +273,14 @@ class TaskSchema(Schema):
                        "is deleted."})
     scheduled_for = fields.DateTime(allow_none=True, required=True, metadata={
         "description": "The schedule's tick the task was created for (the time of a run-now)."})
+    depends_on = fields.List(fields.UUID(), required=True, metadata={"description": "The parents' ids."})
+    waiting_on = fields.Integer(required=True, metadata={
+        "description": "How many parents are not COMPLETED yet; a NEW task with more than 0 waits for them."})
+
+
+class TaskDependentsSchema(Schema):
+    task_id = fields.UUID(required=True)
+    items = fields.List(fields.UUID(), required=True, metadata={"description": "The children's ids, by id."})
 
 
 class TaskPageSchema(Schema):
@@ -495,9 +520,10 @@ SCHEDULE_EVERY_DESCRIPTION = (
 class ScheduleTaskSchema(TaskCreateSchema):
     class Meta:
         unknown = EXCLUDE
-        exclude = ("run_at",)
+        exclude = ("run_at", "depends_on")
         description = ("The task each tick creates: a create body as POST /api/v1/tasks/ takes it, without "
-                       "`run_at` (each task is due at its tick; a `run_at` is ignored like any unknown field).")
+                       "`run_at` and `depends_on` (each task is due at its tick; they are ignored like any unknown "
+                       "field).")
 
 
 class ScheduleCreateSchema(Schema):

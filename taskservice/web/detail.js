@@ -1,5 +1,6 @@
 // The task dialog: every field, payload, result or error, the history as a timeline, and the
-// completion callbacks' attempts when the task has a callback_url.
+// completion callbacks' attempts when the task has a callback_url, and links to the tasks it depends
+// on and to those that depend on it.
 
 import { get } from "./api.js";
 import { $, coalesce, el, formatDuration, formatTime, statusBadge } from "./dom.js";
@@ -7,7 +8,16 @@ import { CANCELLABLE, RETRYABLE, progressBar, withProgress } from "./tasks.js";
 
 const TIME_FIELDS = ["created_at", "run_at", "started_at", "finished_at", "updated_at", "cancel_requested_at"];
 
-function fieldList(task) {
+// Task ids as buttons that open that task in this dialog.
+function taskLinks(ids, openTask) {
+  if (!ids || ids.length === 0) {
+    return "—";
+  }
+  return el("span", { className: "task-links" }, ...ids.map((id) =>
+    el("button", { type: "button", className: "link", title: id, onclick: () => openTask(id) }, el("code", {}, id.slice(0, 8)))));
+}
+
+function fieldList(task, children, openTask) {
   const rows = [
     ["ID", el("code", {}, task.id)],
     ["Status", statusBadge(task.status)],
@@ -18,6 +28,9 @@ function fieldList(task) {
     ["Progress", el("div", { id: "detail-progress" }, task.progress ? progressBar(task.progress) : "—")],
     ["Timeout", `${task.timeout_seconds} s`],
     ["Callback URL", task.callback_url ? el("code", {}, task.callback_url) : "—"],
+    ["Depends on", taskLinks(task.depends_on, openTask)],
+    ...(task.waiting_on > 0 && task.status === "NEW" ? [["Waiting on", `${task.waiting_on} parent(s)`]] : []),
+    ["Dependents", taskLinks(children, openTask)],
     ...TIME_FIELDS.map((name) => [name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()),
       task[name] ? el("time", { dateTime: task[name], title: task[name] }, formatTime(task[name])) : "—"]),
   ];
@@ -86,10 +99,10 @@ export function createDetail(handlers) {
   const dialog = $("detail");
   const state = { task: null };
 
-  function render(task, events, callbacks) {
+  function render(task, events, callbacks, children) {
     state.task = task;
     $("detail-title").textContent = task.name;
-    $("detail-fields").replaceChildren(...fieldList(task));
+    $("detail-fields").replaceChildren(...fieldList(task, children, open));
     $("detail-payload").textContent = JSON.stringify(task.payload, null, 2);
     $("detail-outcome").replaceChildren(...outcome(task));
     $("detail-history").replaceChildren(...timeline(events), totalTime(events) || "");
@@ -100,8 +113,8 @@ export function createDetail(handlers) {
 
   async function load(id) {
     const path = `/api/v1/tasks/${encodeURIComponent(id)}`;
-    const [task, events] = await Promise.all([get(path), get(`${path}/events`)]);
-    render(task, events.items, task.callback_url ? await get(`${path}/callbacks`) : null);
+    const [task, events, dependents] = await Promise.all([get(path), get(`${path}/events`), get(`${path}/dependents`)]);
+    render(task, events.items, task.callback_url ? await get(`${path}/callbacks`) : null, dependents.items);
   }
 
   async function open(id) {

@@ -64,7 +64,8 @@ async def test_claim_and_complete_read_tasks_by_primary_key(filled):
     for mode in ("force_custom_plan", "force_generic_plan"):  # the worker's pool, and a prepared statement's
         claim = await plan(filled, "tasks/claim", mode, ids, outbox_ids, "worker-2", 60, ["limited"])
         complete = await plan(filled, "tasks/complete", mode, ids, [1] * 16, [None] * 16, "worker-1")
-        assert (claim, complete) == (["tasks_pkey"], ["tasks_pkey"]), mode
+        # The claim's second scan reads the claimed task's parents (their results), by key too.
+        assert (claim, complete) == (["tasks_pkey", "tasks_pkey"], ["tasks_pkey"]), mode
 
 
 async def test_a_limited_claim_reads_its_tasks_by_primary_key_and_counts_running_ones_by_kind(filled):
@@ -95,14 +96,14 @@ async def test_a_schedules_tasks_are_listed_and_counted_from_its_index(filled):
     await filled.execute("VACUUM ANALYZE tasks")  # as autovacuum leaves a table between bursts
     for schedule in (few, many):
         page = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, None, 20, 0, None,
-                          schedule["id"])
+                          schedule["id"], None)
         counted = await plan(filled, "tasks/count_matching", "force_custom_plan", None, None, None, 1001,
-                             None, schedule["id"])
+                             None, schedule["id"], None)
         assert page[0] == "tasks_schedule_created_idx" and set(page[1:]) <= {"tasks_pkey"}, page
         assert counted in (["tasks_schedule_created_idx"], ["tasks_schedule_tick_idx"]), counted
         with_status = await plan(filled, "tasks/list_page", "force_custom_plan", ["COMPLETED"], None, None, 20, 0,
-                                 None, schedule["id"])
+                                 None, schedule["id"], None)
         assert with_status[0] in ("tasks_schedule_created_idx", "tasks_status_created_idx"), with_status
     # Without the filter the list keeps its plan.
-    unfiltered = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, None, 20, 0, None, None)
+    unfiltered = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, None, 20, 0, None, None, None)
     assert unfiltered[0] == "tasks_created_idx", unfiltered

@@ -33,8 +33,9 @@ def filter_failure(context, failure, case, response) -> bool:
     """Keep every failure but a create (or a batch create's items, or a schedule's task) refused
     only for a NUL inside `payload`, for a `run_at` at the very edge of the years 1-9999 in UTC,
     for a `callback_url` whose host does not resolve or resolves to a private address (no schema
-    can say which hosts do), or for a batch item repeating another item's `idempotency_key`; and
-    the refusals of schedule_refusal_openapi_cannot_express.
+    can say which hosts do), for a batch item repeating another item's `idempotency_key`, for
+    `depends_on` naming tasks (or refs) that do not exist, a batch `ref` repeated, or `waiting`
+    given with `search`; and the refusals of schedule_refusal_openapi_cannot_express.
 
     PostgreSQL's jsonb cannot hold NUL, so the API refuses it (its description says so); but
     OpenAPI 3.0 cannot express "no NUL in any string or key of a free-form object", so
@@ -60,6 +61,8 @@ def filter_failure(context, failure, case, response) -> bool:
             return any(refusal in message for refusal in CALLBACK_HOST_REFUSALS for message in messages)
         if field == "idempotency_key":  # unique within a batch: no schema can say so across items
             return all(message.startswith("Repeats the key of") for message in messages)
+        if field.split(".")[0] == "depends_on" or field in ("waiting", "ref"):
+            return True  # no schema can say which task ids exist, that refs are unique, or that waiting excludes search
         return {field: messages} in (NUL_IN_PAYLOAD, RUN_AT_OUT_OF_RANGE)
 
     return not all(known(field, messages) for field, messages in errors.items())

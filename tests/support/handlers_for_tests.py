@@ -256,3 +256,10 @@ RATED_RUNS: Counter[str] = Counter()
 async def twenty_a_second(task, ctx):
     RATED_RUNS[str(ctx.task_id)] += 1
     return {}
+
+
+@handler("count_parent_results")
+async def count_parent_results(task, ctx):
+    """How many parent results the task sees, and their sum where they are numbers (a fan-in)."""
+    numbers = [r for r in ctx.parent_results.values() if isinstance(r, int)]
+    return len(ctx.parent_results) if not numbers else {"parents": len(ctx.parent_results), "sum": sum(numbers)}
