@@ -588,14 +588,15 @@ def worker_pool(args: argparse.Namespace, concurrency: int) -> int:
 
 @asynccontextmanager
 async def pipeline(url: str, broker: Broker, concurrency: int, args: argparse.Namespace,
-                   results_dir: Path, name: str) -> AsyncIterator[tuple[Server, Worker]]:
+                   results_dir: Path, name: str, api_env: dict[str, str] | None = None,
+                   ) -> AsyncIterator[tuple[Server, Worker]]:
     """Empty task tables (emptied while nothing runs: a TRUNCATE beside a running dispatcher
     can deadlock with it), then the API with its embedded dispatcher and a worker, warmed up."""
     await database.empty_tasks(url)
     pool = worker_pool(args, concurrency)
     async with (
         running_api(url, pool_max=args.pool_max, log_path=results_dir / f"e2e-api-{name}.log",
-                    env={"DISPATCHER_EMBEDDED": "true", **broker.env}) as server,
+                    env={"DISPATCHER_EMBEDDED": "true", **broker.env, **(api_env or {})}) as server,
         running_worker(url, concurrency=concurrency, pool_max=pool,
                        log_path=results_dir / f"e2e-worker-{name}.log", env=broker.env,
                        ready=lambda: consuming(broker)) as worker,
@@ -664,7 +665,10 @@ async def run(args: argparse.Namespace, url: str, results_dir: Path, only: set[s
                     print(f"    postgres cpu by client: {format_postgres_split(row['cpu'])}", flush=True)
                     print(f"    {format_stages(row['breakdown'])}", flush=True)
         if "waits" in only:
-            async with pipeline(url, broker, best, args, results_dir, "waits") as (server, worker):
+            # Every wait holds a connection of its own, beside the create clients: past MAX_CONNECTIONS
+            # (1,000 by default) the API would answer them 503.
+            room = {"MAX_CONNECTIONS": str(args.waits + args.connections + 100)}
+            async with pipeline(url, broker, best, args, results_dir, "waits", api_env=room) as (server, worker):
                 row = await bench_waits(server, worker, args, url)
             rows.append(row)
             print(f"  {row['scenario']}: {row['answered']:,} of {row['connections']:,} answered "
