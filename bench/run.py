@@ -34,6 +34,7 @@ from yarl import URL
 
 from bench import ceiling, cpu, database, e2e, load
 from bench.server import ROOT, Server, running_api
+from taskservice import tasks
 from taskservice.settings import Settings
 from taskservice.sql import QUERIES
 
@@ -291,20 +292,30 @@ async def bench_batch_insert(args: argparse.Namespace, url: str) -> dict[str, An
     return result
 
 
-def list_queries(query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
+async def list_queries(url: str, query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
     """The queries the API runs for a list query string, as (step, sql/tasks file, arguments):
-    the page, then the total: the trigger-kept counts, or for a search a count that stops
-    past SEARCH_COUNT_LIMIT (its default)."""
+    the page, then the total: the trigger-kept counts, or for a search the choice of the word
+    the index looks up (when it has several), and a count that stops past SEARCH_COUNT_LIMIT
+    (its default; the API skips it when the page is the last)."""
     page = query.get("page", 1)
     filters = ([query["status"]] if "status" in query else None,
                [query["priority"]] if "priority" in query else None)
+    offset = (page - 1) * PAGE_SIZE
     search = query.get("search")
-    steps = [("list_page", "list_page", (*filters, search, PAGE_SIZE, (page - 1) * PAGE_SIZE))]
     if search is None:
-        steps.append(("count", "count", filters))
-    else:
-        steps.append(("count", "count_matching", (*filters, search, Settings().search_count_limit + 1)))
-    return steps
+        return [("list_page", "list_page", (*filters, PAGE_SIZE, offset)),
+                ("count", "count", filters)]
+    conn = await asyncpg.connect(url)
+    try:
+        key = await tasks.search_key(conn, search)
+    finally:
+        await conn.close()
+    words = tasks.search_words(search)
+    steps = [("search_key", "search_key", (words, tasks.SEARCH_NEWEST_ROWS))] if len(words) > 1 else []
+    return [*steps,
+            ("list_page", "search_page", (*filters, search, PAGE_SIZE, offset, key, tasks.SEARCH_NEWEST_ROWS)),
+            ("count", "search_count", (*filters, search, Settings().search_count_limit + 1,
+                                       tasks.SEARCH_NEWEST_ROWS, tasks.SEARCH_COUNT_ROWS, key))]
 
 
 async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tuple[list, list[str]]:
@@ -320,7 +331,7 @@ async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tup
                              seconds=args.list_seconds, target=target)
         # Where the time goes: each of the request's two queries, as the API runs them.
         row["queries"] = {}
-        for step, query_name, sql_args in list_queries(query):
+        for step, query_name, sql_args in await list_queries(url, query):
             found = await database.explain(url, QUERIES[f"tasks/{query_name}"], sql_args)
             plans.append(f"=== {name}: {query_name}.sql {sql_args}: median {found['median_ms']} ms\n"
                          f"{found['plan']}\n")

@@ -15,6 +15,20 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: btree_gin; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS btree_gin WITH SCHEMA public;
+
+
+--
+-- Name: EXTENSION btree_gin; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION btree_gin IS 'support for indexing common datatypes in GIN';
+
+
+--
 -- Name: pg_trgm; Type: EXTENSION; Schema: -; Owner: -
 --
 
@@ -388,13 +402,6 @@ CREATE INDEX tasks_created_idx ON public.tasks USING btree (created_at DESC, id 
 
 
 --
--- Name: tasks_description_trgm_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX tasks_description_trgm_idx ON public.tasks USING gin (description public.gin_trgm_ops);
-
-
---
 -- Name: tasks_idempotency_created_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -416,17 +423,17 @@ CREATE INDEX tasks_lease_idx ON public.tasks USING btree (lease_expires_at) WHER
 
 
 --
--- Name: tasks_name_trgm_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX tasks_name_trgm_idx ON public.tasks USING gin (name public.gin_trgm_ops);
-
-
---
 -- Name: tasks_priority_created_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX tasks_priority_created_idx ON public.tasks USING btree (priority, created_at DESC, id DESC);
+
+
+--
+-- Name: tasks_search_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_search_idx ON public.tasks USING gin (date_trunc('hour'::text, (created_at AT TIME ZONE 'UTC'::text)), (((name || ' '::text) || COALESCE(description, ''::text))) public.gin_trgm_ops);
 
 
 --
@@ -494,4 +501,5 @@ ALTER TABLE ONLY public.task_events
 INSERT INTO public.schema_migrations (version) VALUES
     ('20261129000000'),
     ('20261129120000'),
-    ('20261130090000');
+    ('20261130090000'),
+    ('20261130110000');

@@ -1,5 +1,6 @@
 """Tasks in PostgreSQL: one function per SQL file under sql/tasks/, each taking a connection."""
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -90,10 +91,9 @@ async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_second
 
 async def list_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-    priorities: Sequence[str] | None, search: str | None, limit: int, offset: int,
+    priorities: Sequence[str] | None, limit: int, offset: int,
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, search,
-                            limit, offset)
+    return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, limit, offset)
 
 
 async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
@@ -102,10 +102,47 @@ async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
     return await conn.fetchval(QUERIES["tasks/count"], statuses, priorities)
 
 
-async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-                         priorities: Sequence[str] | None, search: str, limit: int) -> int:
-    """Tasks matching a text search, counted up to `limit`."""
-    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit)
+# How far a search reads the newest tasks before it turns to the trigram index
+# (docs/design.md, "Query plans"): a page is taken from the newest SEARCH_NEWEST_ROWS
+# when they hold it; a count samples as many, and reads the index over the recent
+# hours when the sample says SEARCH_COUNT_ROWS tasks will hold its limit.
+SEARCH_NEWEST_ROWS = 1_000
+SEARCH_COUNT_ROWS = 50_000
+_WORD = re.compile(r"[^\W_]{3,}")
+
+
+def search_words(search: str) -> list[str]:
+    """The words of a search (runs of three or more letters and digits), each once; or the
+    whole text when it has none. Any part of the text finds every task the text matches."""
+    return list(dict.fromkeys(_WORD.findall(search))) or [search]
+
+
+async def search_key(conn: asyncpg.Connection, search: str, newest_rows: int = SEARCH_NEWEST_ROWS) -> str:
+    """The part of `search` the trigram index looks up: of its words, the one fewest of the
+    newest tasks contain. One distinctive word reads far less of the index than all the
+    trigrams of a text whose other word is in most tasks ("acct" in "acct-04242")."""
+    words = search_words(search)
+    if len(words) < 2:
+        return words[0]
+    return await conn.fetchval(QUERIES["tasks/search_key"], words, newest_rows)
+
+
+async def search_page(
+    conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+    priorities: Sequence[str] | None, search: str, key: str, limit: int, offset: int,
+    newest_rows: int = SEARCH_NEWEST_ROWS,
+) -> list[asyncpg.Record]:
+    """Tasks matching a text search, newest first; `key` is search_key's part of it."""
+    return await conn.fetch(QUERIES["tasks/search_page"], statuses, priorities, search,
+                            limit, offset, key, newest_rows)
+
+
+async def search_count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+                       priorities: Sequence[str] | None, search: str, key: str, limit: int,
+                       newest_rows: int = SEARCH_NEWEST_ROWS, count_rows: int = SEARCH_COUNT_ROWS) -> int:
+    """Tasks matching a text search, counted up to `limit`; `key` is search_key's part of it."""
+    return await conn.fetchval(QUERIES["tasks/search_count"], statuses, priorities, search, limit,
+                               newest_rows, count_rows, key)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

@@ -1,9 +1,8 @@
 -- One page of tasks, newest first. A NULL filter matches everything; a single
--- status or priority is compared with =, several with = ANY.
+-- status or priority is compared with =, several with = ANY. (A text search
+-- has its own query, search_page.sql.)
 -- Plan: see docs/design.md, "Query plans" (the shape is chosen for the indexes).
--- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
--- $3 search text (NULL = none; %, _ and \ match literally),
--- $4 limit, $5 offset
+-- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL), $3 limit, $4 offset
 WITH page AS (
     SELECT id, created_at
     FROM tasks
@@ -13,11 +12,8 @@ WITH page AS (
       AND ($2::text[] IS NULL
            OR (cardinality($2) = 1 AND priority = $2[1])
            OR (cardinality($2) > 1 AND priority = ANY ($2)))
-      AND ($3::text IS NULL
-           OR name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
-           OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
     ORDER BY created_at DESC, id DESC
-    LIMIT $4 OFFSET $5
+    LIMIT $3 OFFSET $4
 )
 SELECT tasks.*
 FROM page

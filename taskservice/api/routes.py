@@ -211,15 +211,20 @@ async def list_tasks(request: web.Request) -> web.Response:
     search = query.get("search") or None
     page, page_size = query["page"], query["page_size"]
     count_limit = request.app[SETTINGS].search_count_limit
+    offset = (page - 1) * page_size
     async with request.app[POOL].acquire() as conn:
-        rows = await tasks.list_page(conn, **filters, search=search, limit=page_size,
-                                     offset=(page - 1) * page_size)
         if search is None:
-            total, exact = await tasks.count(conn, **filters), True
+            rows = await tasks.list_page(conn, **filters, limit=page_size, offset=offset)
+            total = await tasks.count(conn, **filters)
         else:
-            # Past the limit a search reports `total` = limit and `total_exact` = false.
-            matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1)
-            total, exact = min(matching, count_limit), matching <= count_limit
+            key = await tasks.search_key(conn, search)
+            rows = await tasks.search_page(conn, **filters, search=search, key=key, limit=page_size, offset=offset)
+            if rows and len(rows) < page_size:
+                total = offset + len(rows)  # the last page: the matches end here
+            else:
+                total = await tasks.search_count(conn, **filters, search=search, key=key, limit=count_limit + 1)
+    # Past the limit a search reports `total` = limit and `total_exact` = false.
+    total, exact = (total, True) if search is None else (min(total, count_limit), total <= count_limit)
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,
                           "total_exact": exact, "page": page, "page_size": page_size})
 

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from taskservice import db, tasks
 from taskservice.api.app import create_app
 
 TASKS = "/api/v1/tasks/"
@@ -75,6 +76,7 @@ async def test_list_filters_and_pages(client):
 
     page3 = await (await client.get(TASKS, params={"search": tag, "page_size": 2, "page": 3})).json()
     assert [t["id"] for t in page3["items"]] == newest_first[4:]
+    assert (page3["total"], page3["total_exact"]) == (5, True)
 
     past = await (await client.get(TASKS, params={"search": tag, "page_size": 2, "page": 9})).json()
     assert past["items"] == [] and past["total"] == 5
@@ -158,3 +160,61 @@ async def test_search_total_is_capped_and_says_so(aiohttp_client, client, settin
         capped = await aiohttp_client(create_app(dataclasses.replace(settings, search_count_limit=limit)))
         body = await (await capped.get(TASKS, params={"search": tag})).json()
         assert (body["total"], body["total_exact"], len(body["items"])) == (total, exact, 4)
+
+
+@pytest.fixture
+async def api_pool(settings):
+    """A pool that plans as the API's does, for calling the search queries directly."""
+    pool = await db.create_pool(settings, plan_cache_mode="force_custom_plan")
+    yield pool
+    await pool.close()
+
+
+async def test_search_answers_alike_from_the_newest_tasks_and_from_the_index(client, api_pool):
+    """A search page comes from the newest tasks when they hold it, else from the trigram
+    index, looked up by one word of the search (docs/design.md, "Query plans"); a count
+    reads the newest tasks when a sample says it will reach its limit there. Every way
+    must give the same tasks in the same order, and the same count."""
+    tag = uuid.uuid4().hex[:8]
+    kinds = [{"name": f"Quarterly {tag.upper()}"},                            # matches tag
+             {"name": "other", "description": f"for ACCT-{tag}, monthly"},    # tag, acct-tag
+             {"name": f"acct {tag}"},                                         # tag: has the word, not acct-tag
+             {"name": f"{tag[:4]} {tag[4:]}"}]                                # neither
+    made = [await create(client, priority="HIGH" if i % 2 else "LOW", **kinds[i % 4]) for i in range(16)]
+    await client.delete(f"/api/v1/tasks/{made[5]['id']}")
+    newest_first = list(reversed(made))
+    matches = {tag: [t["id"] for t in newest_first if made.index(t) % 4 != 3],
+               f"acct-{tag}": [t["id"] for t in newest_first if made.index(t) % 4 == 1],
+               f"acct_{tag}": []}
+    cases = [(tag, {}, 3, 0), (tag, {}, 3, 3), (tag, {}, 5, 10), (tag.upper(), {"priorities": ["HIGH"]}, 2, 0),
+             (tag, {"statuses": ["NEW"]}, 4, 0), (tag, {"statuses": ["NEW", "CANCELLED"]}, 4, 0),
+             (f"acct-{tag}", {}, 2, 0), (f"acct-{tag}", {}, 2, 2), (f"ACCT-{tag}", {}, 10, 0),
+             (f"acct_{tag}", {}, 10, 0)]
+    async with api_pool.acquire() as conn:
+        found = {str(r["id"]): (r["status"], r["priority"]) for r in await conn.fetch(
+            "SELECT id, status, priority FROM tasks WHERE id = ANY ($1::uuid[])", [t["id"] for t in made])}
+        for search, filters, limit, offset in cases:
+            wanted = [t for t in matches[search.lower()]
+                      if found[t][0] in filters.get("statuses", [found[t][0]])
+                      and found[t][1] in filters.get("priorities", [found[t][1]])]
+            key = await tasks.search_key(conn, search)
+            args = {"statuses": None, "priorities": None, **filters, "search": search, "key": key}
+            for newest_rows in (100_000, 0):  # the newest tasks hold the page; the index alone
+                rows = await tasks.search_page(conn, **args, limit=limit, offset=offset, newest_rows=newest_rows)
+                assert [str(r["id"]) for r in rows] == wanted[offset:offset + limit], (search, filters, newest_rows)
+            for most in {max(len(wanted) - 1, 1), len(wanted) or 1, len(wanted) + 1}:
+                for newest_rows in (100_000, 0):  # a sample that finds the limit; none (the index)
+                    counted = await tasks.search_count(conn, **args, limit=most, newest_rows=newest_rows,
+                                                       count_rows=100_000)
+                    assert counted == min(len(wanted), most), (search, filters, most, newest_rows)
+
+
+async def test_the_index_looks_up_the_word_fewest_recent_tasks_contain(client, api_pool):
+    common, rare = uuid.uuid4().hex[:10], uuid.uuid4().hex[:6]
+    for i in range(3):
+        await create(client, name=f"{common} {i}")
+    await create(client, name="x", description=f"{rare}")
+    async with api_pool.acquire() as conn:
+        assert await tasks.search_key(conn, f"{common}-{rare}") == rare
+        assert await tasks.search_key(conn, f"{rare} {common}") == rare
+        assert await tasks.search_key(conn, f"{common}") == common
