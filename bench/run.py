@@ -112,6 +112,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "runs 16 tasks at a time)")
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="tasks loaded for the list scenarios (0 skips them)")
+    parser.add_argument("--scale-rows", type=int, default=0,
+                        help="after the list scenarios, load this many tasks (10000000: about 6 GB and "
+                             "10 minutes to load on 2 cores; not for CI) and run them again, then print how "
+                             "each row and each of its queries grew from --rows (0 skips it)")
     parser.add_argument("--only", type=scenario_set, default=",".join(SCENARIOS), metavar="LIST",
                         help="comma-separated scenarios to run (drain also runs the lifecycle "
                              "ceiling, for its ratio)")
@@ -305,17 +309,20 @@ async def list_queries(url: str, query: dict[str, Any]) -> list[tuple[str, str, 
     if search is None:
         return [("list_page", "list_page", (*filters, PAGE_SIZE, offset)),
                 ("count", "count", filters)]
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})
     try:
         key = await tasks.search_key(conn, search)
+        rows = await tasks.search_page(conn, statuses=filters[0], priorities=filters[1], search=search,
+                                       key=key, limit=PAGE_SIZE, offset=offset)
     finally:
         await conn.close()
+    sample = tasks.SEARCH_NEWEST_ROWS if rows and rows[0]["from_newest"] else 0
     words = tasks.search_words(search)
-    steps = [("search_key", "search_key", (words, tasks.SEARCH_NEWEST_ROWS))] if len(words) > 1 else []
+    steps = [("search_key", "search_key", (words, tasks.SEARCH_KEY_ROWS))] if len(words) > 1 else []
     return [*steps,
             ("list_page", "search_page", (*filters, search, PAGE_SIZE, offset, key, tasks.SEARCH_NEWEST_ROWS)),
             ("count", "search_count", (*filters, search, Settings().search_count_limit + 1,
-                                       tasks.SEARCH_NEWEST_ROWS, tasks.SEARCH_COUNT_ROWS, key))]
+                                       sample, tasks.SEARCH_COUNT_ROWS, key))]
 
 
 async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tuple[list, list[str]]:
@@ -432,9 +439,37 @@ def print_table(results: dict[str, Any]) -> None:
     measured = [*results["scenarios"], *(results[key] for key in ("pgbench", "lifecycle") if key in results)]
     if any((row.get("cpu") or {}).get("others", 0) > BUSY_OTHERS for row in measured):
         print(f"busy: other programs used over {BUSY_OTHERS}% of a core meanwhile; that row reads low.")
+    if results.get("list_growth"):
+        print_growth(results["list_growth"], (results["args"]["rows"], results["args"]["scale_rows"]))
     print(f"cpu: % of one core over the middle of each measurement (end to end: all of it): API server / "
           f"worker / RabbitMQ / load generator (this process) / PostgreSQL for the bench database / "
           f"everything else on the machine; {os.cpu_count()} cores. Results: {results['output']}")
+
+
+def list_growth(small: list[dict[str, Any]], large: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each list row at both table sizes, with large ÷ small for its p50, p99 and the median of
+    each query it runs (measured directly, one at a time)."""
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(b / a, 1) if a and b is not None else None
+
+    growth = []
+    for before, after in zip(small, large, strict=True):
+        queries = {step: {"small_ms": q["median_ms"], "large_ms": after["queries"][step]["median_ms"],
+                          "ratio": ratio(q["median_ms"], after["queries"][step]["median_ms"])}
+                   for step, q in before["queries"].items()}
+        growth.append({"scenario": before["scenario"].rsplit(" @", 1)[0],
+                       "p50_ratio": ratio(before["p50_ms"], after["p50_ms"]),
+                       "p99_ratio": ratio(before["p99_ms"], after["p99_ms"]), "queries": queries})
+    return growth
+
+
+def print_growth(growth: list[dict[str, Any]], sizes: tuple[int, int]) -> None:
+    print(f"list growth {sizes[0]:,} -> {sizes[1]:,} tasks (x = larger / smaller; queries: median ms, "
+          f"direct, one at a time):")
+    for row in growth:
+        queries = ", ".join(f"{q_name} {q['small_ms']} -> {q['large_ms']} ms (x{q['ratio']})"
+                            for q_name, q in row["queries"].items())
+        print(f"  {row['scenario']}: p50 x{row['p50_ratio']}, p99 x{row['p99_ratio']}; {queries}")
 
 
 def git_commit() -> str | None:
@@ -505,14 +540,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             results["batch_rps"] = batches[0]["rps"]
             results["batch_vs_insert"] = round(results["batch_rps"] / results["batch_pgbench"]["tps"], 3)
     if "list" in only and args.rows > 0:
-        print(f"bench: loading {args.rows:,} tasks for the list scenarios", flush=True)
-        results["fill"] = await database.fill_tasks(url, args.rows)
-        print(f"  {results['fill']}", flush=True)
-        async with running_api(url, pool_max=args.pool_max, log_path=RESULTS_DIR / "server-list.log") as server:
-            print(f"bench: API at {server.base_url} (pid {server.pid}, pool {args.pool_max})", flush=True)
-            list_rows, plans = await bench_lists(server, args, url)
-        results["scenarios"].extend(list_rows)
+        sizes = [args.rows, *([args.scale_rows] if args.scale_rows > 0 else [])]
+        plans, by_size = [], {}
+        for rows in sizes:
+            print(f"bench: loading {rows:,} tasks for the list scenarios", flush=True)
+            results.setdefault("fills", []).append(fill := await database.fill_tasks(url, rows))
+            results.setdefault("fill", fill)
+            print(f"  {fill}", flush=True)
+            async with running_api(url, pool_max=args.pool_max,
+                                   log_path=RESULTS_DIR / f"server-list-{rows}.log") as server:
+                print(f"bench: API at {server.base_url} (pid {server.pid}, pool {args.pool_max})", flush=True)
+                list_rows, size_plans = await bench_lists(server, args, url)
+            if len(sizes) > 1:
+                for row in list_rows:
+                    row["scenario"] += f" @{rows:,}"
+                size_plans = [f"##### {rows:,} tasks\n", *size_plans]
+            by_size[rows] = list_rows
+            results["scenarios"].extend(list_rows)
+            plans.extend(size_plans)
         (RESULTS_DIR / "explain.txt").write_text("\n".join(plans))
+        if len(sizes) > 1:
+            results["list_growth"] = list_growth(*(by_size[rows] for rows in sizes))
     for row in results["scenarios"]:
         row.setdefault("target_text", describe(row["target"], "tasks/s"))
         row.setdefault("met", met(row, row["target"]))

@@ -108,6 +108,7 @@ async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
 # hours when the sample says SEARCH_COUNT_ROWS tasks will hold its limit.
 SEARCH_NEWEST_ROWS = 1_000
 SEARCH_COUNT_ROWS = 50_000
+SEARCH_KEY_ROWS = 200
 _WORD = re.compile(r"[^\W_]{3,}")
 
 
@@ -117,7 +118,7 @@ def search_words(search: str) -> list[str]:
     return list(dict.fromkeys(_WORD.findall(search))) or [search]
 
 
-async def search_key(conn: asyncpg.Connection, search: str, newest_rows: int = SEARCH_NEWEST_ROWS) -> str:
+async def search_key(conn: asyncpg.Connection, search: str, newest_rows: int = SEARCH_KEY_ROWS) -> str:
     """The part of `search` the trigram index looks up: of its words, the one fewest of the
     newest tasks contain. One distinctive word reads far less of the index than all the
     trigrams of a text whose other word is in most tasks ("acct" in "acct-04242")."""
@@ -132,7 +133,8 @@ async def search_page(
     priorities: Sequence[str] | None, search: str, key: str, limit: int, offset: int,
     newest_rows: int = SEARCH_NEWEST_ROWS,
 ) -> list[asyncpg.Record]:
-    """Tasks matching a text search, newest first; `key` is search_key's part of it."""
+    """Tasks matching a text search, newest first; `key` is search_key's part of it. Each row's
+    `from_newest` says whether the page came from the newest tasks (matches are common)."""
     return await conn.fetch(QUERIES["tasks/search_page"], statuses, priorities, search,
                             limit, offset, key, newest_rows)
 
@@ -140,7 +142,9 @@ async def search_page(
 async def search_count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
                        priorities: Sequence[str] | None, search: str, key: str, limit: int,
                        newest_rows: int = SEARCH_NEWEST_ROWS, count_rows: int = SEARCH_COUNT_ROWS) -> int:
-    """Tasks matching a text search, counted up to `limit`; `key` is search_key's part of it."""
+    """Tasks matching a text search, counted up to `limit`; `key` is search_key's part of it.
+    `newest_rows` = 0 skips the sample of the newest tasks (a page that did not come from them
+    has said the matches are too rare for it)."""
     return await conn.fetchval(QUERIES["tasks/search_count"], statuses, priorities, search, limit,
                                newest_rows, count_rows, key)
 

@@ -5,11 +5,10 @@
 SELECT word
 FROM unnest($1::text[]) AS word
 ORDER BY (SELECT count(*)
-          FROM (SELECT name, description
+          FROM (SELECT name || ' ' || coalesce(description, '') AS text
                 FROM tasks
                 ORDER BY created_at DESC, id DESC
                 LIMIT $2::bigint) AS recent
-          WHERE recent.name ILIKE '%' || word || '%'
-             OR recent.description ILIKE '%' || word || '%'),
+          WHERE recent.text ILIKE '%' || word || '%'),
          length(word) DESC
 LIMIT 1;

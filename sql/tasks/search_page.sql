@@ -1,4 +1,5 @@
--- One page of the tasks matching a text search (and the other filters), newest first.
+-- One page of the tasks matching a text search (and the other filters), newest first,
+-- each with `from_newest`: whether the page came from the walk of the newest tasks.
 -- Plan: see docs/design.md, "Query plans" (the newest tasks when matches are common,
 -- the trigram index when they are not; one of the two runs).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
@@ -24,13 +25,13 @@ WITH newest AS MATERIALIZED (
     LIMIT $4 + $5
 ),
 page AS (
-    (SELECT id, created_at
+    (SELECT id, created_at, true AS from_newest
      FROM newest
      WHERE (SELECT count(*) FROM newest) = $4 + $5
      ORDER BY created_at DESC, id DESC
      OFFSET $5)
     UNION ALL
-    (SELECT id, created_at
+    (SELECT id, created_at, false
      FROM tasks
      WHERE (SELECT count(*) FROM newest) < $4 + $5
        AND (name || ' ' || coalesce(description, ''))
@@ -42,7 +43,7 @@ page AS (
      ORDER BY created_at DESC, id DESC
      LIMIT $4 OFFSET $5)
 )
-SELECT tasks.*
+SELECT tasks.*, page.from_newest
 FROM page
 JOIN tasks USING (id)
 ORDER BY page.created_at DESC, page.id DESC;
