@@ -316,13 +316,12 @@ async def list_queries(url: str, query: dict[str, Any]) -> list[tuple[str, str, 
                                        key=key, limit=PAGE_SIZE, offset=offset)
     finally:
         await conn.close()
-    sample = tasks.SEARCH_NEWEST_ROWS if rows and rows[0]["from_newest"] else 0
+    limit = Settings().search_count_limit + 1
     words = tasks.search_words(search)
     steps = [("search_key", "search_key", (words, tasks.SEARCH_KEY_ROWS))] if len(words) > 1 else []
     return [*steps,
             ("list_page", "search_page", (*filters, search, PAGE_SIZE, offset, key, tasks.SEARCH_NEWEST_ROWS)),
-            ("count", "search_count", (*filters, search, Settings().search_count_limit + 1,
-                                       sample, tasks.SEARCH_COUNT_ROWS, key))]
+            ("count", "search_count", (*filters, search, limit, tasks.search_count_since(rows, limit), key))]
 
 
 async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tuple[list, list[str]]:

@@ -104,10 +104,8 @@ async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
 
 # How far a search reads the newest tasks before it turns to the trigram index
 # (docs/design.md, "Query plans"): a page is taken from the newest SEARCH_NEWEST_ROWS
-# when they hold it; a count samples as many, and reads the index over the recent
-# hours when the sample says SEARCH_COUNT_ROWS tasks will hold its limit.
+# when they hold it. SEARCH_KEY_ROWS of them show which word of a search is rarest.
 SEARCH_NEWEST_ROWS = 1_000
-SEARCH_COUNT_ROWS = 50_000
 SEARCH_KEY_ROWS = 200
 _WORD = re.compile(r"[^\W_]{3,}")
 
@@ -139,14 +137,25 @@ async def search_page(
                             limit, offset, key, newest_rows)
 
 
+def search_count_since(page: Sequence[asyncpg.Record], limit: int) -> datetime | None:
+    """Where a count of `limit` matches should start, judging by a page of them that came from
+    the newest tasks (None when it did not: the matches are too rare for a range to help): the
+    page's newest match, less twice the time per match the page showed, times `limit`."""
+    if not page or not page[0]["from_newest"]:
+        return None
+    newest, oldest = page[0]["created_at"], page[-1]["created_at"]
+    try:
+        return newest - (newest - oldest) * (2 * limit / len(page))
+    except OverflowError:  # before year 1: the whole table
+        return None
+
+
 async def search_count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
                        priorities: Sequence[str] | None, search: str, key: str, limit: int,
-                       newest_rows: int = SEARCH_NEWEST_ROWS, count_rows: int = SEARCH_COUNT_ROWS) -> int:
-    """Tasks matching a text search, counted up to `limit`; `key` is search_key's part of it.
-    `newest_rows` = 0 skips the sample of the newest tasks (a page that did not come from them
-    has said the matches are too rare for it)."""
-    return await conn.fetchval(QUERIES["tasks/search_count"], statuses, priorities, search, limit,
-                               newest_rows, count_rows, key)
+                       since: datetime | None) -> int:
+    """Tasks matching a text search, counted up to `limit`, first over the hours from `since`
+    (search_count_since), then over all when those hold fewer; `key` is search_key's part of it."""
+    return await conn.fetchval(QUERIES["tasks/search_count"], statuses, priorities, search, limit, since, key)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

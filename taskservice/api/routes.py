@@ -222,9 +222,8 @@ async def list_tasks(request: web.Request) -> web.Response:
             if rows and len(rows) < page_size:
                 total = offset + len(rows)  # the last page: the matches end here
             else:
-                sample = tasks.SEARCH_NEWEST_ROWS if rows and rows[0]["from_newest"] else 0
                 total = await tasks.search_count(conn, **filters, search=search, key=key, limit=count_limit + 1,
-                                                 newest_rows=sample)
+                                                 since=tasks.search_count_since(rows, count_limit + 1))
     # Past the limit a search reports `total` = limit and `total_exact` = false.
     total, exact = (total, True) if search is None else (min(total, count_limit), total <= count_limit)
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,

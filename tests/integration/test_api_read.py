@@ -2,6 +2,7 @@
 
 import dataclasses
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -173,8 +174,8 @@ async def api_pool(settings):
 async def test_search_answers_alike_from_the_newest_tasks_and_from_the_index(client, api_pool):
     """A search page comes from the newest tasks when they hold it, else from the trigram
     index, looked up by one word of the search (docs/design.md, "Query plans"); a count
-    reads the newest tasks when a sample says it will reach its limit there. Every way
-    must give the same tasks in the same order, and the same count."""
+    reads the index over recent hours first. Every way must give the same tasks in the same
+    order, and the same count."""
     tag = uuid.uuid4().hex[:8]
     kinds = [{"name": f"Quarterly {tag.upper()}"},                            # matches tag
              {"name": "other", "description": f"for ACCT-{tag}, monthly"},    # tag, acct-tag
@@ -202,11 +203,14 @@ async def test_search_answers_alike_from_the_newest_tasks_and_from_the_index(cli
             for newest_rows in (100_000, 0):  # the newest tasks hold the page; the index alone
                 rows = await tasks.search_page(conn, **args, limit=limit, offset=offset, newest_rows=newest_rows)
                 assert [str(r["id"]) for r in rows] == wanted[offset:offset + limit], (search, filters, newest_rows)
+            page = await tasks.search_page(conn, **args, limit=3, offset=0)
             for most in {max(len(wanted) - 1, 1), len(wanted) or 1, len(wanted) + 1}:
-                for newest_rows in (100_000, 0):  # a sample that finds the limit; none (the index)
-                    counted = await tasks.search_count(conn, **args, limit=most, newest_rows=newest_rows,
-                                                       count_rows=100_000)
-                    assert counted == min(len(wanted), most), (search, filters, most, newest_rows)
+                # The whole index; hours that hold every task; hours that hold none (so the whole
+                # index after all); the hours a page of the newest tasks suggests.
+                for since in (None, datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(hours=2),
+                              tasks.search_count_since(page, most)):
+                    counted = await tasks.search_count(conn, **args, limit=most, since=since)
+                    assert counted == min(len(wanted), most), (search, filters, most, since)
 
 
 async def test_the_index_looks_up_the_word_fewest_recent_tasks_contain(client, api_pool):
