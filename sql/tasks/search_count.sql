@@ -5,7 +5,7 @@
 -- which should hold $4 matches; over all of it when they do not, or $5 is NULL).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (%, _ and \ match literally), $4 the most to count,
--- $5 count from this hour first (timestamptz or NULL), $6 index key (a substring of $3)
+-- $5 count from this hour first (timestamptz or NULL), $6 index key (part of the search text)
 WITH ranged AS MATERIALIZED (
     SELECT 1
     FROM tasks

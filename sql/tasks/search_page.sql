@@ -4,7 +4,7 @@
 -- the trigram index when they are not; one of the two runs).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (%, _ and \ match literally), $4 limit, $5 offset,
--- $6 index key (a substring of $3 for the trigram index), $7 most of the newest tasks to read
+-- $6 index key (part of the search text, for the trigram index), $7 most of the newest tasks to read
 WITH newest AS MATERIALIZED (
     SELECT id, created_at
     FROM (
