@@ -299,7 +299,7 @@ async def bench_batch_insert(args: argparse.Namespace, url: str) -> dict[str, An
 async def list_queries(url: str, query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
     """The queries the API runs for a list query string, as (step, sql/tasks file, arguments):
     the page, then the total: the trigger-kept counts, or for a search the choice of the word
-    the index looks up (when it has several), and a count that stops past SEARCH_COUNT_LIMIT
+    the index looks up (first), and a count that stops past SEARCH_COUNT_LIMIT
     (its default; the API skips it when the page is the last)."""
     page = query.get("page", 1)
     filters = ([query["status"]] if "status" in query else None,
@@ -311,16 +311,15 @@ async def list_queries(url: str, query: dict[str, Any]) -> list[tuple[str, str, 
                 ("count", "count", filters)]
     conn = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})
     try:
-        key = await tasks.search_key(conn, search)
+        key, common = await tasks.search_key(conn, search)
+        newest_rows = tasks.SEARCH_NEWEST_ROWS if common else 0
         rows = await tasks.search_page(conn, statuses=filters[0], priorities=filters[1], search=search,
-                                       key=key, limit=PAGE_SIZE, offset=offset)
+                                       key=key, limit=PAGE_SIZE, offset=offset, newest_rows=newest_rows)
     finally:
         await conn.close()
     limit = Settings().search_count_limit + 1
-    words = tasks.search_words(search)
-    steps = [("search_key", "search_key", (words, tasks.SEARCH_KEY_ROWS))] if len(words) > 1 else []
-    return [*steps,
-            ("list_page", "search_page", (*filters, search, PAGE_SIZE, offset, key, tasks.SEARCH_NEWEST_ROWS)),
+    return [("search_key", "search_key", (tasks.search_words(search), tasks.SEARCH_KEY_ROWS)),
+            ("list_page", "search_page", (*filters, search, PAGE_SIZE, offset, key, newest_rows)),
             ("count", "search_count", (*filters, search, limit, tasks.search_count_since(rows, limit), key))]
 
 

@@ -116,14 +116,14 @@ def search_words(search: str) -> list[str]:
     return list(dict.fromkeys(_WORD.findall(search))) or [search]
 
 
-async def search_key(conn: asyncpg.Connection, search: str, newest_rows: int = SEARCH_KEY_ROWS) -> str:
+async def search_key(conn: asyncpg.Connection, search: str) -> tuple[str, bool]:
     """The part of `search` the trigram index looks up: of its words, the one fewest of the
     newest tasks contain. One distinctive word reads far less of the index than all the
-    trigrams of a text whose other word is in most tasks ("acct" in "acct-04242")."""
-    words = search_words(search)
-    if len(words) < 2:
-        return words[0]
-    return await conn.fetchval(QUERIES["tasks/search_key"], words, newest_rows)
+    trigrams of a text whose other word is in most tasks ("acct" in "acct-04242"). Also
+    whether that word is common enough (2% of those tasks) for a page to come from a walk
+    of the newest tasks: a rarer one goes straight to the index."""
+    row = await conn.fetchrow(QUERIES["tasks/search_key"], search_words(search), SEARCH_KEY_ROWS)
+    return row["word"], row["matching"] * 50 >= SEARCH_KEY_ROWS
 
 
 async def search_page(

@@ -217,8 +217,9 @@ async def list_tasks(request: web.Request) -> web.Response:
             rows = await tasks.list_page(conn, **filters, limit=page_size, offset=offset)
             total = await tasks.count(conn, **filters)
         else:
-            key = await tasks.search_key(conn, search)
-            rows = await tasks.search_page(conn, **filters, search=search, key=key, limit=page_size, offset=offset)
+            key, common = await tasks.search_key(conn, search)
+            rows = await tasks.search_page(conn, **filters, search=search, key=key, limit=page_size, offset=offset,
+                                           newest_rows=tasks.SEARCH_NEWEST_ROWS if common else 0)
             if rows and len(rows) < page_size:
                 total = offset + len(rows)  # the last page: the matches end here
             else:

@@ -198,7 +198,7 @@ async def test_search_answers_alike_from_the_newest_tasks_and_from_the_index(cli
             wanted = [t for t in matches[search.lower()]
                       if found[t][0] in filters.get("statuses", [found[t][0]])
                       and found[t][1] in filters.get("priorities", [found[t][1]])]
-            key = await tasks.search_key(conn, search)
+            key, _ = await tasks.search_key(conn, search)
             args = {"statuses": None, "priorities": None, **filters, "search": search, "key": key}
             for newest_rows in (100_000, 0):  # the newest tasks hold the page; the index alone
                 rows = await tasks.search_page(conn, **args, limit=limit, offset=offset, newest_rows=newest_rows)
@@ -215,10 +215,13 @@ async def test_search_answers_alike_from_the_newest_tasks_and_from_the_index(cli
 
 async def test_the_index_looks_up_the_word_fewest_recent_tasks_contain(client, api_pool):
     common, rare = uuid.uuid4().hex[:10], uuid.uuid4().hex[:6]
-    for i in range(3):
+    for i in range(5):  # 5 of the newest 200 tasks: 2.5%
         await create(client, name=f"{common} {i}")
     await create(client, name="x", description=f"{rare}")
     async with api_pool.acquire() as conn:
-        assert await tasks.search_key(conn, f"{common}-{rare}") == rare
-        assert await tasks.search_key(conn, f"{rare} {common}") == rare
-        assert await tasks.search_key(conn, f"{common}") == common
+        assert (await tasks.search_key(conn, f"{common}-{rare}"))[0] == rare
+        assert (await tasks.search_key(conn, f"{rare} {common}"))[0] == rare
+        assert (await tasks.search_key(conn, f"{common}"))[0] == common
+        # Whether a walk of the newest tasks may fill a page: a word in 2% of them.
+        assert (await tasks.search_key(conn, common))[1] is True
+        assert (await tasks.search_key(conn, uuid.uuid4().hex))[1] is False
