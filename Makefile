@@ -55,7 +55,7 @@ test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check taskservice tests bench
+	$(BIN)/ruff check taskservice tests bench examples
 
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

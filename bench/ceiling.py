@@ -29,7 +29,7 @@ from bench.server import ROOT
 SQL_DIR = ROOT / "sql"
 CREATE_SQL = SQL_DIR / "tasks" / "create.sql"
 
-# The values the API sends for a create like the benchmark's: $1 .. $10 of create.sql.
+# The values the API sends for a create like the benchmark's: every $n of create.sql.
 # pgbench's \set makes numbers only, so the varying parts are built around them;
 # -M prepared turns each :variable into a bound parameter.
 PARAMETERS = {
@@ -43,6 +43,9 @@ PARAMETERS = {
     8: "NULL",  # run_at
     9: "NULL",  # idempotency_key
     10: "NULL",  # request_hash
+    11: "NULL",  # callback_url
+    12: "'default'",  # queue
+    13: "0",  # waiting_on: no parents
 }
 
 
@@ -72,7 +75,7 @@ def script() -> str:
 
 
 def batch_parameters(size: int) -> dict[int, str]:
-    """$1 .. $10 of create_many.sql for a batch of `size` tasks like the batch scenario's
+    """Every $n of create_many.sql for a batch of `size` tasks like the batch scenario's
     ({"name": "batch N", "kind": "noop", "priority": ...}, the rest defaults)."""
     def repeated(value: str) -> str:
         return f"array_fill({value}, ARRAY[{size}])"
@@ -88,6 +91,9 @@ def batch_parameters(size: int) -> dict[int, str]:
         8: repeated("NULL::timestamptz"),  # run_at
         9: repeated("NULL::text"),  # idempotency keys
         10: repeated("NULL::text"),  # request hashes
+        11: repeated("NULL::text"),  # callback URLs
+        12: repeated("'default'::text"),  # queues
+        13: repeated("0"),  # waiting_on: no parents
     }
 
 
@@ -111,16 +117,19 @@ LIFECYCLE_CREATE = {
     8: "NULL",  # run_at
     9: "NULL",  # idempotency_key
     10: "NULL",  # request_hash
+    11: "NULL",  # callback_url
+    12: "'default'",  # queue
+    13: "0",  # waiting_on: no parents
 }
 LIFECYCLE_WORKER_ID = "'bench-lifecycle'"
 # ...the dispatcher's claim (batch size: this client's own row, hence 1; PUBLISH_LEASE_SECONDS)
 # and mark...
 LIFECYCLE_CLAIM_DUE = {1: "1", 2: "30"}
 LIFECYCLE_MARK_PUBLISHED = {1: "ARRAY[:due_id]::bigint[]"}
-# ...and the worker's claim (tasks, the messages' outbox ids, worker, LEASE_SECONDS) and
+# ...and the worker's claim (tasks, the messages' outbox ids, worker, LEASE_SECONDS, no limited kinds) and
 # complete (tasks, the attempts the claim returned, the noop handler's results: None, worker),
 # each a batch of this one task (the worker batches what arrives or finishes together).
-LIFECYCLE_CLAIM = {1: "ARRAY[:task_id]", 2: "ARRAY[:due_id]", 3: LIFECYCLE_WORKER_ID, 4: "30"}
+LIFECYCLE_CLAIM = {1: "ARRAY[:task_id]", 2: "ARRAY[:due_id]", 3: LIFECYCLE_WORKER_ID, 4: "30", 5: "'{}'"}
 LIFECYCLE_COMPLETE = {1: "ARRAY[:task_id]", 2: "ARRAY[:claimed_attempts]", 3: "ARRAY[NULL]",
                       4: LIFECYCLE_WORKER_ID}
 

@@ -298,29 +298,37 @@ async def bench_batch_insert(args: argparse.Namespace, url: str) -> dict[str, An
 
 async def list_queries(url: str, query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
     """The queries the API runs for a list query string, as (step, sql/tasks file, arguments):
-    the page, then the total: the trigger-kept counts, or for a search the choice of the word
-    the index looks up (first), and a count that stops past SEARCH_COUNT_LIMIT
+    the page, then the total: the trigger-kept counts, or for a search (the choice of the word
+    the index looks up first) or a schedule a count that stops past SEARCH_COUNT_LIMIT
     (its default; the API skips it when the page is the last)."""
     page = query.get("page", 1)
     filters = ([query["status"]] if "status" in query else None,
                [query["priority"]] if "priority" in query else None)
     offset = (page - 1) * PAGE_SIZE
     search = query.get("search")
+    schedule_id = query.get("schedule_id")
+    queues = None  # no list scenario filters by queue
     if search is None:
-        return [("list_page", "list_page", (*filters, PAGE_SIZE, offset)),
-                ("count", "count", filters)]
+        page_step = ("list_page", "list_page", (*filters, PAGE_SIZE, offset, queues, schedule_id, None))
+        if schedule_id is None:
+            return [page_step, ("count", "count", filters)]
+        return [page_step, ("count", "count_matching",
+                            (*filters, Settings().search_count_limit + 1, queues, schedule_id, None))]
     conn = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})
     try:
         key, common = await tasks.search_key(conn, search)
         newest_rows = tasks.SEARCH_NEWEST_ROWS if common else 0
         rows = await tasks.search_page(conn, statuses=filters[0], priorities=filters[1], search=search,
-                                       key=key, limit=PAGE_SIZE, offset=offset, newest_rows=newest_rows)
+                                       key=key, limit=PAGE_SIZE, offset=offset, newest_rows=newest_rows,
+                                       queues=queues, schedule_id=schedule_id)
     finally:
         await conn.close()
     limit = Settings().search_count_limit + 1
+    since = tasks.search_count_since(rows, limit)
     return [("search_key", "search_key", (tasks.search_words(search), tasks.SEARCH_KEY_ROWS)),
-            ("list_page", "search_page", (*filters, search, PAGE_SIZE, offset, key, newest_rows)),
-            ("count", "search_count", (*filters, search, limit, tasks.search_count_since(rows, limit), key))]
+            ("list_page", "search_page",
+             (*filters, search, PAGE_SIZE, offset, key, newest_rows, queues, schedule_id)),
+            ("count", "search_count", (*filters, search, limit, since, key, queues, schedule_id))]
 
 
 async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tuple[list, list[str]]:

@@ -10,7 +10,7 @@ import sys
 from taskservice.api.processes import reuse_port_available
 from taskservice.handlers import HandlerModuleError
 from taskservice.lifecycle import stop_on_signals
-from taskservice.settings import Settings, SettingsError, describe_environment, load_settings
+from taskservice.settings import Settings, SettingsError, describe_environment, load_settings, parse_queues
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -26,17 +26,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     api.add_argument("--child-of", type=int, help=argparse.SUPPRESS)  # set by the parent of --processes N
     commands.add_parser("dispatcher", help="drain the outbox into RabbitMQ and reap expired leases")
     worker = commands.add_parser("worker", help="consume and execute tasks")
-    worker.add_argument("--concurrency", type=int, metavar="N",
-                        help="tasks run at once (default: WORKER_CONCURRENCY)")
     run = commands.add_parser("run", help="api + dispatcher + worker in one process, for local use")
-    run.add_argument("--concurrency", type=int, metavar="N",
-                     help="tasks run at once (default: WORKER_CONCURRENCY)")
+    for consumer in (worker, run):
+        consumer.add_argument("--concurrency", type=int, metavar="N",
+                              help="tasks run at once (default: WORKER_CONCURRENCY)")
+        consumer.add_argument("--queues", metavar="A,B",
+                              help="comma-separated task queues to consume (default: WORKER_QUEUES, else default)")
     migrate = commands.add_parser("migrate", help="run dbmate on the packaged migrations against DATABASE_URL")
     migrate.add_argument("--wait", action="store_true", help="wait for the database to accept connections")
     migrate.add_argument("--dump-schema", metavar="FILE", help="write the resulting schema to FILE (needs pg_dump)")
     migrate.add_argument("dbmate_args", nargs=argparse.REMAINDER, metavar="COMMAND",
                          help="a dbmate command and its arguments (default: up)")
     return parser.parse_args(argv)
+
+
+def with_options(settings: Settings, args: argparse.Namespace) -> Settings:
+    """`settings` with the command line's --concurrency, --queues and --processes, which win over
+    the environment; SettingsError naming a bad one."""
+    if getattr(args, "concurrency", None) is not None:
+        if not 1 <= args.concurrency <= 256:
+            raise SettingsError("--concurrency must be between 1 and 256")
+        settings = dataclasses.replace(settings, worker_concurrency=args.concurrency)
+    if getattr(args, "queues", None) is not None:
+        settings = dataclasses.replace(settings, worker_queues=parse_queues(args.queues, "--queues"))
+    if getattr(args, "processes", None) is not None:
+        if not 1 <= args.processes <= 256:
+            raise SettingsError("--processes must be between 1 and 256")
+        settings = dataclasses.replace(settings, api_processes=args.processes)
+    return settings
 
 
 async def run_command(command: str, settings: Settings, child_of: int | None = None) -> None:
@@ -69,16 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         from taskservice.migrations import migrate
         return migrate(settings.database_url, args.dbmate_args, wait=args.wait, dump_schema=args.dump_schema)
-    if getattr(args, "concurrency", None) is not None:
-        if not 1 <= args.concurrency <= 256:
-            print("taskservice: --concurrency must be between 1 and 256", file=sys.stderr)
-            return 2
-        settings = dataclasses.replace(settings, worker_concurrency=args.concurrency)
-    if getattr(args, "processes", None) is not None:
-        if not 1 <= args.processes <= 256:
-            print("taskservice: --processes must be between 1 and 256", file=sys.stderr)
-            return 2
-        settings = dataclasses.replace(settings, api_processes=args.processes)
+    try:
+        settings = with_options(settings, args)
+    except SettingsError as exc:
+        print(f"taskservice: {exc}", file=sys.stderr)
+        return 2
     several = args.command == "api" and (settings.api_processes > 1 or args.child_of is not None)
     if several and not reuse_port_available():
         print("taskservice: --processes above 1 needs SO_REUSEPORT, which this platform lacks", file=sys.stderr)

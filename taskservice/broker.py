@@ -4,8 +4,9 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import aio_pika
@@ -36,15 +37,27 @@ MAX_PRIORITY = 10
 AMQP_PRIORITY = {"LOW": 1, "MEDIUM": 5, "HIGH": 9}
 
 
+# The queue of a task created without one (tasks.DEFAULT_QUEUE).
+DEFAULT_QUEUE = "default"
+
+
 @dataclass(frozen=True)
 class Topology:
     exchange: AbstractExchange
-    queue: AbstractQueue
+    queues: Mapping[str, AbstractQueue]  # task queue name -> its RabbitMQ queue
     dead_letter_queue: AbstractQueue
 
 
 def dead_letter_names(settings: Settings) -> tuple[str, str]:
     return f"{settings.amqp_exchange}.dead", f"{settings.amqp_queue}.dead"
+
+
+def queue_name(settings: Settings, queue: str) -> str:
+    """The RabbitMQ queue of task queue `queue`, also its routing key: AMQP_QUEUE for `default`
+    (the one queue there was before named queues, so a deployment keeps its queue and messages),
+    AMQP_QUEUE:<queue> for the others. The colon keeps every name apart from the dead-letter
+    queue, AMQP_QUEUE.dead, which a task queue called "dead" would otherwise be."""
+    return settings.amqp_queue if queue == DEFAULT_QUEUE else f"{settings.amqp_queue}:{queue}"
 
 
 def process_connection_name() -> str:
@@ -101,12 +114,9 @@ async def settle(message: AbstractIncomingMessage, how: Literal["ack", "requeue"
     return True
 
 
-async def declare_topology(channel: AbstractChannel, settings: Settings) -> Topology:
-    """Durable exchange, priority queue and dead-letter queue.
-
-    The one place the queue's arguments are written: redeclaring a queue with
-    other arguments fails with PRECONDITION_FAILED (docs/design.md, Known pitfalls).
-    """
+async def declare_topology(channel: AbstractChannel, settings: Settings,
+                           queues: Iterable[str] = (DEFAULT_QUEUE,)) -> Topology:
+    """Durable exchange, dead-letter queue, and a priority queue for each of the task `queues`."""
     dead_exchange_name, dead_queue_name = dead_letter_names(settings)
     dead_exchange = await channel.declare_exchange(dead_exchange_name, aio_pika.ExchangeType.FANOUT,
                                                    durable=True)
@@ -114,12 +124,24 @@ async def declare_topology(channel: AbstractChannel, settings: Settings) -> Topo
     await dead_queue.bind(dead_exchange)
     exchange = await channel.declare_exchange(settings.amqp_exchange, aio_pika.ExchangeType.DIRECT,
                                               durable=True)
-    queue = await channel.declare_queue(settings.amqp_queue, durable=True, arguments={
+    declared = {queue: await declare_task_queue(channel, exchange, settings, queue) for queue in queues}
+    return Topology(exchange=exchange, queues=declared, dead_letter_queue=dead_queue)
+
+
+async def declare_task_queue(channel: AbstractChannel, exchange: AbstractExchange, settings: Settings,
+                             queue: str) -> AbstractQueue:
+    """Task queue `queue`: a durable priority queue bound to the exchange under its own name.
+
+    The one place a task queue's arguments are written: redeclaring a queue with
+    other arguments fails with PRECONDITION_FAILED (docs/design.md, Known pitfalls).
+    """
+    name = queue_name(settings, queue)
+    declared = await channel.declare_queue(name, durable=True, arguments={
         "x-max-priority": MAX_PRIORITY,
-        "x-dead-letter-exchange": dead_exchange_name,
+        "x-dead-letter-exchange": dead_letter_names(settings)[0],
     })
-    await queue.bind(exchange, routing_key=settings.amqp_queue)
-    return Topology(exchange=exchange, queue=queue, dead_letter_queue=dead_queue)
+    await declared.bind(exchange, routing_key=name)
+    return declared
 
 
 def task_message(outbox_id: int, task_id, priority: str) -> aio_pika.Message:
@@ -149,6 +171,41 @@ async def publish_batch(exchange: AbstractExchange, routing_key: str, rows: Sequ
                          mandatory=True, timeout=PUBLISH_TIMEOUT_SECONDS)
         for row in rows
     ))
+
+
+@dataclass
+class Publisher:
+    """The dispatcher's confirming channel, and the task queues declared on it so far.
+
+    A queue is declared (with its binding) before the first message routed to it: the
+    exchange would otherwise drop a message for a queue nobody declared, and `mandatory`
+    would fail every publish to it. Forgotten after a failed publish and after a
+    reconnect, so a queue deleted meanwhile is declared again.
+    """
+    channel: AbstractChannel
+    exchange: AbstractExchange
+    settings: Settings
+    declared: set[str] = field(default_factory=set)
+
+    def forget_declared(self, *_args: object) -> None:
+        self.declared.clear()
+
+
+async def publish_routed(publisher: Publisher, rows: Sequence) -> None:
+    """Publish every row (with its `queue`) to its task queue and wait for all confirms;
+    raises if any is nacked or returned."""
+    by_queue: dict[str, list] = defaultdict(list)
+    for row in rows:
+        by_queue[row["queue"]].append(row)
+    try:
+        for queue in by_queue.keys() - publisher.declared:
+            await declare_task_queue(publisher.channel, publisher.exchange, publisher.settings, queue)
+            publisher.declared.add(queue)
+        await asyncio.gather(*(publish_batch(publisher.exchange, queue_name(publisher.settings, queue), queue_rows)
+                               for queue, queue_rows in by_queue.items()))
+    except BaseException:
+        publisher.forget_declared()
+        raise
 
 
 async def queue_depth(connection: AbstractConnection, queue_name: str) -> int:

@@ -1,6 +1,7 @@
 """The dispatcher: drains the outbox into RabbitMQ, reaps attempts whose lease ran out,
-re-dispatches PENDING tasks whose message RabbitMQ lost, and runs the maintenance loop
-(`taskservice.maintenance`: retention, idempotency key expiry).
+re-dispatches PENDING tasks whose message RabbitMQ lost, fires due schedules, delivers completion
+webhooks (`taskservice.callbacks`) and runs the maintenance loop (`taskservice.maintenance`:
+retention, idempotency key expiry).
 
 Two fronts call `run_dispatcher`: a background task of the API process
 (`taskservice.api.app.embedded_dispatcher`) and the standalone process (`main`).
@@ -9,11 +10,12 @@ Two fronts call `run_dispatcher`: a background task of the API process
 import asyncio
 import logging
 import time
+from datetime import timedelta
 
 import asyncpg
-from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 
-from taskservice import broker, db, events, maintenance, metrics, outbox, tasks, wakeups
+from taskservice import broker, callbacks, db, events, maintenance, metrics, outbox, schedules, tasks, wakeups
 from taskservice.lifecycle import supervised, wait_any, wait_for
 from taskservice.settings import Settings
 
@@ -28,6 +30,14 @@ BACKLOG_REFRESH_SECONDS = 5.0
 REDISPATCH_BATCH_SIZE = 1000
 REDISPATCH_MAX_INTERVAL_SECONDS = 30.0
 QUEUE_DEPTH_TIMEOUT_SECONDS = 5.0
+SCHEDULE_BATCH_SIZE = 100
+# The longest the schedule loop sleeps: how late it may notice a schedule created or
+# changed meanwhile (it otherwise wakes when the next known one is due).
+SCHEDULE_POLL_SECONDS = 1.0
+SCHEDULE_PARK_SECONDS = 3600
+# Past the due time when the loop wakes for a schedule: a timer that fires a little early
+# would find it not yet due and sleep again.
+SCHEDULE_WAKE_MARGIN_SECONDS = 0.005
 
 
 class PublishFailed(Exception):
@@ -37,7 +47,7 @@ class PublishFailed(Exception):
         self.reason = reason
 
 
-async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings,
+async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
                      committed: asyncio.Event) -> int:
     """Publish one batch of due outbox rows; how many were published. Sets `committed` once
     their tasks' PENDING events are committed (before the publish).
@@ -58,7 +68,7 @@ async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: S
     # No pool connection held through the confirms: the embedded dispatcher shares the API's pool.
     started = time.perf_counter()
     try:
-        await broker.publish_batch(exchange, settings.amqp_queue, rows)
+        await broker.publish_routed(publisher, rows)
     except Exception as exc:  # whatever the broker did, the rows must come due again
         metrics.PUBLISH_FAILURES.inc()
         raise PublishFailed(ids, f"{type(exc).__name__}: {exc}") from exc
@@ -70,12 +80,12 @@ async def drain_once(pool: asyncpg.Pool, exchange: AbstractExchange, settings: S
     return len(ids)
 
 
-async def drain_forever(pool: asyncpg.Pool, exchange: AbstractExchange, settings: Settings,
+async def drain_forever(pool: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
                         wake: asyncio.Event, committed: asyncio.Event, stop: asyncio.Event) -> None:
     while not stop.is_set():
         wake.clear()
         try:
-            published = await drain_once(pool, exchange, settings, committed)
+            published = await drain_once(pool, publisher, settings, committed)
         except PublishFailed as exc:
             log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
                         len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
@@ -128,23 +138,29 @@ async def redispatch_lost_once(pool: asyncpg.Pool, connection: AbstractRobustCon
                                settings: Settings) -> int:
     """Give PENDING tasks whose message is gone a fresh outbox row; how many.
 
-    Both conditions are needed. The queue holding no ready message alone is normal: a
+    Per task queue, both conditions are needed. Its queue holding no ready message alone is normal: a
     message delivered a moment ago is with a worker that is claiming its task. A publish
     long ago alone is normal too, behind a deep backlog; re-dispatching then would double
     the backlog. Together they mean the message is lost: workers ack right after their
     claim commits, so with nothing left to deliver, a task still PENDING that long after
     its publish will never be claimed.
     """
-    try:
-        async with asyncio.timeout(QUEUE_DEPTH_TIMEOUT_SECONDS):
-            depth = await broker.queue_depth(connection, settings.amqp_queue)
-    except broker.BROKER_ERRORS as exc:  # (NOT_FOUND too: the publisher has not declared it yet)
-        log.info("lost-message sweep skipped: queue depth unknown (%s)", type(exc).__name__)
-        return 0
-    if depth:
+    async with pool.acquire() as conn:
+        waiting = {row["queue"] for row in await tasks.count_active_by_queue(conn) if row["status"] == "PENDING"}
+    empty = []
+    for queue in sorted(waiting):
+        try:
+            async with asyncio.timeout(QUEUE_DEPTH_TIMEOUT_SECONDS):
+                depth = await broker.queue_depth(connection, broker.queue_name(settings, queue))
+        except broker.BROKER_ERRORS as exc:  # (NOT_FOUND too: the publisher has not declared it yet)
+            log.info("lost-message sweep skipped queue %s: depth unknown (%s)", queue, type(exc).__name__)
+            continue
+        if not depth:
+            empty.append(queue)
+    if not empty:
         return 0
     async with pool.acquire() as conn:
-        return await tasks.redispatch_lost(conn, settings.pending_redispatch_seconds, REDISPATCH_BATCH_SIZE)
+        return await tasks.redispatch_lost(conn, settings.pending_redispatch_seconds, REDISPATCH_BATCH_SIZE, empty)
 
 
 async def redispatch_lost_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
@@ -171,6 +187,57 @@ async def redispatch_lost_forever(pool: asyncpg.Pool, settings: Settings, wake: 
         await broker.close(connection)
 
 
+async def fire_due_schedules(pool: asyncpg.Pool) -> tuple[int, list[asyncpg.Record]]:
+    """Fire one batch of due schedules: how many were due, and the tasks created.
+
+    One transaction claims them (other dispatchers skip them), creates their tasks with their
+    outbox rows and moves each to its first tick after now: each tick fires once, however
+    many dispatchers run, and ticks missed while none ran fire once together.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        due = await schedules.claim_due(conn, SCHEDULE_BATCH_SIZE)
+        if not due:
+            return 0, []
+        created = await schedules.fire(conn, [firing_or_parked(row) for row in due])
+    return len(due), created
+
+
+def firing_or_parked(row: asyncpg.Record) -> schedules.Firing:
+    """The schedule's firing; one whose spec no longer makes ticks (its time zone left the
+    system's database) is put off for SCHEDULE_PARK_SECONDS instead of stopping the others."""
+    try:
+        return schedules.firing(row, row["now"])
+    except schedules.InvalidSchedule as exc:
+        log.error("schedule %s cannot fire (%s: %s); trying again in %ds", row["id"], exc.field, exc,
+                  SCHEDULE_PARK_SECONDS)
+        return schedules.Firing(row["id"], None, row["now"] + timedelta(seconds=SCHEDULE_PARK_SECONDS))
+
+
+async def fire_schedules_forever(pool: asyncpg.Pool, wake: asyncio.Event, committed: asyncio.Event,
+                                 stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            due, created = await fire_due_schedules(pool)
+            async with pool.acquire() as conn:
+                until_due = await schedules.seconds_until_due(conn)
+        except db.UNAVAILABLE_ERRORS as exc:
+            log.warning("schedules: database unavailable (%s)", type(exc).__name__)
+            await wait_for(stop, 1.0)
+            continue
+        if created:
+            wake.set()  # their outbox rows are due now
+            committed.set()
+            metrics.count_transition(None, "NEW", len(created))
+        for row in created:
+            metrics.TASKS_CREATED.labels(row["priority"]).inc()
+            log.info("schedule %s fired task %s for %s", row["schedule_id"], row["id"],
+                     row["scheduled_for"].isoformat(), extra={"task_id": str(row["id"])})
+        if due < SCHEDULE_BATCH_SIZE:
+            # A due schedule left behind is locked by another dispatcher or an edit: a moment's pause.
+            pause = SCHEDULE_POLL_SECONDS if until_due is None else max(until_due, 0.05)
+            await wait_for(stop, min(SCHEDULE_POLL_SECONDS, pause + SCHEDULE_WAKE_MARGIN_SECONDS))
+
+
 async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> None:
     """Refresh the outbox backlog gauges every BACKLOG_REFRESH_SECONDS."""
     while not stop.is_set():
@@ -187,8 +254,8 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
 
 async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyncio.Event,
                          stop: asyncio.Event) -> None:
-    """Drain the outbox, reap expired leases, re-dispatch lost messages and keep the tables trim
-    until `stop` is set.
+    """Drain the outbox, reap expired leases, re-dispatch lost messages, fire due schedules, deliver
+    callbacks and keep the tables trim until `stop` is set.
     Sets `committed` after committing status changes (the process announces them to streams)."""
     wake = asyncio.Event()
     background = [asyncio.create_task(supervised(name, loop, stop)) for name, loop in (
@@ -196,7 +263,9 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyn
         ("reaper", lambda: reap_forever(pool, settings, wake, committed, stop)),
         ("lost-message sweeper", lambda: redispatch_lost_forever(pool, settings, wake, stop)),
         ("maintenance", lambda: maintenance.maintain_forever(pool, settings, stop)),
+        ("schedules", lambda: fire_schedules_forever(pool, wake, committed, stop)),
         ("backlog gauge", lambda: measure_backlog_forever(pool, stop)),
+        ("callback delivery", lambda: callbacks.deliver_forever(pool, settings, stop)),
     )]
     try:
         await supervised("outbox publisher", lambda: publish_forever(pool, settings, wake, committed, stop),
@@ -209,15 +278,18 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyn
 
 async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
                           committed: asyncio.Event, stop: asyncio.Event) -> None:
-    """Connect to RabbitMQ, declare the topology and drain the outbox until `stop`."""
+    """Connect to RabbitMQ, declare the topology and drain the outbox until `stop`; each task queue
+    is declared the first time a message goes to it (broker.publish_routed)."""
     connection = await broker.connect(settings, stop)
     if connection is None:
         return  # stopped before the broker answered
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await broker.declare_topology(channel, settings)
+        publisher = broker.Publisher(channel, topology.exchange, settings, declared=set(topology.queues))
+        connection.reconnect_callbacks.add(publisher.forget_declared)
         log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
-        await drain_forever(pool, topology.exchange, settings, wake, committed, stop)
+        await drain_forever(pool, publisher, settings, wake, committed, stop)
     finally:
         await broker.close(connection)
 

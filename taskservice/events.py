@@ -30,9 +30,9 @@ async def latest_id(conn: asyncpg.Connection) -> int:
 
 
 async def replay(conn: asyncpg.Connection, after: int, *, task_id: UUID | None, status: str | None,
-                 priority: str | None, limit: int) -> list[asyncpg.Record]:
+                 priority: str | None, limit: int, queue: str | None = None) -> list[asyncpg.Record]:
     """Events after id `after` matching the filters, oldest first, at most `limit`."""
-    return await conn.fetch(QUERIES["events/replay"], after, task_id, status, priority, limit)
+    return await conn.fetch(QUERIES["events/replay"], after, task_id, status, priority, limit, queue)
 
 
 async def read_new(conn: asyncpg.Connection, after: int, gaps: list[int], limit: int) -> list[asyncpg.Record]:

@@ -45,6 +45,13 @@ HANDLER_DURATION = Histogram(
     "taskservice_handler_duration_seconds",
     "Handler run time, by kind and outcome (completed, failed, timeout, cancelled).", ["kind", "outcome"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600))
+ABANDONED_THREADS = Gauge(
+    "taskservice_abandoned_threads",
+    "Handler threads still running after their attempt timed out or was cancelled (their results are discarded).")
+EVENT_LOOP_BLOCKS = Counter(
+    "taskservice_event_loop_blocks_total",
+    "Times a worker's event loop was blocked for over a second, by the kind whose handler blocked it "
+    "(\"none\" when no handler was running).", ["kind"])
 
 OUTBOX_BACKLOG = Gauge(
     "taskservice_outbox_backlog", "Outbox rows due for publishing and not yet published.")
@@ -59,6 +66,11 @@ PUBLISH_DURATION = Histogram(
 PUBLISH_FAILURES = Counter(
     "taskservice_publish_failures_total",
     "Dispatch batches RabbitMQ did not confirm (their rows come due again shortly).")
+
+CALLBACK_DELIVERIES = Counter(
+    "taskservice_callback_deliveries_total",
+    "Callback attempts, by outcome: delivered (2xx), retry (due again later), failed (out of retry time).",
+    ["outcome"])
 
 
 def count_transition(from_status: str | None, to_status: str, amount: int = 1) -> None:

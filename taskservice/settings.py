@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from taskservice.handlers import KIND_PATTERN
+from taskservice.kinds import Rate, parse_rate
 
 
 class SettingsError(ValueError):
@@ -62,9 +63,41 @@ def _api_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     for key in keys:
         if not API_KEY_PATTERN.fullmatch(key):
             # The message never quotes the value: it is a secret.
-            raise SettingsError(f"{name} must be comma-separated keys of visible ASCII characters "
+            raise SettingsError(f"{name} must be comma-separated values of visible ASCII characters "
                                 "(no spaces)")
     return keys
+
+
+def parse_queues(raw: str | None, name: str) -> tuple[str, ...]:
+    """Comma-separated task queue names (spaces and repeats ignored); `default` when none are given."""
+    queues = tuple(dict.fromkeys(q.strip() for q in (raw or "").split(",") if q.strip()))
+    for queue in queues:
+        if not KIND_PATTERN.fullmatch(queue):
+            raise SettingsError(f"{name}: queue {queue!r} must be 1-100 letters, digits or _ . : -")
+    return queues or ("default",)
+
+
+def _per_kind(env: Mapping[str, str], name: str, parse, example: str) -> tuple:
+    """`kind=value,kind=value` as ((kind, parsed value), ...); a later kind wins."""
+    pairs: dict[str, object] = {}
+    for item in (env.get(name) or "").split(","):
+        if not item.strip():
+            continue
+        kind, _, raw = item.partition("=")
+        kind = kind.strip()
+        if not KIND_PATTERN.fullmatch(kind) or not raw.strip():
+            raise SettingsError(f"{name} must look like {example!r} (kind=limit, comma-separated), not {item!r}")
+        try:
+            pairs[kind] = parse(raw.strip())
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {kind}: {exc}") from None
+    return tuple(pairs.items())
+
+
+def _concurrency(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000:
+        raise ValueError(f"concurrency must be a whole number from 1 to 10000, not {raw!r}")
+    return int(raw)
 
 
 # What a batch create's body may spend per task on average: its limit scales with BATCH_MAX_TASKS.
@@ -89,6 +122,7 @@ class Settings:
     default_timeout_seconds: int = 300
     dispatcher_embedded: bool = True
     worker_concurrency: int = 4
+    worker_queues: tuple[str, ...] = ("default",)  # the task queues a worker consumes
     amqp_exchange: str = "taskservice"
     amqp_queue: str = "taskservice.tasks"
     dispatch_batch_size: int = 200
@@ -101,6 +135,7 @@ class Settings:
     retry_max_seconds: float = 300.0
     shutdown_grace_seconds: float = 10.0
     handler_modules: tuple[str, ...] = ()
+    reject_unknown_kinds: bool = False  # a create naming a kind the API does not know is a 422
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     # Observability: /metrics of a standalone dispatcher or worker (the API serves its own).
     metrics_port: int = 0  # 0 = not served
@@ -131,6 +166,19 @@ class Settings:
         """The body limit of a batch create: MAX_BODY_BYTES, or BATCH_MAX_BODY_BYTES_PER_TASK per task
         when that is more. Tasks with large payloads go in smaller batches."""
         return max(self.max_body_bytes, self.batch_max_tasks * BATCH_MAX_BODY_BYTES_PER_TASK)
+    # Completion webhooks (taskservice.callbacks). Secrets stay out of repr(): settings may be logged.
+    callback_secrets: tuple[str, ...] = field(default=(), repr=False)  # the first signs; empty = unsigned
+    callback_allow_private: bool = False
+    callback_timeout_seconds: float = 10.0
+    callback_retry_hours: float = 24.0
+    callback_retry_base_seconds: float = 10.0
+    callback_retry_max_seconds: float = 3600.0
+    callback_batch_size: int = 50
+    callback_poll_seconds: float = 1.0
+    # Limits per kind (taskservice.limits), over what the handlers declare.
+    kind_concurrency: tuple[tuple[str, int], ...] = ()
+    kind_rate: tuple[tuple[str, Rate], ...] = ()
+    kind_limit_retry_seconds: float = 0.5  # a task a limit refused comes due again after 1-2x this
 
 
 # Every environment variable load_settings reads: name → (Settings field, one-line meaning), for
@@ -158,12 +206,16 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "PENDING_REDISPATCH_SECONDS": ("pending_redispatch_seconds",
                                    "a PENDING task published this long ago, with no message queued, is sent again"),
     "WORKER_CONCURRENCY": ("worker_concurrency", "tasks a worker runs at once (also its prefetch)"),
+    "WORKER_QUEUES": ("worker_queues", "comma-separated task queues a worker consumes (--queues)"),
     "WORKER_ID": ("worker_id", "recorded on the attempts a worker holds"),
     "LEASE_SECONDS": ("lease_seconds", "lease on a running task; renewed every third of it"),
     "RETRY_BASE_SECONDS": ("retry_base_seconds", "retry backoff: about base*2^(attempt-1), with jitter"),
     "RETRY_MAX_SECONDS": ("retry_max_seconds", "longest retry backoff"),
     "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", "how long a stopping worker lets handlers finish"),
-    "HANDLER_MODULES": ("handler_modules", "comma-separated importable modules exposing HANDLERS"),
+    "HANDLER_MODULES": ("handler_modules", "comma-separated importable modules declaring handlers "
+                        "(@handler or HANDLERS); the API loads them too, for defaults and payload schemas"),
+    "REJECT_UNKNOWN_KINDS": ("reject_unknown_kinds", "a create whose kind is not a built-in or in "
+                             "HANDLER_MODULES is a 422"),
     "AMQP_EXCHANGE": ("amqp_exchange", "RabbitMQ exchange"),
     "AMQP_QUEUE": ("amqp_queue", "RabbitMQ priority queue"),
     "API_KEYS": ("api_keys", "comma-separated API keys; set, /api/v1 needs one"),
@@ -186,9 +238,29 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "MAX_CONNECTIONS": ("max_connections", "open HTTP connections per API process (more: 503)"),
     "API_PROCESSES": ("api_processes",
                       "`api` processes serving the port, each with its own pool and dispatcher (--processes)"),
+    "CALLBACK_SECRET": ("callback_secrets",
+                        "comma-separated secrets signing callbacks (the first signs; unset: unsigned)"),
+    "CALLBACK_ALLOW_PRIVATE": ("callback_allow_private",
+                               "callback URLs may reach loopback, private and link-local addresses"),
+    "CALLBACK_TIMEOUT_SECONDS": ("callback_timeout_seconds", "time allowed for one callback request"),
+    "CALLBACK_RETRY_HOURS": ("callback_retry_hours", "a callback is retried this long, then marked failed"),
+    "CALLBACK_RETRY_BASE_SECONDS": ("callback_retry_base_seconds",
+                                    "callback backoff: up to base*2^(attempt-1), full jitter"),
+    "CALLBACK_RETRY_MAX_SECONDS": ("callback_retry_max_seconds", "longest callback backoff"),
+    "CALLBACK_BATCH_SIZE": ("callback_batch_size", "callbacks a dispatcher sends at once"),
+    "CALLBACK_POLL_SECONDS": ("callback_poll_seconds", "how often due callbacks are looked for"),
+    "KIND_CONCURRENCY": ("kind_concurrency", "most attempts of a kind running at once over all workers, "
+                         "e.g. send_email=2,report=1 (over @handler(concurrency=))"),
+    "KIND_RATE": ("kind_rate", "most starts of a kind per second, minute or hour over all workers, "
+                  "e.g. send_email=100/m (over @handler(rate=))"),
+    "KIND_LIMIT_RETRY_SECONDS": ("kind_limit_retry_seconds",
+                                 "a task its kind's limit holds back comes due again after 1-2x this"),
 }
 # Defaults that are not one fixed value.
-DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "api_keys": "(none: no authentication)"}
+DEFAULT_SHOWN = {"worker_id": "<hostname>-<pid>", "handler_modules": "(none)", "worker_queues": "default",
+                 "api_keys": "(none: no authentication)",
+                 "callback_secrets": "(none: callbacks unsigned)", "kind_concurrency": "(none)",
+                 "kind_rate": "(none)"}
 
 
 def describe_environment() -> str:
@@ -240,6 +312,8 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                                       0, 3600),
         handler_modules=tuple(m.strip() for m in (env.get("HANDLER_MODULES") or "").split(",")
                               if m.strip()),
+        reject_unknown_kinds=_bool(env, "REJECT_UNKNOWN_KINDS", defaults.reject_unknown_kinds),
+        worker_queues=parse_queues(env.get("WORKER_QUEUES"), "WORKER_QUEUES"),
         worker_id=env.get("WORKER_ID") or defaults.worker_id,
         metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port, 0, 65535),
         api_keys=_api_keys(env, "API_KEYS"),
@@ -267,6 +341,21 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
                                             defaults.request_body_timeout_seconds, 0.1, 3600),
         max_connections=_int(env, "MAX_CONNECTIONS", defaults.max_connections, 1, 1_000_000),
         api_processes=_int(env, "API_PROCESSES", defaults.api_processes, 1, 256),
+        callback_secrets=_api_keys(env, "CALLBACK_SECRET"),
+        callback_allow_private=_bool(env, "CALLBACK_ALLOW_PRIVATE", defaults.callback_allow_private),
+        callback_timeout_seconds=_float(env, "CALLBACK_TIMEOUT_SECONDS", defaults.callback_timeout_seconds,
+                                        0.1, 300),
+        callback_retry_hours=_float(env, "CALLBACK_RETRY_HOURS", defaults.callback_retry_hours, 0, 720),
+        callback_retry_base_seconds=_float(env, "CALLBACK_RETRY_BASE_SECONDS",
+                                           defaults.callback_retry_base_seconds, 0, 3600),
+        callback_retry_max_seconds=_float(env, "CALLBACK_RETRY_MAX_SECONDS", defaults.callback_retry_max_seconds,
+                                          0, 86_400),
+        callback_batch_size=_int(env, "CALLBACK_BATCH_SIZE", defaults.callback_batch_size, 1, 1000),
+        callback_poll_seconds=_float(env, "CALLBACK_POLL_SECONDS", defaults.callback_poll_seconds, 0.05, 60),
+        kind_concurrency=_per_kind(env, "KIND_CONCURRENCY", _concurrency, "send_email=2,report=1"),
+        kind_rate=_per_kind(env, "KIND_RATE", parse_rate, "send_email=100/m,report=5/s"),
+        kind_limit_retry_seconds=_float(env, "KIND_LIMIT_RETRY_SECONDS", defaults.kind_limit_retry_seconds,
+                                        0.05, 60),
     )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(f"DB_POOL_MIN ({settings.db_pool_min}) must not exceed DB_POOL_MAX "

@@ -13,30 +13,45 @@ from taskservice.sql import QUERIES
 
 STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
 PRIORITIES = ("LOW", "MEDIUM", "HIGH")
+ACTIVE_STATUSES = ("NEW", "PENDING", "IN_PROGRESS")  # counted per queue (tasks/count_active_by_queue)
 
 # The columns clients see; the rest (lease, idempotency) is bookkeeping.
 PUBLIC_FIELDS = (
     "id", "name", "description", "priority", "status", "created_at", "started_at",
     "finished_at", "result", "error", "updated_at", "kind", "payload", "attempts",
-    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at",
+    "max_attempts", "timeout_seconds", "run_at", "cancel_requested_at", "callback_url", "queue",
+    "schedule_id", "scheduled_for", "waiting_on",
 )
+DEFAULT_QUEUE = "default"
 
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
-    """A task row as the API shows it."""
-    return {field: row[field] for field in PUBLIC_FIELDS}
+    """A task row as the API shows it; `depends_on` from the row when its query reads it (get,
+    get_many, list_page, search_page), else none (a task created without parents)."""
+    task = {field: row[field] for field in PUBLIC_FIELDS}
+    task["progress"] = None if row["progress_updated_at"] is None else {
+        "fraction": row["progress_fraction"], "message": row["progress_message"],
+        "updated_at": row["progress_updated_at"]}
+    try:
+        task["depends_on"] = row["depends_on"]
+    except KeyError:
+        task["depends_on"] = []
+    return task
 
 
 async def create(
     conn: asyncpg.Connection, *, name: str, description: str | None, priority: str,
     kind: str, payload: dict, max_attempts: int, timeout_seconds: int,
     run_at: datetime | None, idempotency_key: str | None = None,
-    request_hash: str | None = None,
+    request_hash: str | None = None, callback_url: str | None = None, queue: str = DEFAULT_QUEUE,
+    waiting_on: int = 0,
 ) -> asyncpg.Record | None:
-    """The new task, or None when `idempotency_key` already names a task."""
+    """The new task, or None when `idempotency_key` already names a task. With `waiting_on`
+    parents it gets no outbox row: dependencies.link, in the same transaction, decides."""
     return await conn.fetchrow(
         QUERIES["tasks/create"], name, description, priority, kind, payload,
-        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash)
+        max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url, queue,
+        waiting_on)
 
 
 async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
@@ -51,7 +66,8 @@ async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
         QUERIES["tasks/create_many"], column("name"), column("description"), column("priority"),
         column("kind"), [orjson.dumps(item["payload"]).decode() for item in items],
         column("max_attempts"), column("timeout_seconds"), column("run_at"),
-        list(idempotency_keys), list(request_hashes))
+        list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items],
+        [item.get("queue", DEFAULT_QUEUE) for item in items], [item.get("waiting_on", 0) for item in items])
     created: list[asyncpg.Record | None] = [None] * len(items)
     for row in rows:
         created[row["position"] - 1] = row
@@ -92,14 +108,26 @@ async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_second
 async def list_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
     priorities: Sequence[str] | None, limit: int, offset: int,
+    queues: Sequence[str] | None = None, schedule_id: UUID | None = None, waiting: bool | None = None,
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, limit, offset)
+    return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, limit, offset,
+                            queues, schedule_id, waiting)
 
 
 async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
                 priorities: Sequence[str] | None) -> int:
     """Exact, from the trigger-kept counters."""
     return await conn.fetchval(QUERIES["tasks/count"], statuses, priorities)
+
+
+async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+                         priorities: Sequence[str] | None, limit: int,
+                         queues: Sequence[str] | None = None, schedule_id: UUID | None = None,
+                         waiting: bool | None = None) -> int:
+    """Tasks in queues, of a schedule or waiting on parents (and the other filters), which the
+    counters do not keep, counted up to `limit`."""
+    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, limit,
+                               queues, schedule_id, waiting)
 
 
 # How far a search reads the newest tasks before it turns to the trigram index
@@ -129,12 +157,12 @@ async def search_key(conn: asyncpg.Connection, search: str) -> tuple[str, bool]:
 async def search_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
     priorities: Sequence[str] | None, search: str, key: str, limit: int, offset: int,
-    newest_rows: int = SEARCH_NEWEST_ROWS,
+    newest_rows: int = SEARCH_NEWEST_ROWS, queues: Sequence[str] | None = None, schedule_id: UUID | None = None,
 ) -> list[asyncpg.Record]:
     """Tasks matching a text search, newest first; `key` is search_key's part of it. Each row's
     `from_newest` says whether the page came from the newest tasks (matches are common)."""
     return await conn.fetch(QUERIES["tasks/search_page"], statuses, priorities, search,
-                            limit, offset, key, newest_rows)
+                            limit, offset, key, newest_rows, queues, schedule_id)
 
 
 def search_count_since(page: Sequence[asyncpg.Record], limit: int) -> datetime | None:
@@ -152,10 +180,12 @@ def search_count_since(page: Sequence[asyncpg.Record], limit: int) -> datetime |
 
 async def search_count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
                        priorities: Sequence[str] | None, search: str, key: str, limit: int,
-                       since: datetime | None) -> int:
+                       since: datetime | None, queues: Sequence[str] | None = None,
+                       schedule_id: UUID | None = None) -> int:
     """Tasks matching a text search, counted up to `limit`, first over the hours from `since`
     (search_count_since), then over all when those hold fewer; `key` is search_key's part of it."""
-    return await conn.fetchval(QUERIES["tasks/search_count"], statuses, priorities, search, limit, since, key)
+    return await conn.fetchval(QUERIES["tasks/search_count"], statuses, priorities, search, limit, since, key,
+                               queues, schedule_id)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
@@ -170,7 +200,8 @@ async def events(conn: asyncpg.Connection, task_id: UUID) -> list[asyncpg.Record
 
 async def retry(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
     """The task with `from_status` and `changed`: PENDING again with a fresh attempt budget (it was
-    FAILED or CANCELLED), or left alone as it is (`changed` false); None when there is no such task."""
+    FAILED or CANCELLED; NEW if it still waits on parents, and the descendants its failure
+    cancelled wait again), or left alone as it is (`changed` false); None when there is no such task."""
     return await conn.fetchrow(QUERIES["tasks/retry"], task_id)
 
 
@@ -183,16 +214,23 @@ async def count_by_status(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(QUERIES["tasks/count_by_status"])
 
 
+async def count_active_by_queue(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """(queue, status, n) rows for the tasks NEW, PENDING or IN_PROGRESS."""
+    return await conn.fetch(QUERIES["tasks/count_active_by_queue"])
+
+
 # -- execution: every write below is guarded by the attempt it owns --------------
 
 async def claim(conn: asyncpg.Connection, messages: Sequence[tuple[UUID, int]], worker_id: str,
-                lease_seconds: float) -> list[asyncpg.Record | None]:
+                lease_seconds: float, limited_kinds: Sequence[str] = ()) -> list[asyncpg.Record | None]:
     """For each (task id, outbox id) message: its task, now IN_PROGRESS under this worker's
-    lease, or None if the message claimed nothing."""
+    lease, or None if the message claimed nothing (tasks of `limited_kinds` never: their
+    claims go through taskservice.limits)."""
     # Sorted by task: two workers' batches that share a task (a duplicate message) lock in one order.
     ordered = sorted(set(messages))
     rows = await conn.fetch(QUERIES["tasks/claim"], [task_id for task_id, _ in ordered],
-                            [outbox_id for _, outbox_id in ordered], worker_id, lease_seconds)
+                            [outbox_id for _, outbox_id in ordered], worker_id, lease_seconds,
+                            list(limited_kinds))
     claimed = {(row["id"], row["outbox_id"]): row for row in rows}
     # pop: of two identical messages in one batch, only the first gets the task.
     return [claimed.pop(message, None) for message in messages]
@@ -223,6 +261,13 @@ async def fail_attempt(conn: asyncpg.Connection, task_id: UUID, attempt: int, wo
                                retry_in_seconds, retryable)
 
 
+async def record_progress(conn: asyncpg.Connection, task_id: UUID, attempt: int, worker_id: str,
+                          fraction: float, message: str | None) -> bool:
+    """Store a running attempt's progress; False when the attempt is no longer ours."""
+    row = await conn.fetchrow(QUERIES["tasks/record_progress"], task_id, attempt, worker_id, fraction, message)
+    return row is not None
+
+
 async def mark_cancelled(conn: asyncpg.Connection, task_id: UUID, attempt: int,
                          worker_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(QUERIES["tasks/mark_cancelled"], task_id, attempt, worker_id)
@@ -237,10 +282,11 @@ async def reap_expired(conn: asyncpg.Connection, batch_size: int) -> list[asyncp
     return await conn.fetch(QUERIES["tasks/reap_expired"], batch_size)
 
 
-async def redispatch_lost(conn: asyncpg.Connection, published_seconds_ago: float, batch_size: int) -> int:
-    """Give up to `batch_size` PENDING tasks, last published more than `published_seconds_ago`,
-    a fresh outbox row due now; how many. Only for when the task queue is empty."""
-    return await conn.fetchval(QUERIES["tasks/redispatch_lost"], published_seconds_ago, batch_size)
+async def redispatch_lost(conn: asyncpg.Connection, published_seconds_ago: float, batch_size: int,
+                          queues: Sequence[str]) -> int:
+    """Give up to `batch_size` PENDING tasks of `queues`, last published more than
+    `published_seconds_ago`, a fresh outbox row due now; how many. Only for queues that are empty."""
+    return await conn.fetchval(QUERIES["tasks/redispatch_lost"], published_seconds_ago, batch_size, list(queues))
 
 
 # -- maintenance: small batches, SKIP LOCKED --------------------------------------

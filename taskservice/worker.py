@@ -6,15 +6,20 @@ trips RabbitMQ's consumer timeout. For the same reason a message is handled, and
 its attempt run, in a task the worker owns, never in the task aio-pika gives the
 delivery (its channel cancels that one when the connection drops): losing the
 broker stops the intake, never an attempt.
+
+Leases are renewed from a thread of their own (taskservice.heartbeat), so a handler
+that blocks the event loop cannot let its lease run out. Handlers run as their kind
+says (taskservice.executors): on the loop, in a thread, or in a child process.
 """
 
 import asyncio
 import logging
 import random
 import re
+import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -23,10 +28,12 @@ import asyncpg
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from taskservice import broker, db, events, metrics, outbox, tasks, wakeups
+from taskservice import broker, db, events, executors, limits, metrics, outbox, progress, tasks, wakeups
 from taskservice.batching import Batcher
-from taskservice.handlers import Handler, HandlerContext, load_registry
-from taskservice.lifecycle import supervised, wait_for
+from taskservice.handlers import HandlerContext, load_registry
+from taskservice.heartbeat import Heartbeat
+from taskservice.kinds import Kind
+from taskservice.lifecycle import supervised
 from taskservice.logs import log_context
 from taskservice.settings import Settings
 
@@ -61,10 +68,20 @@ class GroupWrites:
     completions: Batcher[tuple[UUID, int, Any], asyncpg.Record | None]  # (task id, attempt, result)
 
 
-def group_writes(pool: asyncpg.Pool, settings: Settings) -> GroupWrites:
+def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozenset[str] = frozenset()) -> GroupWrites:
     async def claim(messages: list[tuple[UUID, int]]) -> list[asyncpg.Record | None]:
         async with pool.acquire() as conn:
-            return await tasks.claim(conn, messages, settings.worker_id, settings.lease_seconds)
+            claimed = await tasks.claim(conn, messages, settings.worker_id, settings.lease_seconds,
+                                        sorted(limited_kinds))
+            rest = [message for message, row in zip(messages, claimed, strict=True) if row is None]
+            if not limited_kinds or not rest:
+                return claimed
+            # Those of limited kinds (or stale, or not claimable): within their kinds' limits.
+            async with conn.transaction():
+                await limits.lock(conn, [task_id for task_id, _ in rest])
+                limited = iter(await limits.claim(conn, rest, settings.worker_id, settings.lease_seconds,
+                                                  settings.kind_limit_retry_seconds))
+        return [row if row is not None else next(limited) for row in claimed]
 
     async def complete(attempts: list[tuple[UUID, int, Any]]) -> list[asyncpg.Record | None]:
         async with pool.acquire() as conn:
@@ -110,12 +127,12 @@ def handler_outcome(attempt: Attempt) -> str:
     return "timeout" if isinstance(exc, AttemptTimedOut) else "failed"
 
 
-async def call_handler(handler: Handler, task: asyncpg.Record, ctx: HandlerContext) -> Any:
+async def call_handler(kind: Kind, task: asyncpg.Record, ctx: HandlerContext) -> Any:
     timeout = task["timeout_seconds"]
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            return await handler(tasks.public(task), ctx)
+            return await executors.run(kind, tasks.public(task), ctx)
     except TimeoutError as exc:
         if deadline.expired():
             raise AttemptTimedOut(f"timed out after {timeout}s") from exc
@@ -256,10 +273,23 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
         log_outcome(attempt, row["status"], retry_in, settings.max_result_bytes)
 
 
-async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Handler],
+def progress_writer(pool: asyncpg.Pool, settings: Settings, task: asyncpg.Record) -> progress.Write:
+    async def write(fraction: float, message: str | None) -> bool:
+        try:
+            async with pool.acquire() as conn:
+                return await tasks.record_progress(conn, task["id"], task["attempts"], settings.worker_id,
+                                                   fraction, message)
+        except db.UNAVAILABLE_ERRORS as exc:
+            log.debug("progress not recorded: database unavailable (%s)", type(exc).__name__)
+            return True  # still ours as far as we know: the next report tries again
+
+    return write
+
+
+async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Kind],
                       running: dict[UUID, Attempt], task: asyncpg.Record, committed: asyncio.Event) -> None:
-    handler = registry.get(task["kind"])
-    if handler is None:
+    kind = registry.get(task["kind"])
+    if kind is None:
         async with pool.acquire() as conn:
             row = await tasks.fail_attempt(conn, task["id"], task["attempts"], settings.worker_id,
                                            f"no handler registered for kind {task['kind']!r}", 0,
@@ -270,11 +300,14 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
         log.error("task %s: unknown kind %r", task["id"], task["kind"],
                   extra={"task_id": str(task["id"]), "attempt": task["attempts"]})
         return
-    ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log)
-    attempt = Attempt(task, asyncio.create_task(call_handler(handler, task, ctx)))
+    reporter = progress.Reporter(progress_writer(pool, settings, task), asyncio.get_running_loop())
+    ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log, stopping=threading.Event(),
+                         report_progress=reporter.report, parent_results=task["parent_results"] or {})
+    attempt = Attempt(task, asyncio.create_task(call_handler(kind, task, ctx)))
     running[task["id"]] = attempt  # until the outcome is written: the heartbeat keeps the lease
     try:
         await asyncio.wait([attempt.handler_task])
+        await reporter.finish()  # the last report is written before the outcome, never after
         await record_outcome(pool, settings, writes, attempt, committed)
     finally:
         del running[task["id"]]
@@ -300,14 +333,14 @@ class Intake:
     messages wait in the queue within other workers' reach (and never sit
     unacked past the consumer timeout); it consumes again once a slot frees.
     """
-    queue: AbstractQueue
+    queues: Sequence[AbstractQueue]  # one channel consumes them all, within the same slots
     on_message: Callable[[AbstractIncomingMessage], Awaitable[None]]
     free: int
     # The broker connection's: set while it is up (taken as up when not given).
     connected: asyncio.Event = field(default_factory=connected_event)
     open: bool = True
     busy: bool = False  # a delivery found no slot within HOLD_SECONDS
-    consumer_tag: str | None = None
+    consumer_tags: dict[str, str] = field(default_factory=dict)  # queue name -> its consumer's tag
     waiting: deque[asyncio.Future] = field(default_factory=deque)
     switching: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -348,7 +381,7 @@ class Intake:
         if self.pass_slot():
             return
         self.free += 1
-        if self.busy or self.consumer_tag is None:
+        if self.busy or len(self.consumer_tags) < len(self.queues):
             self.busy = False
             await self.follow()
 
@@ -370,11 +403,13 @@ class Intake:
                 return
             try:
                 async with asyncio.timeout(5):
-                    if wanted and self.consumer_tag is None:
-                        self.consumer_tag = await self.queue.consume(self.on_message)
-                    elif not wanted and self.consumer_tag is not None:
-                        tag, self.consumer_tag = self.consumer_tag, None
-                        await self.queue.cancel(tag)
+                    for queue in self.queues:
+                        tag = self.consumer_tags.get(queue.name)
+                        if wanted and tag is None:
+                            self.consumer_tags[queue.name] = await queue.consume(self.on_message)
+                        elif not wanted and tag is not None:
+                            del self.consumer_tags[queue.name]
+                            await queue.cancel(tag)
             except broker.BROKER_ERRORS as exc:
                 # The broker is gone; it requeues what we have not acked, and the next
                 # slot change tries again.
@@ -382,7 +417,7 @@ class Intake:
 
 
 async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, settings: Settings,
-                         writes: GroupWrites, registry: Mapping[str, Handler], running: dict[UUID, Attempt],
+                         writes: GroupWrites, registry: Mapping[str, Kind], running: dict[UUID, Attempt],
                          intake: Intake, committed: asyncio.Event) -> None:
     try:
         task_id, outbox_id = broker.parse_task_message(message.body)
@@ -419,29 +454,16 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         await intake.give_back()
 
 
-async def renew_leases_forever(pool: asyncpg.Pool, settings: Settings, running: dict[UUID, Attempt],
-                               done: asyncio.Event) -> None:
-    """Heartbeat: renew this worker's leases at a third of their length, until `done`."""
-    while not await wait_for(done, settings.lease_seconds / 3):
-        held = list(running)
-        if not held:
-            continue
-        try:
-            async with pool.acquire() as conn:
-                rows = await tasks.renew_leases(conn, held, settings.worker_id, settings.lease_seconds)
-        except db.UNAVAILABLE_ERRORS as exc:
-            log.warning("lease renewal failed (%s)", type(exc).__name__)
-            continue
-        for row in rows:
-            if row["cancel_requested_at"] is not None:
-                stop_attempt(running, row["id"], "cancel")
-        for task_id in set(held) - {row["id"] for row in rows}:
-            attempt = running.get(task_id)
-            if attempt is not None and not attempt.handler_task.done():
-                # Not renewed: the reaper took the task (our lease had run out), so
-                # another attempt may be running; stop duplicating its work.
-                log.warning("task %s: lease lost; stopping the attempt", task_id, extra={"task_id": str(task_id)})
-                stop_attempt(running, task_id, "lost")
+def stop_held(running: Mapping[UUID, Attempt], task_id: UUID, attempt_number: int, reason: str) -> None:
+    """What the heartbeat found about an attempt it renews: a cancel request, or a lease it
+    could not renew (the attempt finished meanwhile, or the reaper took the task)."""
+    attempt = running.get(task_id)
+    if attempt is None or attempt.task["attempts"] != attempt_number or attempt.handler_task.done():
+        return
+    if reason == "lost":
+        # Our lease had run out, so another attempt may be running; stop duplicating its work.
+        log.warning("task %s: lease lost; stopping the attempt", task_id, extra={"task_id": str(task_id)})
+    stop_attempt(running, task_id, reason)
 
 
 def broker_connection_name(settings: Settings) -> str:
@@ -449,23 +471,27 @@ def broker_connection_name(settings: Settings) -> str:
     return f"taskservice worker {settings.worker_id}"
 
 
-async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Handler],
+async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Kind],
                      committed: asyncio.Event, stop: asyncio.Event) -> None:
     """Consume until `stop`; then let running attempts finish within the grace period and
     hand back the rest. Sets `committed` after committing status changes (the process
     announces them to streams)."""
+    declared = limits.declared(registry, settings)
+    async with pool.acquire() as conn:
+        await limits.declare(conn, declared, list(registry))
+    if declared:
+        log.info("limits per kind: %s", limits.describe(declared))
     running: dict[UUID, Attempt] = {}
     inflight: set[asyncio.Task] = set()
-    leases_done = asyncio.Event()
     background = [
         asyncio.create_task(supervised("LISTEN task_cancel", lambda: db.listen(
             settings.database_url, "task_cancel", lambda payload: on_cancel_notify(running, payload), stop),
             stop)),
-        asyncio.create_task(supervised("lease heartbeat", lambda: renew_leases_forever(
-            pool, settings, running, leases_done), leases_done)),
     ]
+    heartbeat = Heartbeat(settings, running, lambda *held: stop_held(running, *held))
+    heartbeat.start()
     intake: Intake | None = None
-    writes = group_writes(pool, settings)
+    writes = group_writes(pool, settings, frozenset(declared))
 
     def own(work: Awaitable[None]) -> None:
         task = asyncio.create_task(work)
@@ -514,12 +540,13 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
         # Prefetch no more than we can run: a large prefetch would take low-priority
         # messages before high-priority ones arrive (docs/design.md, Known pitfalls).
         await channel.set_qos(prefetch_count=settings.worker_concurrency)
-        topology = await broker.declare_topology(channel, settings)
-        intake = Intake(topology.queue, on_message, free=settings.worker_concurrency,
+        topology = await broker.declare_topology(channel, settings, settings.worker_queues)
+        intake = Intake(list(topology.queues.values()), on_message, free=settings.worker_concurrency,
                         connected=connection.connected)
         await intake.follow()
-        log.info("worker %s consuming %s with concurrency %d", settings.worker_id,
-                 settings.amqp_queue, settings.worker_concurrency)
+        log.info("worker %s consuming queues %s (%s) with concurrency %d", settings.worker_id,
+                 ", ".join(topology.queues), ", ".join(q.name for q in topology.queues.values()),
+                 settings.worker_concurrency)
         await stop.wait()
         await intake.close()
         log.info("worker stopping: %d attempts running", len(running))
@@ -534,18 +561,19 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
                           "will hand them to another worker", len(stuck))
     finally:
         stop.set()
-        leases_done.set()
         await asyncio.gather(*background, return_exceptions=True)
         await broker.close(connection)
         for work in inflight:  # attempts that ignored their cancellation (logged above)
             work.cancel()
         await asyncio.gather(*inflight, return_exceptions=True)
+        await heartbeat.stop()
         log.info("worker stopped")
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     """The standalone worker process."""
     registry = load_registry(settings.handler_modules)
+    executors.preload(registry.values())
     # A plan per execution, for the actual batch and table sizes. A generic plan for the
     # batched claim, settled on while the tables were small, stayed in use as they grew and
     # cost about 4 ms of PostgreSQL CPU per task in half of the bench's drains (against

@@ -7,7 +7,8 @@
 -- come due again when the lease runs out; one that publishes and then fails to
 -- mark them publishes them again (the worker skips the duplicates). A task
 -- already taken or cancelled keeps its status. `dispatched` says whether this
--- claim moved the row's task from NEW to PENDING (for the transition metrics).
+-- claim moved the row's task from NEW to PENDING (for the transition metrics);
+-- `queue` is the task's, which routes its message.
 -- $1 batch size, $2 lease seconds
 WITH due AS (
     SELECT id, task_id, priority, available_at
@@ -30,7 +31,8 @@ WITH due AS (
       AND status = 'NEW'
     RETURNING id
 )
-SELECT due.id, due.task_id, due.priority, dispatched.id IS NOT NULL AS dispatched
+SELECT due.id, due.task_id, due.priority, t.queue, dispatched.id IS NOT NULL AS dispatched
 FROM due
+JOIN tasks t ON t.id = due.task_id
 LEFT JOIN dispatched ON dispatched.id = due.task_id
 ORDER BY due.available_at, due.id;

@@ -5,21 +5,26 @@
 -- returned carries `position`, its item's 1-based place in the arrays.
 -- $1 names, $2 descriptions, $3 priorities, $4 kinds, $5 payloads (JSON text),
 -- $6 max_attempts, $7 timeout_seconds, $8 run_at (NULL = now),
--- $9 idempotency keys (NULL = none), $10 request hashes (NULL = none);
--- all arrays of one length
+-- $9 idempotency keys (NULL = none), $10 request hashes (NULL = none),
+-- $11 callback URLs (NULL = none), $12 queues, $13 how many parents each names
+-- (0 = due now; else no outbox row until dependencies/link.sql finds them all
+-- COMPLETED); all arrays of one length
 WITH items AS MATERIALIZED (
     SELECT gen_random_uuid() AS id, i.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                $6::integer[], $7::integer[], $8::timestamptz[], $9::text[], $10::text[])
+                $6::integer[], $7::integer[], $8::timestamptz[], $9::text[], $10::text[],
+                $11::text[], $12::text[], $13::integer[])
          WITH ORDINALITY
          AS i(name, description, priority, kind, payload, max_attempts,
-              timeout_seconds, run_at, idempotency_key, request_hash, position)
+              timeout_seconds, run_at, idempotency_key, request_hash, callback_url, queue,
+              waiting_on, position)
 ), new_tasks AS (
     INSERT INTO tasks (id, name, description, priority, kind, payload,
                        max_attempts, timeout_seconds, run_at,
-                       idempotency_key, request_hash)
+                       idempotency_key, request_hash, callback_url, queue, waiting_on)
     SELECT id, name, description, priority, kind, payload::jsonb,
-           max_attempts, timeout_seconds, run_at, idempotency_key, request_hash
+           max_attempts, timeout_seconds, run_at, idempotency_key, request_hash, callback_url, queue,
+           waiting_on
     FROM items
     ORDER BY idempotency_key, position  -- keys in one order: no deadlock
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -28,6 +33,7 @@ WITH items AS MATERIALIZED (
     INSERT INTO outbox (task_id, priority, available_at)
     SELECT id, priority, coalesce(run_at, now())
     FROM new_tasks
+    WHERE waiting_on = 0
 )
 SELECT new_tasks.*, items.position
 FROM new_tasks

@@ -1,3 +1,6 @@
--- One task by id.
+-- One task by id, with its parents (`depends_on`).
 -- $1 task id
-SELECT * FROM tasks WHERE id = $1;
+SELECT t.*,
+       ARRAY(SELECT parent_id FROM task_dependencies WHERE task_id = t.id ORDER BY parent_id) AS depends_on
+FROM tasks t
+WHERE t.id = $1;

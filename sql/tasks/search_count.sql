@@ -5,7 +5,8 @@
 -- which should hold $4 matches; over all of it when they do not, or $5 is NULL).
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (%, _ and \ match literally), $4 the most to count,
--- $5 count from this hour first (timestamptz or NULL), $6 index key (part of the search text)
+-- $5 count from this hour first (timestamptz or NULL), $6 index key (part of the search text),
+-- $7 queues (text[] or NULL), $8 schedule id (NULL = any)
 WITH ranged AS MATERIALIZED (
     SELECT 1
     FROM tasks
@@ -17,6 +18,8 @@ WITH ranged AS MATERIALIZED (
            OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
       AND ($1::text[] IS NULL OR status = ANY ($1))
       AND ($2::text[] IS NULL OR priority = ANY ($2))
+      AND ($7::text[] IS NULL OR queue = ANY ($7))
+      AND ($8::uuid IS NULL OR schedule_id = $8)
     LIMIT $4::bigint
 )
 SELECT CASE
@@ -30,5 +33,7 @@ SELECT CASE
                        OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
                   AND ($1::text[] IS NULL OR status = ANY ($1))
                   AND ($2::text[] IS NULL OR priority = ANY ($2))
+                  AND ($7::text[] IS NULL OR queue = ANY ($7))
+                  AND ($8::uuid IS NULL OR schedule_id = $8)
                 LIMIT $4) AS matching)
 END;

@@ -15,14 +15,16 @@ from taskservice.api import bodies, schemas
 from taskservice.api.auth import auth_middleware, document_security
 from taskservice.api.dashboard import add_dashboard_routes
 from taskservice.api.event_feed import event_feed
-from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
+from taskservice.api.schedules import add_schedule_routes
 from taskservice.api.status_waits import release_waiters
 from taskservice.api.stream import end_streams
 from taskservice.dispatcher import run_dispatcher
+from taskservice.handlers import load_registry
 from taskservice.settings import Settings
 
 # aiohttp's default: how long an answered request's unsent body may still be read and dropped.
@@ -168,6 +170,9 @@ def create_app(settings: Settings) -> web.Application:
         },
     )
     app[SETTINGS] = settings
+    # The same modules as the workers', for the kinds' defaults and payload schemas (HandlerModuleError
+    # if one cannot be imported here: the API then stops with one line, as a worker does).
+    app[KINDS] = load_registry(settings.handler_modules)
     app.cleanup_ctx.append(database_pool)
     app.cleanup_ctx.append(after_commit_wakeups)
     app.cleanup_ctx.append(embedded_dispatcher)
@@ -176,6 +181,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(release_waiters)
     app.on_shutdown.append(end_streams)
     add_routes(app)
+    add_schedule_routes(app)
     add_metrics_route(app)
     add_dashboard_routes(app)
     api_spec = AiohttpApiSpec(
@@ -187,6 +193,7 @@ def create_app(settings: Settings) -> web.Application:
     api_spec.spec.components.schema("Problem", schema=schemas.ProblemSchema)
     api_spec.spec.components.schema("Task", schema=schemas.TaskSchema)
     api_spec.spec.components.schema("TaskBatch", schema=schemas.TaskBatchSchema)
+    api_spec.spec.components.schema("Schedule", schema=schemas.ScheduleSchema)
     # aiohttp-apispec keeps its state under plain string keys, which aiohttp warns about.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", web.NotAppKeyWarning)

@@ -13,6 +13,14 @@ holds a pool connection.
 Event ids are assigned before commit, so they commit out of id order: an id between the last one
 read and the newest one seen that was not visible yet (a "gap") is looked for again on every
 read, for GAP_SECONDS.
+
+Progress reports are not status changes and leave no task_events row: each progress write sends
+its value in a `NOTIFY task_progress` of its own (sql/tasks/record_progress.sql), heard on a
+second LISTEN connection. A report is delivered to the streams only after the read that follows
+its arrival, so after every status change committed before it; one whose task has moved on from
+that attempt's IN_PROGRESS meanwhile is dropped. So a stream never shows a task's progress after
+its final status, nor an attempt's progress after the next status change. Between two reads only
+the latest report per task is kept.
 """
 
 from __future__ import annotations
@@ -21,11 +29,14 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import orjson
 from aiohttp import web
 
 from taskservice import db, events
@@ -52,6 +63,9 @@ GAP_SECONDS = 30.0
 MAX_GAPS = 1000
 # Rows per read; a full read is followed by another at once.
 READ_BATCH = 500
+# The latest status (and attempt) of this many tasks, the most recently changed, is kept to
+# tell a progress report that arrives after its attempt ended.
+TRACKED_TASKS = 10_000
 
 
 @dataclass
@@ -70,6 +84,10 @@ class EventFeed:
     cursor: int = 0  # every event up to this id has been read, except the gaps
     gaps: dict[int, float] = field(default_factory=dict)  # id -> loop time it was first missed
     closing: bool = False  # the app is stopping
+    # Progress reports heard since the last read began: task id -> the latest report's event.
+    progress_due: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Task id -> (status, attempt) of its latest status event read, most recent last.
+    task_states: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)
 
 
 EVENT_FEED = web.AppKey("event_feed", EventFeed)
@@ -92,10 +110,54 @@ def on_event_notify(feed: EventFeed, payload: str | None) -> None:
     feed.read_due.set()
 
 
+def on_progress_notify(feed: EventFeed, payload: str | None) -> None:
+    """A progress report was committed; it is delivered after the read this asks for. (None:
+    LISTEN was reconnected; reports missed meanwhile are not replayed: the task JSON has the
+    latest.)"""
+    if payload is None or not feed.announced.is_set():
+        return
+    try:
+        event = progress_event(orjson.loads(payload))
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignored a malformed task_progress notification")
+        return
+    feed.progress_due[event["task_id"]] = event
+    feed.read_due.set()
+
+
+def progress_event(report: dict[str, Any]) -> dict[str, Any]:
+    """A task_progress payload in the stream's `progress` event shape (the progress as the task
+    JSON shows it), with the status filters see."""
+    updated_at = datetime.fromisoformat(report["updated_at"])
+    return {"task_id": str(report["task_id"]), "status": "IN_PROGRESS", "priority": report["priority"],
+            "attempt": int(report["attempt"]),
+            "progress": {"fraction": float(report["fraction"]), "message": report["message"],
+                         "updated_at": updated_at.isoformat(timespec="microseconds")}}
+
+
+def remember_status(feed: EventFeed, event: dict[str, Any]) -> None:
+    feed.task_states[event["task_id"]] = (event["status"], event["attempt"])
+    feed.task_states.move_to_end(event["task_id"])
+    if len(feed.task_states) > TRACKED_TASKS:
+        feed.task_states.popitem(last=False)
+
+
+def deliver_progress(feed: EventFeed, due: dict[str, dict[str, Any]]) -> None:
+    """Hand each report to the streams that want it, unless its attempt has ended (a status event
+    read since says so); a task whose status the feed has not read is taken as running."""
+    for task_id, event in due.items():
+        state = feed.task_states.get(task_id)
+        if state is not None and state != ("IN_PROGRESS", event["attempt"]):
+            continue
+        for subscriber in feed.subscribers:
+            if subscriber.wants(event):
+                subscriber.push(event)
+
+
 def event_from_row(row: asyncpg.Record) -> dict[str, Any]:
-    """A task_events row (with its task's priority) in the stream's event shape."""
+    """A task_events row (with its task's priority and queue) in the stream's event shape."""
     return {"id": row["id"], "task_id": str(row["task_id"]), "from_status": row["from_status"],
-            "status": row["status"], "priority": row["priority"], "attempt": row["attempt"],
+            "status": row["status"], "priority": row["priority"], "queue": row["queue"], "attempt": row["attempt"],
             "created_at": row["created_at"].isoformat(timespec="microseconds")}
 
 
@@ -130,7 +192,9 @@ async def read_once(pool: asyncpg.Pool, feed: EventFeed) -> bool:
         rows = await events.read_new(conn, feed.cursor, list(feed.gaps), READ_BATCH)
     track_gaps(feed, rows, asyncio.get_running_loop().time())
     for row in rows:
-        deliver(feed, event_from_row(row))
+        event = event_from_row(row)
+        remember_status(feed, event)
+        deliver(feed, event)
     return len(rows) == READ_BATCH
 
 
@@ -141,6 +205,8 @@ async def read_forever(pool: asyncpg.Pool, feed: EventFeed, stop: asyncio.Event)
     while not stop.is_set():
         await wait_any((feed.read_due, stop), 3600)
         feed.read_due.clear()
+        # The reports heard so far go out after this read: after every status change committed before them.
+        progress_due, feed.progress_due = feed.progress_due, {}
         if stop.is_set() or not feed.announced.is_set():
             continue
         try:
@@ -149,7 +215,10 @@ async def read_forever(pool: asyncpg.Pool, feed: EventFeed, stop: asyncio.Event)
         except db.UNAVAILABLE_ERRORS as exc:
             log.warning("event feed reader: database unavailable (%s); retrying", type(exc).__name__)
             feed.read_due.set()
+            feed.progress_due = {**progress_due, **feed.progress_due}
             await wait_for(stop, 1.0)
+            continue
+        deliver_progress(feed, progress_due)
 
 
 def in_use(feed: EventFeed) -> bool:
@@ -219,7 +288,7 @@ async def until_live(feed: EventFeed, timeout: float) -> bool:
 
 
 async def event_feed(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the feed, its LISTEN connection, its reader and its listener row, for the app's
+    """cleanup_ctx: the feed, its LISTEN connections, its reader and its listener row, for the app's
     lifetime."""
     feed = EventFeed()
     app[EVENT_FEED] = feed
@@ -228,6 +297,9 @@ async def event_feed(app: web.Application) -> AsyncIterator[None]:
     loops = [
         asyncio.create_task(supervised("LISTEN task_events", lambda: db.listen(
             settings.database_url, "task_events", lambda payload: on_event_notify(feed, payload), stop), stop)),
+        asyncio.create_task(supervised("LISTEN task_progress", lambda: db.listen(
+            settings.database_url, "task_progress", lambda payload: on_progress_notify(feed, payload), stop),
+            stop)),
         asyncio.create_task(supervised("event feed reader", lambda: read_forever(app[POOL], feed, stop), stop)),
         asyncio.create_task(supervised("event feed listener row",
                                        lambda: keep_listener_row(app[POOL], feed, stop), stop)),

@@ -3,7 +3,9 @@
 import asyncio
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 import orjson
 from aiohttp import web
@@ -15,15 +17,18 @@ from aiohttp_apispec import (
     request_schema,
     response_schema,
 )
+from marshmallow import ValidationError
 
-from taskservice import batches, db, events, metrics, outbox, tasks
-from taskservice.api import schemas
+from taskservice import batches, callbacks, db, dependencies, events, limits, metrics, outbox, tasks
+from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
-from taskservice.api.keys import EVENTS_COMMITTED, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem, validation_problem
-from taskservice.api.queue_probe import QUEUE_PROBE, queue_depth
+from taskservice.api.queue_probe import QUEUE_PROBE, queue_depths
 from taskservice.api.status_waits import wait_for_change
 from taskservice.api.stream import Subscriber, serve_stream
+from taskservice.kinds import Kind
+from taskservice.settings import Settings
 
 TASK_NOT_FOUND = "Task not found"  # the replaced service's exact words; clients compare them
 
@@ -71,18 +76,64 @@ async def create_or_replay(conn, fields: dict[str, Any], key: str | None, reques
     raise Problem(409, "This Idempotency-Key is being reused by concurrent requests; try again.")
 
 
-def task_fields(body: dict[str, Any], settings) -> dict[str, Any]:
-    """A create body as tasks.create takes it, with the configured defaults filled in."""
+def task_fields(body: dict[str, Any], registry: Mapping[str, Kind], settings: Settings) -> dict[str, Any]:
+    """A create body as tasks.create takes it: kind, priority, max_attempts, timeout_seconds and queue
+    as sent, else the kind's defaults, else the global ones. ValidationError keyed like the body."""
     return {
         "name": body["name"],
         "description": body["description"],
-        "priority": body["priority"],
-        "kind": body["kind"] or settings.default_kind,
         "payload": body["payload"],
-        "max_attempts": body["max_attempts"],
-        "timeout_seconds": body["timeout_seconds"] or settings.default_timeout_seconds,
         "run_at": body["run_at"],
+        **kinds.create_fields(body, registry, settings),
+        # Only when set, so that fingerprints of earlier creates without one stay valid.
+        **({"callback_url": body["callback_url"]} if body.get("callback_url") is not None else {}),
+        **({"depends_on": body["depends_on"]} if body.get("depends_on") else {}),
+        **({"ref": body["ref"]} if body.get("ref") is not None else {}),
     }
+
+
+def create_arguments(fields: dict[str, Any], waiting_on: int = 0) -> dict[str, Any]:
+    """task_fields as tasks.create takes them: the parents are linked afterwards."""
+    return {**{k: v for k, v in fields.items() if k not in ("depends_on", "ref")}, "waiting_on": waiting_on}
+
+
+def batch_parents(items: list[dict[str, Any]]) -> list[list[UUID | int]]:
+    """Each item's distinct parents: a task id, or the position of an earlier item its `ref` names.
+    ValidationError keyed `tasks.<i>.depends_on`."""
+    refs = {item["ref"]: i for i, item in enumerate(items) if "ref" in item}
+    parents, errors = [], {}
+    for i, item in enumerate(items):
+        mine: list[UUID | int] = []
+        for name in item.get("depends_on", []):
+            if name in refs:
+                if refs[name] >= i:
+                    errors[f"{i}.depends_on"] = [f"{name!r} is the ref of tasks.{refs[name]}, not an earlier item."]
+                    continue
+                parent: UUID | int = refs[name]
+            else:
+                try:
+                    parent = UUID(name)
+                except ValueError:
+                    errors[f"{i}.depends_on"] = [f"{name!r} is neither a task id nor the ref of an earlier item."]
+                    continue
+            if parent not in mine:
+                mine.append(parent)
+        parents.append(mine)
+    if errors:
+        raise ValidationError({"tasks": errors})
+    return parents
+
+
+async def refuse_callback_urls(items: Mapping[str, dict[str, Any]], settings: Settings) -> None:
+    """A 422 naming each item's callback_url (keyed by its field path) whose host is not allowed,
+    as resolved now."""
+    errors = {}
+    for path, fields in items.items():
+        url = fields.get("callback_url")
+        if url is not None and (refused := await callbacks.refusal(url, settings.callback_allow_private)):
+            errors[path] = [refused]
+    if errors:
+        raise validation_problem(errors)
 
 
 @docs(tags=["tasks"], summary="Create a task",
@@ -97,11 +148,28 @@ def task_fields(body: dict[str, Any], settings) -> dict[str, Any]:
 async def create_task(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     key = request["headers"].get("idempotency_key")
-    fields = task_fields(request["body"], settings)
+    try:
+        fields = task_fields(request["body"], request.app[KINDS], settings)
+    except ValidationError as exc:
+        raise validation_problem(exc.messages) from None
+    await refuse_callback_urls({"callback_url": fields}, settings)
     request_hash = request_fingerprint(fields) if key else None
+    parents = list(dict.fromkeys(fields.get("depends_on", [])))
     async with request.app[POOL].acquire() as conn:
-        row, created = await create_or_replay(conn, fields, key, request_hash,
-                                              settings.idempotency_ttl_seconds)
+        if not parents:
+            row, created = await create_or_replay(conn, create_arguments(fields), key, request_hash,
+                                                  settings.idempotency_ttl_seconds)
+        else:
+            async with conn.transaction():
+                row, created = await create_or_replay(conn, create_arguments(fields, len(parents)), key,
+                                                      request_hash, settings.idempotency_ttl_seconds)
+                if created:
+                    missing = set(await dependencies.link(conn, [row["id"]] * len(parents), parents))
+                    if missing:  # raised inside the transaction: nothing is written
+                        raise validation_problem({f"depends_on.{i}": ["No task has this id."]
+                                                  for i, parent in enumerate(fields["depends_on"])
+                                                  if parent in missing})
+                row = await tasks.get(conn, row["id"])  # as linking left it: waiting, due or CANCELLED
     if not created:
         if row["request_hash"] != request_hash:
             raise Problem(409, "This Idempotency-Key was already used with a different request.")
@@ -153,6 +221,19 @@ async def create_many_or_replay(conn, items: list[dict[str, Any]], keys: list[st
     return rows, created
 
 
+async def link_batch(conn, rows: list, created: list[bool], parents: list[list[UUID | int]]) -> None:
+    """Link the batch's new tasks to their parents (ids, or earlier items by position); a 422 naming
+    each unknown id, raised inside the batch's transaction."""
+    links = [(row["id"], parent if isinstance(parent, UUID) else rows[parent]["id"])
+             for row, is_new, mine in zip(rows, created, parents, strict=True) if is_new for parent in mine]
+    if not links:
+        return
+    missing = set(await dependencies.link(conn, [child for child, _ in links], [parent for _, parent in links]))
+    if missing:
+        raise validation_problem({f"tasks.{i}.depends_on": [f"No task has the id {parent}."]
+                                  for i, mine in enumerate(parents) for parent in mine if parent in missing})
+
+
 @docs(tags=["tasks"], summary="Create many tasks at once, all or none",
       description="Each item is a create body (plus an optional `idempotency_key`); 422 names an invalid "
                   "item's field by position (`tasks.3.name`) and nothing is written. The tasks are "
@@ -172,7 +253,19 @@ async def create_task_batch(request: web.Request) -> web.Response:
     body_items = request["body"]["tasks"]
     if len(body_items) > settings.batch_max_tasks:
         raise validation_problem({"tasks": [f"Must hold at most {settings.batch_max_tasks} tasks."]})
-    items = [task_fields(item, settings) for item in body_items]
+    items, errors = [], {}
+    for i, item in enumerate(body_items):
+        try:
+            items.append(task_fields(item, request.app[KINDS], settings))
+        except ValidationError as exc:
+            errors[str(i)] = exc.messages
+    if errors:
+        raise validation_problem({"tasks": errors})
+    try:
+        parents = batch_parents(items)
+    except ValidationError as exc:
+        raise validation_problem(exc.messages) from None
+    await refuse_callback_urls({f"tasks.{i}.callback_url": fields for i, fields in enumerate(items)}, settings)
     keys = [item["idempotency_key"] for item in body_items]
     hashes = [request_fingerprint(fields) if k else None for fields, k in zip(items, keys, strict=True)]
     key = request["headers"].get("idempotency_key")
@@ -188,7 +281,12 @@ async def create_task_batch(request: web.Request) -> web.Response:
                     raise Problem(409, "This Idempotency-Key was already used with a different request.")
                 rows = await tasks.get_many(conn, batch["task_ids"])
                 return json_response({"items": [tasks.public(row) for row in rows]})
-        rows, created = await create_many_or_replay(conn, items, keys, hashes, ttl_seconds)
+        rows, created = await create_many_or_replay(
+            conn, [create_arguments(fields, len(mine)) for fields, mine in zip(items, parents, strict=True)],
+            keys, hashes, ttl_seconds)
+        if any(parents) or not all(created):
+            await link_batch(conn, rows, created, parents)
+            rows = await tasks.get_many(conn, [row["id"] for row in rows])  # as linking left them
         if batch is not None:
             await batches.record_tasks(conn, batch["id"], [row["id"] for row in rows])
     if any(created):
@@ -208,25 +306,35 @@ async def create_task_batch(request: web.Request) -> web.Response:
 async def list_tasks(request: web.Request) -> web.Response:
     query = request["query"]
     filters = {"statuses": query.get("status") or None, "priorities": query.get("priority") or None}
-    search = query.get("search") or None
+    search, queues = query.get("search") or None, query.get("queue") or None
+    schedule_id = query.get("schedule_id")
+    waiting = query.get("waiting")
+    if waiting is not None and search is not None:
+        raise validation_problem({"waiting": ["Cannot be combined with search."]})
     page, page_size = query["page"], query["page_size"]
     count_limit = request.app[SETTINGS].search_count_limit
     offset = (page - 1) * page_size
     async with request.app[POOL].acquire() as conn:
-        if search is None:
-            rows = await tasks.list_page(conn, **filters, limit=page_size, offset=offset)
-            total = await tasks.count(conn, **filters)
-        else:
+        more = {"queues": queues, "schedule_id": schedule_id}
+        if search is not None:
             key, common = await tasks.search_key(conn, search)
-            rows = await tasks.search_page(conn, **filters, search=search, key=key, limit=page_size, offset=offset,
-                                           newest_rows=tasks.SEARCH_NEWEST_ROWS if common else 0)
-            if rows and len(rows) < page_size:
-                total = offset + len(rows)  # the last page: the matches end here
-            else:
-                total = await tasks.search_count(conn, **filters, search=search, key=key, limit=count_limit + 1,
-                                                 since=tasks.search_count_since(rows, count_limit + 1))
-    # Past the limit a search reports `total` = limit and `total_exact` = false.
-    total, exact = (total, True) if search is None else (min(total, count_limit), total <= count_limit)
+            rows = await tasks.search_page(conn, **filters, **more, search=search, key=key, limit=page_size,
+                                           offset=offset, newest_rows=tasks.SEARCH_NEWEST_ROWS if common else 0)
+        else:
+            rows = await tasks.list_page(conn, **filters, **more, waiting=waiting, limit=page_size, offset=offset)
+        capped = search is not None or queues is not None or schedule_id is not None or waiting is not None
+        if not capped:
+            total = await tasks.count(conn, **filters)
+        elif rows and len(rows) < page_size:
+            total = offset + len(rows)  # the last page: the matches end here
+        elif search is not None:
+            total = await tasks.search_count(conn, **filters, **more, search=search, key=key, limit=count_limit + 1,
+                                             since=tasks.search_count_since(rows, count_limit + 1))
+        else:
+            total = await tasks.count_matching(conn, **filters, **more, waiting=waiting, limit=count_limit + 1)
+    # The counters keep no text, queue, schedule or waiting: past the limit such a filter
+    # reports `total` = limit and `total_exact` = false.
+    total, exact = (min(total, count_limit), total <= count_limit) if capped else (total, True)
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,
                           "total_exact": exact, "page": page, "page_size": page_size})
 
@@ -270,7 +378,9 @@ async def get_task_status(request: web.Request) -> web.Response:
 @docs(tags=["tasks"], summary="Retry a failed or cancelled task",
       description="A FAILED or CANCELLED task goes back to PENDING with a fresh attempt budget "
                   "(`attempts` 0; `result`, `error`, `finished_at` and `cancel_requested_at` cleared) "
-                  "and is dispatched again. Any other status is a conflict (409).",
+                  "and is dispatched again; one still waiting on parents goes back to NEW instead. The "
+                  "descendants its failure cancelled (not those a client cancelled) wait again. Any "
+                  "other status is a conflict (409).",
       responses={404: NOT_FOUND, 409: problem_doc("The task is neither FAILED nor CANCELLED"),
                  422: INVALID, 503: UNAVAILABLE})
 @match_info_schema(schemas.TaskIdPathSchema, put_into="path")
@@ -279,14 +389,15 @@ async def retry_task(request: web.Request) -> web.Response:
     task_id = request["path"]["task_id"]
     async with request.app[POOL].acquire() as conn:
         row = await tasks.retry(conn, task_id)
+        parents = [] if row is None else await dependencies.parents(conn, task_id)
     if row is None:
         raise Problem(404, TASK_NOT_FOUND)
     if not row["changed"]:
         raise Problem(409, f"Task is {row['status']}; only a FAILED or CANCELLED task can be retried.")
     request.app[OUTBOX_WAKEUP].set()  # its new outbox row is due now
     request.app[EVENTS_COMMITTED].set()
-    metrics.count_transition(row["from_status"], "PENDING")
-    return json_response(tasks.public(row))
+    metrics.count_transition(row["from_status"], row["status"])
+    return json_response({**tasks.public(row), "depends_on": parents})
 
 
 @docs(tags=["tasks"], summary="Cancel a task",
@@ -302,6 +413,7 @@ async def cancel_task(request: web.Request) -> web.Response:
     task_id = request["path"]["task_id"]
     async with request.app[POOL].acquire() as conn:
         row = await tasks.cancel(conn, task_id)
+        parents = [] if row is None else await dependencies.parents(conn, task_id)
     if row is None:
         raise Problem(404, TASK_NOT_FOUND)
     if row["status"] != row["from_status"]:  # not a cancel request for a running task
@@ -310,7 +422,7 @@ async def cancel_task(request: web.Request) -> web.Response:
     if not row["changed"] and row["status"] != "CANCELLED":
         raise Problem(409, f"Task already {row['status']}; a finished task cannot be cancelled.")
     status = 202 if row["status"] == "IN_PROGRESS" else 200
-    return json_response(tasks.public(row), status=status)
+    return json_response({**tasks.public(row), "depends_on": parents}, status=status)
 
 
 @docs(tags=["tasks"], summary="A task's status history, oldest first",
@@ -327,6 +439,40 @@ async def list_task_events(request: web.Request) -> web.Response:
              for r in rows]
     return json_response({"task_id": task_id, "items": items})
 
+@docs(tags=["tasks"], summary="A task's completion callbacks: each delivery and every attempt",
+      description="A task created with `callback_url` gets a delivery each time it reaches COMPLETED, "
+                  "FAILED or CANCELLED; each attempt shows when it was made, how long it took, and the "
+                  "status code or error.",
+      responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskCallbacksSchema, 200, description="The task's deliveries and their attempts")
+async def list_task_callbacks(request: web.Request) -> web.Response:
+    task_id = request["path"]["task_id"]
+    async with request.app[POOL].acquire() as conn:
+        if await tasks.get_status(conn, task_id) is None:
+            raise Problem(404, TASK_NOT_FOUND)
+        rows = await callbacks.list_for_task(conn, task_id)
+    return json_response({"task_id": task_id, **callbacks.attempts_json(rows)})
+
+
+MAX_DEPENDENTS_LISTED = 1000
+
+
+@docs(tags=["tasks"], summary="The tasks that depend on this one",
+      description=f"The ids of the tasks whose `depends_on` names this task (the first {MAX_DEPENDENTS_LISTED} "
+                  "by id).",
+      responses={404: NOT_FOUND, 422: INVALID, 503: UNAVAILABLE})
+@match_info_schema(schemas.TaskIdPathSchema, put_into="path")
+@response_schema(schemas.TaskDependentsSchema, 200, description="Its children's ids")
+async def list_task_dependents(request: web.Request) -> web.Response:
+    task_id = request["path"]["task_id"]
+    async with request.app[POOL].acquire() as conn:
+        if await tasks.get_status(conn, task_id) is None:
+            raise Problem(404, TASK_NOT_FOUND)
+        children = await dependencies.children(conn, task_id, MAX_DEPENDENTS_LISTED)
+    return json_response({"task_id": task_id, "items": children})
+
+
 STREAM_FORMAT = """Server-Sent Events. First `retry: 2000`; then, if resuming, the recorded changes after
 `Last-Event-ID` (or `last_event_id`) that match the filters, oldest first; then `event: ready` with
 `data: {"resumed": bool, "replayed": n}`: from here on every status change is sent once, as soon as it
@@ -335,12 +481,21 @@ has committed (in commit order to within ~10 ms; a task's own changes always in 
     id: <event id>
     event: status
     data: {"id": n, "task_id": "<uuid>", "from_status": "<STATUS>"|null, "status": "<STATUS>",
-           "priority": "<PRIORITY>", "attempt": n, "created_at": "<ISO 8601 UTC>"}
+           "priority": "<PRIORITY>", "queue": "<queue>", "attempt": n, "created_at": "<ISO 8601 UTC>"}
 
 The `id:` line is left out when it would not move the position forward (commits can come out of id
 order); `data.id` is always there. A `: heartbeat` comment comes every STREAM_HEARTBEAT_SECONDS.
 `event: reset` (`data: {}`) means events were left out (more than STREAM_REPLAY_LIMIT to replay, or
-a client too slow to keep up): reload the view and carry on reading."""
+a client too slow to keep up): reload the view and carry on reading.
+
+A running handler's progress reports (ctx.progress) come live, without an `id:` line (they are not
+replayed; GET the task for its latest), a few a second per task at most, in order, always after the
+status change that started their attempt when the stream saw it, never after the attempt's next status
+change; the status filter sees them as IN_PROGRESS:
+
+    event: progress
+    data: {"task_id": "<uuid>", "status": "IN_PROGRESS", "priority": "<PRIORITY>", "attempt": n,
+           "progress": {"fraction": 0.0-1.0, "message": "<text>"|null, "updated_at": "<ISO 8601 UTC>"}}"""
 
 
 @docs(tags=["tasks"], summary="Stream status changes as they commit (Server-Sent Events)",
@@ -354,33 +509,55 @@ async def stream_task_events(request: web.Request) -> web.StreamResponse:
     query = request["query"]
     task_id = query.get("task_id")
     subscriber = Subscriber(task_id=None if task_id is None else str(task_id), status=query.get("status"),
-                            priority=query.get("priority"),
+                            priority=query.get("priority"), task_queue=query.get("queue"),
                             queue=asyncio.Queue(request.app[SETTINGS].stream_queue_size))
     resume_after = request["headers"].get("last_event_id", query.get("last_event_id"))
     return await serve_stream(request, request.app[POOL], request.app[EVENT_FEED], request.app[SETTINGS],
                               subscriber, resume_after)
 
 
-@docs(tags=["stats"], summary="Task counts, outbox backlog and queue depth",
+@docs(tags=["kinds"], summary="The kinds this API knows, with their defaults and payload schemas",
+      description="The built-in kinds (noop, sleep, fail) and those declared in HANDLER_MODULES, when the "
+                  "API process loads them too. A create that leaves out `priority`, `max_attempts`, "
+                  "`timeout_seconds` or `queue` gets the values listed here; one naming a kind with a payload schema "
+                  "has its `payload` checked against it (422, errors keyed `payload.<field>`).")
+@response_schema(schemas.KindListSchema, 200, description="Every known kind, by name")
+async def list_kinds(request: web.Request) -> web.Response:
+    settings, known = request.app[SETTINGS], request.app[KINDS]
+    return json_response({"items": [kinds.describe(known[name], settings) for name in sorted(known)]})
+
+
+@docs(tags=["stats"], summary="Task counts, outbox backlog and queue depths",
       description="Cheap enough to poll every second: the counts come from trigger-kept counters, "
-                  "the backlog from the outbox's index of unpublished rows, the queue depth from "
-                  "RabbitMQ (cached for a second; null when the broker is unreachable).",
+                  "the backlog from the outbox's index of unpublished rows, the counts per queue from "
+                  "a partial index of the tasks not finished yet, the queue depths from RabbitMQ "
+                  "(cached for a second; null when the broker is unreachable). A queue no worker "
+                  "consumes shows its tasks PENDING and its depth growing. Per limited kind: its "
+                  "running attempts and the tasks its limit holds back.",
       responses={503: UNAVAILABLE})
 @response_schema(schemas.StatsSchema, 200, description="The numbers")
 async def get_stats(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows = await tasks.count_by_status(conn)
         backlog = await outbox.backlog(conn)
+        active = await tasks.count_active_by_queue(conn)
+        limited = await limits.backlog(conn)
     counts = {status: dict.fromkeys(tasks.PRIORITIES, 0) for status in tasks.STATUSES}
     for row in rows:
         counts[row["status"]][row["priority"]] = row["n"]
-    depth = await queue_depth(request.app[QUEUE_PROBE], request.app[SETTINGS])
+    by_queue = {tasks.DEFAULT_QUEUE: dict.fromkeys(tasks.ACTIVE_STATUSES, 0)}
+    for row in active:
+        by_queue.setdefault(row["queue"], dict.fromkeys(tasks.ACTIVE_STATUSES, 0))[row["status"]] = row["n"]
+    depths = await queue_depths(request.app[QUEUE_PROBE], request.app[SETTINGS], sorted(by_queue))
     return json_response({
         "counts": counts,
         "total": sum(n for by_priority in counts.values() for n in by_priority.values()),
         "outbox_backlog": backlog["due"],
         "outbox_oldest_due_age_seconds": backlog["oldest_due_age_seconds"],
-        "queue_depth": depth,
+        "queue_depth": depths[tasks.DEFAULT_QUEUE],
+        "queues": [{"queue": queue, **counts_of, "depth": depths.get(queue)}
+                   for queue, counts_of in sorted(by_queue.items())],
+        "limits": [limits.stats(row) for row in limited],
     })
 
 
@@ -427,7 +604,10 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(task, cancel_task)
     app.router.add_get("/api/v1/tasks/{task_id}/status", get_task_status, allow_head=False)
     app.router.add_get("/api/v1/tasks/{task_id}/events", list_task_events, allow_head=False)
+    app.router.add_get("/api/v1/tasks/{task_id}/callbacks", list_task_callbacks, allow_head=False)
+    app.router.add_get("/api/v1/tasks/{task_id}/dependents", list_task_dependents, allow_head=False)
     app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
+    app.router.add_get("/api/v1/kinds", list_kinds, allow_head=False)
     app.router.add_get("/api/v1/stats", get_stats, allow_head=False)
     app.router.add_get("/api/v1/stats/throughput", get_throughput, allow_head=False)
     app.router.add_get("/health", health, allow_head=False)

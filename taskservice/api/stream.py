@@ -1,4 +1,5 @@
-"""Live status changes as Server-Sent Events: `GET /api/v1/tasks/stream`.
+"""Live status changes as Server-Sent Events: `GET /api/v1/tasks/stream`: `status` events
+(replayed from Last-Event-ID) and the running handlers' `progress` events (live only).
 
 Each open stream subscribes to the process's event feed (event_feed.py), which reads every
 committed status change once and pushes those a stream wants into its bounded queue. An open
@@ -42,12 +43,14 @@ class Subscriber:
     status: str | None
     priority: str | None
     queue: asyncio.Queue
+    task_queue: str | None = None  # only tasks routed through this (task) queue
     closed: bool = False  # the app is stopping: end now (a CLOSE in the queue may be dropped for a reset)
 
     def wants(self, event: dict[str, Any]) -> bool:
         return ((self.task_id is None or event["task_id"] == self.task_id)
                 and (self.status is None or event["status"] == self.status)
-                and (self.priority is None or event["priority"] == self.priority))
+                and (self.priority is None or event["priority"] == self.priority)
+                and (self.task_queue is None or event["queue"] == self.task_queue))
 
     def push(self, item: dict[str, Any] | str) -> None:
         """Queue `item`; a full queue is dropped for a `reset` (or `close`): memory stays bounded."""
@@ -119,6 +122,7 @@ async def serve_stream(request: web.Request, pool: asyncpg.Pool, feed: EventFeed
                 else:
                     rows = await events.replay(conn, resume_after, task_id=subscriber.task_id,
                                                status=subscriber.status, priority=subscriber.priority,
+                                               queue=subscriber.task_queue,
                                                limit=settings.stream_replay_limit + 1)
                     if len(rows) > settings.stream_replay_limit:
                         rows, reset_to = [], latest
@@ -169,6 +173,11 @@ async def write_events(request: web.Request, response: web.StreamResponse, subsc
             return
         if item == RESET:
             await send(response, sse("reset", {}), settings)
+            continue
+        if "progress" in item:
+            # No `id:` line: progress is not in the history a resumed stream replays
+            # (the task JSON has the latest).
+            await send(response, sse("progress", item), settings)
             continue
         if item["id"] in already_sent or (resume_after is not None and item["id"] <= resume_after):
             continue

@@ -1,11 +1,13 @@
 // The dashboard's entry point: the API key, the overview, the live stream, and the actions that
-// tie the task table, the task dialog and the create form together.
+// tie the task table, the task dialog, the create form and the schedules together.
 
 import { ApiError, AuthRequired, authHeaders, forgetKey, get, request, storedKey, storeKey } from "./api.js";
 import { countEvent, createThroughput, loadHistory, render as renderChart } from "./chart.js";
 import { createTaskForm } from "./create.js";
 import { createDetail } from "./detail.js";
-import { $, coalesce, el, formatCount, formatDuration, statusBadge } from "./dom.js";
+import { $, coalesce, el, formatCount, formatDuration, formatShortTime, statusBadge } from "./dom.js";
+import { createScheduleForm } from "./schedule-form.js";
+import { createScheduleTable } from "./schedules.js";
 import { openStream } from "./sse.js";
 import { createTaskTable } from "./tasks.js";
 
@@ -14,6 +16,8 @@ const PRIORITIES = ["LOW", "MEDIUM", "HIGH"];
 const CHART_MINUTES = 5;
 // Backlog and queue depth change without task events: poll them (the stats call is cheap).
 const STATS_POLL_MS = 5000;
+// Schedules fire without a task event of their own until their task changes: poll their next runs.
+const SCHEDULES_POLL_MS = 5000;
 const NOTICE_MS = 8000;
 
 const page = {
@@ -122,11 +126,16 @@ function onStreamEvent(views, event) {
   if (event.type === "status") {
     const change = JSON.parse(event.data);
     views.table.applyEvent(change);
+    views.schedules.refreshSoon();
     countEvent(page.throughput, change);
     statsSoon();
     if (views.detail.isShowing(change.task_id)) {
       views.detail.reloadSoon();
     }
+  } else if (event.type === "progress") {
+    const report = JSON.parse(event.data);
+    views.table.applyProgress(report);
+    views.detail.showProgress(report);
   } else if (event.type === "reset") {
     // The server could not replay what we missed: everything on screen may be stale.
     reloadAll(views);
@@ -154,7 +163,8 @@ function startStream(views) {
 // --- Start, stop, key ------------------------------------------------------------------------
 
 async function reloadAll(views) {
-  await Promise.all([refreshStats(), views.table.refresh(), refreshThroughput(), views.detail.reload()]);
+  await Promise.all([refreshStats(), views.table.refresh(), refreshThroughput(), views.detail.reload(),
+    views.schedules.refresh()]);
 }
 
 function stop() {
@@ -178,8 +188,9 @@ async function start(views) {
   $("content").hidden = false;
   $("forget-key").hidden = !storedKey();
   startStream(views);
-  page.timers.push(setInterval(refreshStats, STATS_POLL_MS), setInterval(drawChart, 1000));
-  await Promise.all([views.table.refresh(), refreshThroughput()]);
+  page.timers.push(setInterval(refreshStats, STATS_POLL_MS), setInterval(drawChart, 1000),
+    setInterval(views.schedules.refresh, SCHEDULES_POLL_MS));
+  await Promise.all([views.table.refresh(), refreshThroughput(), views.schedules.refresh()]);
 }
 
 // Stops everything and shows the key form (with a message when there is something to explain).
@@ -248,6 +259,20 @@ function main() {
   };
   views.table = createTaskTable({ ...actions, onOpen: (id) => views.detail.open(id) });
   views.detail = createDetail(actions);
+  views.schedules = createScheduleTable({
+    onOpenTask: (id) => views.detail.open(id),
+    onTaskCreated: () => views.table.refreshSoon(),
+    onNotify: notify,
+    onError: showError,
+  });
+  createScheduleForm({
+    onCreated: (schedule) => {
+      const next = schedule.next_run_at ? formatShortTime(schedule.next_run_at) : "none (disabled)";
+      notify(`Created schedule “${schedule.name}”: next run ${next}.`);
+      views.schedules.refresh();
+    },
+    onAuthRequired: keyRejected,
+  });
   createTaskForm({
     onCreated: (task) => {
       notify(`Created “${task.name}” (${task.status}).`);

@@ -21,7 +21,7 @@ function clearErrors() {
 }
 
 // The payload must be a JSON object: say exactly what is wrong while the user is still here.
-function parsePayload(text) {
+export function parsePayload(text) {
   let value;
   try {
     value = JSON.parse(text || "{}");

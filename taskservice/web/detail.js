@@ -1,12 +1,23 @@
-// The task dialog: every field, payload, result or error, and the history as a timeline.
+// The task dialog: every field, payload, result or error, the history as a timeline, and the
+// completion callbacks' attempts when the task has a callback_url, and links to the tasks it depends
+// on and to those that depend on it.
 
 import { get } from "./api.js";
 import { $, coalesce, el, formatDuration, formatTime, statusBadge } from "./dom.js";
-import { CANCELLABLE, RETRYABLE } from "./tasks.js";
+import { CANCELLABLE, RETRYABLE, progressBar, withProgress } from "./tasks.js";
 
 const TIME_FIELDS = ["created_at", "run_at", "started_at", "finished_at", "updated_at", "cancel_requested_at"];
 
-function fieldList(task) {
+// Task ids as buttons that open that task in this dialog.
+function taskLinks(ids, openTask) {
+  if (!ids || ids.length === 0) {
+    return "—";
+  }
+  return el("span", { className: "task-links" }, ...ids.map((id) =>
+    el("button", { type: "button", className: "link", title: id, onclick: () => openTask(id) }, el("code", {}, id.slice(0, 8)))));
+}
+
+function fieldList(task, children, openTask) {
   const rows = [
     ["ID", el("code", {}, task.id)],
     ["Status", statusBadge(task.status)],
@@ -14,7 +25,12 @@ function fieldList(task) {
     ["Kind", task.kind],
     ["Description", task.description || "—"],
     ["Attempts", `${task.attempts} of ${task.max_attempts}`],
+    ["Progress", el("div", { id: "detail-progress" }, task.progress ? progressBar(task.progress) : "—")],
     ["Timeout", `${task.timeout_seconds} s`],
+    ["Callback URL", task.callback_url ? el("code", {}, task.callback_url) : "—"],
+    ["Depends on", taskLinks(task.depends_on, openTask)],
+    ...(task.waiting_on > 0 && task.status === "NEW" ? [["Waiting on", `${task.waiting_on} parent(s)`]] : []),
+    ["Dependents", taskLinks(children, openTask)],
     ...TIME_FIELDS.map((name) => [name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()),
       task[name] ? el("time", { dateTime: task[name], title: task[name] }, formatTime(task[name])) : "—"]),
   ];
@@ -48,6 +64,28 @@ function timeline(events) {
   });
 }
 
+// Each delivery (one per time the task finished) with its attempts, oldest first.
+function callbackList(callbacks) {
+  if (!callbacks) {
+    return [];
+  }
+  if (callbacks.deliveries.length === 0) {
+    return [el("h3", {}, "Callbacks"), el("p", { className: "sub" }, "None yet: sent once the task finishes.")];
+  }
+  const items = callbacks.deliveries.map((delivery) => {
+    const attempts = callbacks.items.filter((attempt) => attempt.delivery_id === delivery.id);
+    return el("li", { dataset: { status: delivery.status } },
+      el("div", { className: "step" }, `${delivery.task_status}: ${delivery.status}`,
+        el("span", { className: "sub" }, ` · ${delivery.attempts} attempt${delivery.attempts === 1 ? "" : "s"}`)),
+      el("ol", { className: "attempts" }, ...attempts.map((attempt) => el("li", {},
+        el("time", { dateTime: attempt.at }, formatTime(attempt.at)),
+        ` · ${attempt.status_code === null ? "no response" : `HTTP ${attempt.status_code}`}`,
+        ` · ${formatDuration(attempt.duration_seconds * 1000)} · ${attempt.outcome}`,
+        attempt.error ? el("pre", { className: "error-text" }, attempt.error) : null))));
+  });
+  return [el("h3", {}, "Callbacks"), el("ol", { className: "timeline" }, ...items)];
+}
+
 function totalTime(events) {
   if (events.length < 2) {
     return null;
@@ -61,21 +99,22 @@ export function createDetail(handlers) {
   const dialog = $("detail");
   const state = { task: null };
 
-  function render(task, events) {
+  function render(task, events, callbacks, children) {
     state.task = task;
     $("detail-title").textContent = task.name;
-    $("detail-fields").replaceChildren(...fieldList(task));
+    $("detail-fields").replaceChildren(...fieldList(task, children, open));
     $("detail-payload").textContent = JSON.stringify(task.payload, null, 2);
     $("detail-outcome").replaceChildren(...outcome(task));
     $("detail-history").replaceChildren(...timeline(events), totalTime(events) || "");
+    $("detail-callbacks").replaceChildren(...callbackList(callbacks));
     $("detail-cancel").hidden = !CANCELLABLE.has(task.status);
     $("detail-retry").hidden = !RETRYABLE.has(task.status);
   }
 
   async function load(id) {
-    const [task, events] = await Promise.all([get(`/api/v1/tasks/${encodeURIComponent(id)}`),
-      get(`/api/v1/tasks/${encodeURIComponent(id)}/events`)]);
-    render(task, events.items);
+    const path = `/api/v1/tasks/${encodeURIComponent(id)}`;
+    const [task, events, dependents] = await Promise.all([get(path), get(`${path}/events`), get(`${path}/dependents`)]);
+    render(task, events.items, task.callback_url ? await get(`${path}/callbacks`) : null, dependents.items);
   }
 
   async function open(id) {
@@ -124,9 +163,22 @@ export function createDetail(handlers) {
     });
   });
 
+  // A stream `progress` event for the open task: its bar moves in place, without a reload.
+  function showProgress(event) {
+    if (!(dialog.open && state.task && state.task.id === event.task_id)) {
+      return;
+    }
+    const updated = withProgress(state.task, event);
+    if (updated !== state.task) {
+      state.task = updated;
+      $("detail-progress").replaceChildren(progressBar(updated.progress));
+    }
+  }
+
   return {
     open,
     say,
+    showProgress,
     isShowing: (id) => dialog.open && state.task !== null && state.task.id === id,
     reloadSoon,
     reload: () => (dialog.open && state.task ? load(state.task.id).catch(handlers.onError) : null),

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import os
 import re
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from playwright.async_api import async_playwright, expect
 from taskservice import db, worker
 from taskservice.api.app import create_app
 from taskservice.settings import Settings
+from tests.support import handlers_for_tests
 from tests.support.execution import new_task, start
 from tests.support.services import AMQP_URL, ROOT, RUN_ID, delete_broker_names
 
@@ -116,7 +118,10 @@ async def browser():
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server(database_url, browser):
     """The API (embedded dispatcher) and a worker running the built-in and the test handlers."""
-    settings = module_settings(database_url, handler_modules=("tests.support.handlers_for_tests",))
+    # Callbacks may go to this machine's test receivers.
+    settings = module_settings(database_url, handler_modules=("tests.support.handlers_for_tests",),
+                               callback_allow_private=True, callback_poll_seconds=0.2,
+                               callback_retry_base_seconds=0.05, callback_retry_max_seconds=0.2)
     pool = await db.create_pool(settings)
     # Outbox rows earlier tests left unpublished are theirs, not for this module's worker.
     async with pool.acquire() as conn:
@@ -277,6 +282,71 @@ async def test_open_a_task_with_the_keyboard_and_see_its_history(watched, server
     await dialog.wait_for(state="hidden")
     await expect(page.get_by_role("button", name=task["name"], exact=True)).to_be_focused()
     watched.assert_clean()
+
+
+async def test_a_running_tasks_progress_bar_moves_live_in_its_row_and_dialog(watched, server):
+    page = watched.page
+    await until_live(page)
+    name, gate = tag(), uuid.uuid4().hex
+    task = await server.create(name, kind="sync_progress_gates", payload={"gate": gate})
+    await search(page, name)
+    bar = row(page, name).locator(".progress")
+    await expect(bar).to_have_text("25% · a quarter")
+    assert await bar.locator("progress").get_attribute("aria-label") == "Progress 25% · a quarter"
+    await page.get_by_role("button", name=name, exact=True).click()
+    dialog = page.locator("dialog#detail")
+    await expect(dialog.locator("#detail-progress")).to_have_text("25% · a quarter")
+    handlers_for_tests.GATES.setdefault(f"{gate}.1", threading.Event()).set()
+    # Both move with the stream's progress event, without a reload.
+    await expect(dialog.locator("#detail-progress")).to_have_text("75% · three quarters")
+    await expect(bar).to_have_text("75% · three quarters")
+    assert await bar.locator("progress").evaluate("node => node.value") == 0.75
+    await page.keyboard.press("Escape")
+    handlers_for_tests.GATES.setdefault(f"{gate}.2", threading.Event()).set()
+    await server.wait_for(task["id"], {"COMPLETED"})
+    await expect(row(page, name).locator(".badge")).to_have_text("COMPLETED")
+    await expect(bar).to_have_count(0)  # a finished task's row shows no bar; its dialog keeps the last report
+    watched.assert_clean()
+
+
+async def test_the_dialog_shows_a_tasks_callback_attempts(watched, server):
+    answers = iter([503])
+
+    async def receive(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=next(answers, 200), text="down for maintenance")
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        page = watched.page
+        name = tag()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        task = await server.create(f"{name}-hooked", kind="noop", callback_url=url)
+        await server.wait_for(task["id"], {"COMPLETED"})
+        deadline = asyncio.get_running_loop().time() + 15
+        while [d["status"] for d in (await server.get(f"/api/v1/tasks/{task['id']}/callbacks"))["deliveries"]] \
+                != ["delivered"]:
+            assert asyncio.get_running_loop().time() < deadline, "the callback was not delivered"
+            await asyncio.sleep(0.1)
+        await search(page, name)
+        await page.get_by_role("button", name=task["name"], exact=True).click()
+        dialog = page.locator("dialog#detail")
+        await dialog.get_by_text(url).wait_for()
+        callbacks = dialog.locator("#detail-callbacks")
+        await callbacks.get_by_text("COMPLETED: delivered").wait_for()
+        attempts = callbacks.locator(".attempts > li")
+        await expect(attempts).to_have_count(2)
+        assert "HTTP 503" in await attempts.nth(0).text_content()
+        assert "down for maintenance" in await attempts.nth(0).locator("pre").text_content()
+        assert "HTTP 200" in await attempts.nth(1).text_content()
+        watched.assert_clean()
+    finally:
+        await runner.cleanup()
 
 
 async def test_create_from_the_form_explains_what_is_wrong(watched, server):
@@ -441,3 +511,70 @@ async def test_the_stream_parser_handles_any_chunking(watched):
     assert events["events"] == expected * 6
     assert events["retries"] == [2000] * 6
     watched.assert_clean()
+
+
+def schedule_row(page, name: str):
+    return page.locator("#schedules tbody tr", has=page.locator(".name", has_text=name))
+
+
+async def test_schedules_create_run_now_disable_enable_and_delete_from_the_page(watched, server):
+    page = watched.page
+    name = tag()
+    await until_live(page)
+    await page.get_by_role("button", name="New schedule").click()
+    form = page.locator("dialog#schedule-create")
+    await form.get_by_label("Name", exact=True).fill(f"{name}-nightly")
+    await form.get_by_label("Cron expression").fill("99 * * * *")
+    await form.get_by_label("Time zone").fill("Europe/Berlin")
+    await form.get_by_label("Task name").fill(f"{name}-job")
+    await form.get_by_label("Kind (optional)").fill("echo")
+    await form.get_by_role("button", name="Create schedule").click()
+    # The API's 422 names the field: its message shows next to it.
+    await form.locator("#schedule-cron-error", has_text="Invalid cron expression").wait_for()
+    await form.get_by_label("Every (seconds)").fill("60")
+    await form.get_by_role("button", name="Create schedule").click()
+    await form.locator("#schedule-every-error", has_text="not both").wait_for()
+    await form.get_by_label("Every (seconds)").fill("")
+    await form.get_by_label("Cron expression").fill("@daily")
+    await form.get_by_role("button", name="Create schedule").click()
+    await page.locator("#notice", has_text=f"Created schedule “{name}-nightly”").wait_for()
+    await form.wait_for(state="hidden")
+
+    listed = schedule_row(page, f"{name}-nightly")
+    await expect(listed.locator(".timing")).to_have_text("@daily (Europe/Berlin)")
+    await expect(listed.locator(".next time")).to_have_count(1)
+    await expect(listed.locator(".outcome")).to_have_text("—")
+    schedules = await server.get("/api/v1/schedules/?page_size=100")
+    schedule = next(s for s in schedules["items"] if s["name"] == f"{name}-nightly")
+    assert (schedule["cron"], schedule["timezone"], schedule["task"]["kind"]) == ("@daily", "Europe/Berlin", "echo")
+
+    # Run now: the task is created at once, runs, and its outcome shows on the schedule's row.
+    await listed.get_by_role("button", name=f"Run {name}-nightly now").click()
+    await page.locator("#notice", has_text=f"Started “{name}-nightly” now").wait_for()
+    await listed.locator(".outcome .badge", has_text="COMPLETED").wait_for()
+    await search(page, f"{name}-job")
+    await row(page, f"{name}-job").locator(".badge", has_text="COMPLETED").wait_for()
+    # The outcome opens its task.
+    await listed.locator(".outcome button").click()
+    await expect(page.locator("dialog#detail #detail-title")).to_have_text(f"{name}-job")
+    await page.keyboard.press("Escape")
+
+    await listed.get_by_role("button", name=f"Disable {name}-nightly").click()
+    await expect(listed.locator(".next")).to_have_text("disabled")
+    await page.locator("#notice", has_text=f"“{name}-nightly” is disabled.").wait_for()
+    assert (await server.get(f"/api/v1/schedules/{schedule['id']}"))["next_run_at"] is None
+    await listed.get_by_role("button", name=f"Enable {name}-nightly").click()
+    await expect(listed.locator(".next time")).to_have_count(1)
+    assert (await server.get(f"/api/v1/schedules/{schedule['id']}"))["enabled"] is True
+    await page.locator("#schedules").screenshot(path=SCREENSHOTS / "dashboard-schedules.png")
+
+    await listed.get_by_role("button", name=f"Delete {name}-nightly").click()
+    await page.locator("#notice", has_text=f"“{name}-nightly” is deleted").wait_for()
+    await expect(listed).to_have_count(0)
+    async with server.http.get(f"{server.url}/api/v1/schedules/{schedule['id']}") as resp:
+        assert resp.status == 404
+    # Its task stays, no longer tied to a schedule.
+    await row(page, f"{name}-job").wait_for()
+    # The browser logs the create the API refused (422) as a failed load (the form caught "not both"
+    # itself); nothing else went wrong.
+    assert len(watched.errors) == 1 and "status of 422" in watched.errors[0], watched.errors

@@ -250,3 +250,16 @@ async def test_other_methods_on_the_batch_path_are_405(client):
         assert resp.status == 405, method
         assert resp.headers["Allow"] == "POST"
         assert resp.content_type == "application/problem+json"
+
+
+async def test_batch_items_carry_callback_urls_checked_like_a_single_create(client, pool):
+    prefix = unique("hooks")
+    refused = {"tasks": [{"name": f"{prefix}-0", "callback_url": "https://93.184.215.14/h"},
+                         {"name": f"{prefix}-1", "callback_url": "http://127.0.0.1:9/h"}]}
+    resp = await client.post(BATCH, json=refused)
+    assert resp.status == 422
+    assert list((await resp.json())["errors"]) == ["tasks.1.callback_url"]
+    assert await count_named(pool, prefix) == 0
+    resp = await client.post(BATCH, json={"tasks": [refused["tasks"][0], {"name": f"{prefix}-2"}]})
+    assert resp.status == 201, await resp.text()
+    assert [t["callback_url"] for t in (await resp.json())["items"]] == ["https://93.184.215.14/h", None]

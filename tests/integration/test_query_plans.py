@@ -62,6 +62,48 @@ async def test_claim_and_complete_read_tasks_by_primary_key(filled):
     ids = [row["id"] for row in await filled.fetch("SELECT id FROM tasks LIMIT 16")]
     outbox_ids = [row["id"] for row in await filled.fetch("SELECT id FROM outbox LIMIT 16")]
     for mode in ("force_custom_plan", "force_generic_plan"):  # the worker's pool, and a prepared statement's
-        claim = await plan(filled, "tasks/claim", mode, ids, outbox_ids, "worker-2", 60)
+        claim = await plan(filled, "tasks/claim", mode, ids, outbox_ids, "worker-2", 60, ["limited"])
         complete = await plan(filled, "tasks/complete", mode, ids, [1] * 16, [None] * 16, "worker-1")
-        assert (claim, complete) == (["tasks_pkey"], ["tasks_pkey"]), mode
+        # The claim's second scan reads the claimed task's parents (their results), by key too.
+        assert (claim, complete) == (["tasks_pkey", "tasks_pkey"], ["tasks_pkey"]), mode
+
+
+async def test_a_limited_claim_reads_its_tasks_by_primary_key_and_counts_running_ones_by_kind(filled):
+    """limits/claim reaches its batch's tasks as tasks/claim does, and counts a kind's running
+    attempts from the small partial index of running tasks, never from all of the kind's tasks."""
+    await filled.execute("INSERT INTO kind_limits (kind, concurrency, rate_limit, rate_period_seconds) "
+                         "VALUES ('noop', 2, 5, 1)")
+    ids = [row["id"] for row in await filled.fetch("SELECT id FROM tasks LIMIT 16")]
+    outbox_ids = [row["id"] for row in await filled.fetch("SELECT id FROM outbox LIMIT 16")]
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        scans = await plan(filled, "limits/claim", mode, ids, outbox_ids, "worker-2", 60, 0.5)
+        assert set(scans) == {"tasks_pkey", "tasks_running_kind_idx"}, (mode, scans)
+
+
+async def test_a_schedules_tasks_are_listed_and_counted_from_its_index(filled):
+    """The list filtered by schedule_id (the API's pool plans each call: force_custom_plan) reads the
+    schedule's own index, not the newest tasks of every schedule and none, whether the schedule made
+    a few tasks or a tenth of the table; its count reads one of the schedule's two indexes; with a
+    status too, either the schedule's or the status' index serves."""
+    few, many = await filled.fetch(
+        "INSERT INTO schedules (name, every_seconds, task, next_run_at) "
+        "VALUES ('few', 60, '{}', now()), ('many', 60, '{}', now()) RETURNING id")
+    tick = "now() + split_part(name, ' ', 2)::int * interval '1 second'"  # one tick per task
+    await filled.execute(f"UPDATE tasks SET schedule_id = $1, scheduled_for = {tick} "
+                         "WHERE name IN ('task 3', 'task 4', 'task 5')", few["id"])
+    await filled.execute(f"UPDATE tasks SET schedule_id = $1, scheduled_for = {tick} "
+                         "WHERE split_part(name, ' ', 2)::int % 10 = 0", many["id"])
+    await filled.execute("VACUUM ANALYZE tasks")  # as autovacuum leaves a table between bursts
+    for schedule in (few, many):
+        page = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, 20, 0, None,
+                          schedule["id"], None)
+        counted = await plan(filled, "tasks/count_matching", "force_custom_plan", None, None, 1001,
+                             None, schedule["id"], None)
+        assert page[0] == "tasks_schedule_created_idx" and set(page[1:]) <= {"tasks_pkey"}, page
+        assert counted in (["tasks_schedule_created_idx"], ["tasks_schedule_tick_idx"]), counted
+        with_status = await plan(filled, "tasks/list_page", "force_custom_plan", ["COMPLETED"], None, 20, 0,
+                                 None, schedule["id"], None)
+        assert with_status[0] in ("tasks_schedule_created_idx", "tasks_status_created_idx"), with_status
+    # Without the filter the list keeps its plan.
+    unfiltered = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, 20, 0, None, None, None)
+    assert unfiltered[0] == "tasks_created_idx", unfiltered

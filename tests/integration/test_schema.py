@@ -3,15 +3,7 @@
 import uuid
 
 from tests.support.execution import new_task, statuses_seen
-
-RECOUNT = """
-SELECT coalesce(c.status, t.status) AS status, coalesce(c.priority, t.priority) AS priority,
-       coalesce(c.n, 0) AS counted, coalesce(t.n, 0) AS actual
-FROM (SELECT status, priority, sum(n) AS n FROM task_counts GROUP BY status, priority) AS c
-FULL JOIN (SELECT status, priority, count(*) AS n FROM tasks GROUP BY status, priority) AS t
-    USING (status, priority)
-WHERE coalesce(c.n, 0) <> coalesce(t.n, 0)
-"""
+from tests.support.invariants import RECOUNT
 
 
 async def test_counters_and_history_follow_every_change(pool):

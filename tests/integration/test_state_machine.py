@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from taskservice import tasks
+from taskservice import limits, tasks
 
 _ = "unchanged"
 STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
@@ -25,6 +25,7 @@ STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
 CASES = {
     #                   NEW            PENDING        IN_PROGRESS    COMPLETED  FAILED     CANCELLED
     "claim":           ("IN_PROGRESS", "IN_PROGRESS", _,             _,         _,         _),
+    "limited_claim":   ("IN_PROGRESS", "IN_PROGRESS", _,             _,         _,         _),
     "complete":        (_,             _,             "COMPLETED",   _,         _,         _),
     "fail_attempt":    (_,             _,             "PENDING",     _,         _,         _),
     "hand_back":       (_,             _,             "PENDING",     _,         _,         _),
@@ -71,6 +72,12 @@ async def run(transition: str, conn: asyncpg.Connection, task_id: UUID, outbox_i
     match transition:
         case "claim":
             return (await tasks.claim(conn, [(task_id, outbox_id)], "worker-2", 60))[0] is not None
+        case "limited_claim":  # a limit with room to spare: only the status decides
+            await conn.execute("INSERT INTO kind_limits (kind, concurrency) VALUES ('noop', 10000) "
+                               "ON CONFLICT (kind) DO UPDATE SET concurrency = 10000, rate_limit = NULL, "
+                               "rate_period_seconds = NULL")
+            assert await limits.lock(conn, [task_id]) == ["noop"]
+            return (await limits.claim(conn, [(task_id, outbox_id)], "worker-2", 60, 1))[0] is not None
         case "complete":
             return (await tasks.complete(conn, [(task_id, ATTEMPT, {"ok": True})], WORKER))[0] is not None
         case "fail_attempt":
@@ -86,7 +93,7 @@ async def run(transition: str, conn: asyncpg.Connection, task_id: UUID, outbox_i
         case "reap_expired":
             return task_id in {row["id"] for row in await tasks.reap_expired(conn, 10_000)}
         case "redispatch_lost":
-            await tasks.redispatch_lost(conn, 60, 10_000)
+            await tasks.redispatch_lost(conn, 60, 10_000, ["default"])
             return None
     raise AssertionError(transition)
 

@@ -50,8 +50,8 @@ async def test_a_handlers_own_timeout_is_an_ordinary_failure(pool, running):
 
 
 async def test_a_delivery_cancelled_just_after_being_handed_a_slot_does_not_lose_it():
-    # Slot accounting only: the consumer is taken as on, so nothing here talks to the broker.
-    intake = worker.Intake(queue=None, on_message=None, free=1, consumer_tag="consuming")
+    # Slot accounting only: with no queues the consumer is taken as on, so nothing here talks to the broker.
+    intake = worker.Intake(queues=(), on_message=None, free=1)
     assert await intake.take()
     waiting = asyncio.create_task(intake.take())
     await asyncio.sleep(0)  # it waits for a slot

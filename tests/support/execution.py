@@ -34,11 +34,11 @@ def start(main: Callable[[Settings, asyncio.Event], Awaitable[None]], settings: 
 
 async def new_task(pool: asyncpg.Pool, name: str = "t", *, kind: str = "noop", priority: str = "MEDIUM",
                    payload: dict | None = None, max_attempts: int = 3, timeout_seconds: int = 60,
-                   run_at=None) -> UUID:
+                   run_at=None, queue: str = tasks.DEFAULT_QUEUE) -> UUID:
     async with pool.acquire() as conn:
         row = await tasks.create(conn, name=name, description=None, priority=priority, kind=kind,
                                  payload=payload or {}, max_attempts=max_attempts,
-                                 timeout_seconds=timeout_seconds, run_at=run_at)
+                                 timeout_seconds=timeout_seconds, run_at=run_at, queue=queue)
     return row["id"]
 
 
@@ -130,12 +130,12 @@ class TcpProxy:
             self.writers.discard(writer)
 
 
-async def ready_messages(settings: Settings) -> int:
-    """Messages ready in the test's task queue, as RabbitMQ counts them."""
+async def ready_messages(settings: Settings, queue: str = tasks.DEFAULT_QUEUE) -> int:
+    """Messages ready in one of the test's task queues, as RabbitMQ counts them."""
     connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
         channel = await connection.channel()
-        queue = await channel.declare_queue(settings.amqp_queue, passive=True)
+        queue = await channel.declare_queue(broker.queue_name(settings, queue), passive=True)
         return queue.declaration_result.message_count
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from tests.support.services import ROOT
+from tests.support.venvs import outside_env
 
 
 def free_port() -> int:
@@ -18,11 +19,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def process_logging_to(command: str, env: dict, log_path: Path):
+def process_logging_to(command: str, env: dict, log_path: Path, *, python: Path | None = None):
+    """`taskservice <command>` from this source tree, or with `python` the one installed in that
+    venv (tests/support/venvs.py), run outside the tree."""
+    if python is None:
+        base, cwd = {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT
+    else:
+        base, cwd = outside_env(), log_path.parent
     with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "taskservice", command],
-                                   env={**os.environ, "LOG_LEVEL": "info", "PYTHONPATH": str(ROOT), **env},
-                                   cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([str(python or sys.executable), "-m", "taskservice", command],
+                                   env={**base, "LOG_LEVEL": "info", **env},
+                                   cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     try:
         yield process
     finally:

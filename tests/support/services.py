@@ -55,12 +55,17 @@ def require_services() -> None:
     require_service("RabbitMQ", AMQP_URL, how.format(var="TEST_AMQP_URL"))
 
 
+# The named task queues tests route tasks through: their RabbitMQ queues are deleted after each test.
+TEST_QUEUES = ("emails", "reports")
+
+
 async def delete_broker_names(settings: Settings) -> None:
     connection = await aio_pika.connect(settings.amqp_url)
     async with connection:
         channel = await connection.channel()
         dead_exchange, dead_queue = broker.dead_letter_names(settings)
-        for queue in (settings.amqp_queue, dead_queue):
-            await channel.queue_delete(queue)
+        named = {broker.queue_name(settings, q) for q in (*TEST_QUEUES, *settings.worker_queues)}
+        for queue in (settings.amqp_queue, *sorted(named - {settings.amqp_queue}), dead_queue):
+            await channel.queue_delete(queue)  # (a no-op for a queue never declared)
         for exchange in (settings.amqp_exchange, dead_exchange):
             await channel.exchange_delete(exchange)

@@ -63,10 +63,10 @@ def makefile_default(variable: str) -> str:
     return match[1]
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
+def dockerfile_instructions(path: Path = ROOT / "Dockerfile") -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
     instructions, pending = [], ""
-    for line in (ROOT / "Dockerfile").read_text().splitlines():
+    for line in path.read_text().splitlines():
         stripped = line.strip()
         if not pending and (not stripped or stripped.startswith("#")):
             continue

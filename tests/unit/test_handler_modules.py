@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from taskservice.handlers import BUILTIN_HANDLERS, HandlerModuleError, load_registry
+from taskservice.handlers import BUILTIN_KINDS, HandlerModuleError, load_registry
 from tests.support.processes import free_port, process_logging_to
 from tests.support.services import ROOT
 
@@ -23,12 +23,13 @@ def write_module(directory, name: str, source: str) -> None:
      "taskservice: HANDLER_MODULES: cannot import 'no_such_package.handlers': No module named 'no_such_package' "
      "(a handler module must be importable: installed in this environment or on PYTHONPATH)"),
     ("run", "tests.support.handlers_for_tests, json",
-     "taskservice: HANDLER_MODULES: 'json' has no HANDLERS dict of kind -> async handler (found none)"),
+     "taskservice: HANDLER_MODULES: 'json' has no @handler functions and no HANDLERS dict of kind -> handler "
+     "(found none)"),
     ("worker", "handlers_that_break",
      "taskservice: HANDLER_MODULES: importing 'handlers_that_break' raised KeyError: 'API_TOKEN' at {path}:3"),
     ("worker", "handlers_as_a_list",
-     "taskservice: HANDLER_MODULES: 'handlers_as_a_list' has no HANDLERS dict of kind -> async handler "
-     "(found a list)"),
+     "taskservice: HANDLER_MODULES: 'handlers_as_a_list' has no @handler functions and no HANDLERS dict of "
+     "kind -> handler (found a list)"),
 ])
 def test_an_unusable_module_stops_the_process_with_one_line(tmp_path, command, modules, expected):
     write_module(tmp_path, "handlers_that_break", """\
@@ -60,8 +61,8 @@ def test_a_module_on_the_path_adds_its_handlers(tmp_path, monkeypatch):
     """)
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = load_registry(["extra_handlers_for_registry"])
-    assert set(registry) == set(BUILTIN_HANDLERS) | {"images.resize"}
-    assert registry["noop"] is registry["images.resize"]  # a later module wins on a clash
+    assert set(registry) == set(BUILTIN_KINDS) | {"images.resize"}
+    assert registry["noop"].function is registry["images.resize"].function  # a later module wins on a clash
     sys.modules.pop("extra_handlers_for_registry")
 
 

@@ -42,7 +42,7 @@ def a_value_other_than(default):
     return "x"
 
 
-SPECIAL_VALUES = {"LOG_LEVEL": "debug", "LOG_FORMAT": "json"}
+SPECIAL_VALUES = {"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "KIND_CONCURRENCY": "x=2", "KIND_RATE": "x=5/s"}
 
 
 @pytest.mark.parametrize("name", sorted(ENVIRONMENT))

@@ -1,0 +1,2 @@
+"""An example application for taskservice: its handlers live in `invoices.handlers`,
+the module a deployment names in HANDLER_MODULES."""

@@ -1,0 +1,3 @@
+-- How many schedules there are.
+-- (no parameters)
+SELECT count(*) FROM schedules;
