@@ -34,6 +34,7 @@ from yarl import URL
 
 from bench import ceiling, cpu, database, e2e, load
 from bench.server import ROOT, Server, running_api
+from taskservice import tasks
 from taskservice.settings import Settings
 from taskservice.sql import QUERIES
 
@@ -111,6 +112,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "runs 16 tasks at a time)")
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="tasks loaded for the list scenarios (0 skips them)")
+    parser.add_argument("--scale-rows", type=int, default=0,
+                        help="after the list scenarios, load this many tasks (10000000: about 6 GB and "
+                             "10 minutes to load on 2 cores; not for CI) and run them again, then print how "
+                             "each row and each of its queries grew from --rows (0 skips it)")
     parser.add_argument("--only", type=scenario_set, default=",".join(SCENARIOS), metavar="LIST",
                         help="comma-separated scenarios to run (drain also runs the lifecycle "
                              "ceiling, for its ratio)")
@@ -291,24 +296,39 @@ async def bench_batch_insert(args: argparse.Namespace, url: str) -> dict[str, An
     return result
 
 
-def list_queries(query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
+async def list_queries(url: str, query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
     """The queries the API runs for a list query string, as (step, sql/tasks file, arguments):
-    the page, then the total: the trigger-kept counts, or for a search a count that stops
-    past SEARCH_COUNT_LIMIT (its default)."""
+    the page, then the total: the trigger-kept counts, or for a search (the choice of the word
+    the index looks up first) or a schedule a count that stops past SEARCH_COUNT_LIMIT
+    (its default; the API skips it when the page is the last)."""
     page = query.get("page", 1)
     filters = ([query["status"]] if "status" in query else None,
                [query["priority"]] if "priority" in query else None)
+    offset = (page - 1) * PAGE_SIZE
     search = query.get("search")
     schedule_id = query.get("schedule_id")
     queues = None  # no list scenario filters by queue
-    steps = [("list_page", "list_page", (*filters, search, PAGE_SIZE, (page - 1) * PAGE_SIZE, queues, schedule_id,
-                                            None))]
-    if search is None and schedule_id is None:
-        steps.append(("count", "count", filters))
-    else:
-        steps.append(("count", "count_matching",
-                      (*filters, search, Settings().search_count_limit + 1, queues, schedule_id, None)))
-    return steps
+    if search is None:
+        page_step = ("list_page", "list_page", (*filters, PAGE_SIZE, offset, queues, schedule_id, None))
+        if schedule_id is None:
+            return [page_step, ("count", "count", filters)]
+        return [page_step, ("count", "count_matching",
+                            (*filters, Settings().search_count_limit + 1, queues, schedule_id, None))]
+    conn = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_custom_plan"})
+    try:
+        key, common = await tasks.search_key(conn, search)
+        newest_rows = tasks.SEARCH_NEWEST_ROWS if common else 0
+        rows = await tasks.search_page(conn, statuses=filters[0], priorities=filters[1], search=search,
+                                       key=key, limit=PAGE_SIZE, offset=offset, newest_rows=newest_rows,
+                                       queues=queues, schedule_id=schedule_id)
+    finally:
+        await conn.close()
+    limit = Settings().search_count_limit + 1
+    since = tasks.search_count_since(rows, limit)
+    return [("search_key", "search_key", (tasks.search_words(search), tasks.SEARCH_KEY_ROWS)),
+            ("list_page", "search_page",
+             (*filters, search, PAGE_SIZE, offset, key, newest_rows, queues, schedule_id)),
+            ("count", "search_count", (*filters, search, limit, since, key, queues, schedule_id))]
 
 
 async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tuple[list, list[str]]:
@@ -324,7 +344,7 @@ async def bench_lists(server: Server, args: argparse.Namespace, url: str) -> tup
                              seconds=args.list_seconds, target=target)
         # Where the time goes: each of the request's two queries, as the API runs them.
         row["queries"] = {}
-        for step, query_name, sql_args in list_queries(query):
+        for step, query_name, sql_args in await list_queries(url, query):
             found = await database.explain(url, QUERIES[f"tasks/{query_name}"], sql_args)
             plans.append(f"=== {name}: {query_name}.sql {sql_args}: median {found['median_ms']} ms\n"
                          f"{found['plan']}\n")
@@ -425,9 +445,37 @@ def print_table(results: dict[str, Any]) -> None:
     measured = [*results["scenarios"], *(results[key] for key in ("pgbench", "lifecycle") if key in results)]
     if any((row.get("cpu") or {}).get("others", 0) > BUSY_OTHERS for row in measured):
         print(f"busy: other programs used over {BUSY_OTHERS}% of a core meanwhile; that row reads low.")
+    if results.get("list_growth"):
+        print_growth(results["list_growth"], (results["args"]["rows"], results["args"]["scale_rows"]))
     print(f"cpu: % of one core over the middle of each measurement (end to end: all of it): API server / "
           f"worker / RabbitMQ / load generator (this process) / PostgreSQL for the bench database / "
           f"everything else on the machine; {os.cpu_count()} cores. Results: {results['output']}")
+
+
+def list_growth(small: list[dict[str, Any]], large: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each list row at both table sizes, with large ÷ small for its p50, p99 and the median of
+    each query it runs (measured directly, one at a time)."""
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(b / a, 1) if a and b is not None else None
+
+    growth = []
+    for before, after in zip(small, large, strict=True):
+        queries = {step: {"small_ms": q["median_ms"], "large_ms": after["queries"][step]["median_ms"],
+                          "ratio": ratio(q["median_ms"], after["queries"][step]["median_ms"])}
+                   for step, q in before["queries"].items()}
+        growth.append({"scenario": before["scenario"].rsplit(" @", 1)[0],
+                       "p50_ratio": ratio(before["p50_ms"], after["p50_ms"]),
+                       "p99_ratio": ratio(before["p99_ms"], after["p99_ms"]), "queries": queries})
+    return growth
+
+
+def print_growth(growth: list[dict[str, Any]], sizes: tuple[int, int]) -> None:
+    print(f"list growth {sizes[0]:,} -> {sizes[1]:,} tasks (x = larger / smaller; queries: median ms, "
+          f"direct, one at a time):")
+    for row in growth:
+        queries = ", ".join(f"{q_name} {q['small_ms']} -> {q['large_ms']} ms (x{q['ratio']})"
+                            for q_name, q in row["queries"].items())
+        print(f"  {row['scenario']}: p50 x{row['p50_ratio']}, p99 x{row['p99_ratio']}; {queries}")
 
 
 def git_commit() -> str | None:
@@ -498,14 +546,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             results["batch_rps"] = batches[0]["rps"]
             results["batch_vs_insert"] = round(results["batch_rps"] / results["batch_pgbench"]["tps"], 3)
     if "list" in only and args.rows > 0:
-        print(f"bench: loading {args.rows:,} tasks for the list scenarios", flush=True)
-        results["fill"] = await database.fill_tasks(url, args.rows)
-        print(f"  {results['fill']}", flush=True)
-        async with running_api(url, pool_max=args.pool_max, log_path=RESULTS_DIR / "server-list.log") as server:
-            print(f"bench: API at {server.base_url} (pid {server.pid}, pool {args.pool_max})", flush=True)
-            list_rows, plans = await bench_lists(server, args, url)
-        results["scenarios"].extend(list_rows)
+        sizes = [args.rows, *([args.scale_rows] if args.scale_rows > 0 else [])]
+        plans, by_size = [], {}
+        for rows in sizes:
+            print(f"bench: loading {rows:,} tasks for the list scenarios", flush=True)
+            results.setdefault("fills", []).append(fill := await database.fill_tasks(url, rows))
+            results.setdefault("fill", fill)
+            print(f"  {fill}", flush=True)
+            async with running_api(url, pool_max=args.pool_max,
+                                   log_path=RESULTS_DIR / f"server-list-{rows}.log") as server:
+                print(f"bench: API at {server.base_url} (pid {server.pid}, pool {args.pool_max})", flush=True)
+                list_rows, size_plans = await bench_lists(server, args, url)
+            if len(sizes) > 1:
+                for row in list_rows:
+                    row["scenario"] += f" @{rows:,}"
+                size_plans = [f"##### {rows:,} tasks\n", *size_plans]
+            by_size[rows] = list_rows
+            results["scenarios"].extend(list_rows)
+            plans.extend(size_plans)
         (RESULTS_DIR / "explain.txt").write_text("\n".join(plans))
+        if len(sizes) > 1:
+            results["list_growth"] = list_growth(*(by_size[rows] for rows in sizes))
     for row in results["scenarios"]:
         row.setdefault("target_text", describe(row["target"], "tasks/s"))
         row.setdefault("met", met(row, row["target"]))

@@ -15,6 +15,20 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: btree_gin; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS btree_gin WITH SCHEMA public;
+
+
+--
+-- Name: EXTENSION btree_gin; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION btree_gin IS 'support for indexing common datatypes in GIN';
+
+
+--
 -- Name: pg_trgm; Type: EXTENSION; Schema: -; Owner: -
 --
 
@@ -724,13 +738,6 @@ CREATE INDEX tasks_created_idx ON public.tasks USING btree (created_at DESC, id 
 
 
 --
--- Name: tasks_description_trgm_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX tasks_description_trgm_idx ON public.tasks USING gin (description public.gin_trgm_ops);
-
-
---
 -- Name: tasks_idempotency_created_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -749,13 +756,6 @@ CREATE UNIQUE INDEX tasks_idempotency_key_idx ON public.tasks USING btree (idemp
 --
 
 CREATE INDEX tasks_lease_idx ON public.tasks USING btree (lease_expires_at) WHERE (status = 'IN_PROGRESS'::text);
-
-
---
--- Name: tasks_name_trgm_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX tasks_name_trgm_idx ON public.tasks USING gin (name public.gin_trgm_ops);
 
 
 --
@@ -798,6 +798,13 @@ CREATE INDEX tasks_schedule_created_idx ON public.tasks USING btree (schedule_id
 --
 
 CREATE UNIQUE INDEX tasks_schedule_tick_idx ON public.tasks USING btree (schedule_id, scheduled_for) WHERE (schedule_id IS NOT NULL);
+
+
+--
+-- Name: tasks_search_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tasks_search_idx ON public.tasks USING gin (date_trunc('hour'::text, (created_at AT TIME ZONE 'UTC'::text)), (((name || ' '::text) || COALESCE(description, ''::text))) public.gin_trgm_ops);
 
 
 --
@@ -933,4 +940,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261130120000'),
     ('20261130130000'),
     ('20261130140000'),
-    ('20261130150000');
+    ('20261130150000'),
+    ('20261130160000');

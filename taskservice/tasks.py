@@ -1,5 +1,6 @@
 """Tasks in PostgreSQL: one function per SQL file under sql/tasks/, each taking a connection."""
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,7 @@ DEFAULT_QUEUE = "default"
 
 def public(row: asyncpg.Record) -> dict[str, Any]:
     """A task row as the API shows it; `depends_on` from the row when its query reads it (get,
-    get_many, list_page), else none (a task created without parents)."""
+    get_many, list_page, search_page), else none (a task created without parents)."""
     task = {field: row[field] for field in PUBLIC_FIELDS}
     task["progress"] = None if row["progress_updated_at"] is None else {
         "fraction": row["progress_fraction"], "message": row["progress_message"],
@@ -106,11 +107,11 @@ async def release_idempotency_key(conn: asyncpg.Connection, key: str, ttl_second
 
 async def list_page(
     conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-    priorities: Sequence[str] | None, search: str | None, limit: int, offset: int,
+    priorities: Sequence[str] | None, limit: int, offset: int,
     queues: Sequence[str] | None = None, schedule_id: UUID | None = None, waiting: bool | None = None,
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, search,
-                            limit, offset, queues, schedule_id, waiting)
+    return await conn.fetch(QUERIES["tasks/list_page"], statuses, priorities, limit, offset,
+                            queues, schedule_id, waiting)
 
 
 async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
@@ -120,13 +121,71 @@ async def count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
 
 
 async def count_matching(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
-                         priorities: Sequence[str] | None, search: str | None, limit: int,
+                         priorities: Sequence[str] | None, limit: int,
                          queues: Sequence[str] | None = None, schedule_id: UUID | None = None,
                          waiting: bool | None = None) -> int:
-    """Tasks matching a text search, queues, a schedule or waiting on parents (and the other
-    filters), counted up to `limit`."""
-    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, search, limit,
+    """Tasks in queues, of a schedule or waiting on parents (and the other filters), which the
+    counters do not keep, counted up to `limit`."""
+    return await conn.fetchval(QUERIES["tasks/count_matching"], statuses, priorities, limit,
                                queues, schedule_id, waiting)
+
+
+# How far a search reads the newest tasks before it turns to the trigram index
+# (docs/design.md, "Query plans"): a page is taken from the newest SEARCH_NEWEST_ROWS
+# when they hold it. SEARCH_KEY_ROWS of them show which word of a search is rarest.
+SEARCH_NEWEST_ROWS = 1_000
+SEARCH_KEY_ROWS = 200
+_WORD = re.compile(r"[^\W_]{3,}")
+
+
+def search_words(search: str) -> list[str]:
+    """The words of a search (runs of three or more letters and digits), each once; or the
+    whole text when it has none. Any part of the text finds every task the text matches."""
+    return list(dict.fromkeys(_WORD.findall(search))) or [search]
+
+
+async def search_key(conn: asyncpg.Connection, search: str) -> tuple[str, bool]:
+    """The part of `search` the trigram index looks up: of its words, the one fewest of the
+    newest tasks contain. One distinctive word reads far less of the index than all the
+    trigrams of a text whose other word is in most tasks ("acct" in "acct-04242"). Also
+    whether that word is common enough (2% of those tasks) for a page to come from a walk
+    of the newest tasks: a rarer one goes straight to the index."""
+    row = await conn.fetchrow(QUERIES["tasks/search_key"], search_words(search), SEARCH_KEY_ROWS)
+    return row["word"], row["matching"] * 50 >= SEARCH_KEY_ROWS
+
+
+async def search_page(
+    conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+    priorities: Sequence[str] | None, search: str, key: str, limit: int, offset: int,
+    newest_rows: int = SEARCH_NEWEST_ROWS, queues: Sequence[str] | None = None, schedule_id: UUID | None = None,
+) -> list[asyncpg.Record]:
+    """Tasks matching a text search, newest first; `key` is search_key's part of it. Each row's
+    `from_newest` says whether the page came from the newest tasks (matches are common)."""
+    return await conn.fetch(QUERIES["tasks/search_page"], statuses, priorities, search,
+                            limit, offset, key, newest_rows, queues, schedule_id)
+
+
+def search_count_since(page: Sequence[asyncpg.Record], limit: int) -> datetime | None:
+    """Where a count of `limit` matches should start, judging by a page of them that came from
+    the newest tasks (None when it did not: the matches are too rare for a range to help): the
+    page's newest match, less twice the time per match the page showed, times `limit`."""
+    if not page or not page[0]["from_newest"]:
+        return None
+    newest, oldest = page[0]["created_at"], page[-1]["created_at"]
+    try:
+        return newest - (newest - oldest) * (2 * limit / len(page))
+    except OverflowError:  # before year 1: the whole table
+        return None
+
+
+async def search_count(conn: asyncpg.Connection, *, statuses: Sequence[str] | None,
+                       priorities: Sequence[str] | None, search: str, key: str, limit: int,
+                       since: datetime | None, queues: Sequence[str] | None = None,
+                       schedule_id: UUID | None = None) -> int:
+    """Tasks matching a text search, counted up to `limit`, first over the hours from `since`
+    (search_count_since), then over all when those hold fewer; `key` is search_key's part of it."""
+    return await conn.fetchval(QUERIES["tasks/search_count"], statuses, priorities, search, limit, since, key,
+                               queues, schedule_id)
 
 
 async def cancel(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

@@ -1,10 +1,10 @@
 -- One page of tasks, newest first. A NULL filter matches everything; a single
--- status, priority or queue is compared with =, several with = ANY.
+-- status, priority or queue is compared with =, several with = ANY. (A text search
+-- has its own query, search_page.sql.)
 -- Plan: see docs/design.md, "Query plans" (the shape is chosen for the indexes).
--- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
--- $3 search text (NULL = none; %, _ and \ match literally),
--- $4 limit, $5 offset, $6 queues (text[] or NULL), $7 schedule id (NULL = any),
--- $8 waiting on parents (NULL = either; true: NEW with waiting_on > 0, tasks_waiting_idx)
+-- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL), $3 limit, $4 offset,
+-- $5 queues (text[] or NULL), $6 schedule id (NULL = any),
+-- $7 waiting on parents (NULL = either; true: NEW with waiting_on > 0, tasks_waiting_idx)
 WITH page AS (
     SELECT id, created_at
     FROM tasks
@@ -14,16 +14,13 @@ WITH page AS (
       AND ($2::text[] IS NULL
            OR (cardinality($2) = 1 AND priority = $2[1])
            OR (cardinality($2) > 1 AND priority = ANY ($2)))
-      AND ($6::text[] IS NULL
-           OR (cardinality($6) = 1 AND queue = $6[1])
-           OR (cardinality($6) > 1 AND queue = ANY ($6)))
-      AND ($3::text IS NULL
-           OR name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
-           OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
-      AND ($7::uuid IS NULL OR schedule_id = $7)
-      AND ($8::boolean IS NULL OR (status = 'NEW' AND waiting_on > 0) = $8)
+      AND ($5::text[] IS NULL
+           OR (cardinality($5) = 1 AND queue = $5[1])
+           OR (cardinality($5) > 1 AND queue = ANY ($5)))
+      AND ($6::uuid IS NULL OR schedule_id = $6)
+      AND ($7::boolean IS NULL OR (status = 'NEW' AND waiting_on > 0) = $7)
     ORDER BY created_at DESC, id DESC
-    LIMIT $4 OFFSET $5
+    LIMIT $3 OFFSET $4
 )
 SELECT tasks.*,
        ARRAY(SELECT parent_id FROM task_dependencies d WHERE d.task_id = tasks.id ORDER BY parent_id) AS depends_on

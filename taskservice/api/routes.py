@@ -313,18 +313,28 @@ async def list_tasks(request: web.Request) -> web.Response:
         raise validation_problem({"waiting": ["Cannot be combined with search."]})
     page, page_size = query["page"], query["page_size"]
     count_limit = request.app[SETTINGS].search_count_limit
+    offset = (page - 1) * page_size
     async with request.app[POOL].acquire() as conn:
-        rows = await tasks.list_page(conn, **filters, search=search, limit=page_size,
-                                     offset=(page - 1) * page_size, queues=queues, schedule_id=schedule_id,
-                                     waiting=waiting)
-        if search is None and queues is None and schedule_id is None and waiting is None:
-            total, exact = await tasks.count(conn, **filters), True
+        more = {"queues": queues, "schedule_id": schedule_id}
+        if search is not None:
+            key, common = await tasks.search_key(conn, search)
+            rows = await tasks.search_page(conn, **filters, **more, search=search, key=key, limit=page_size,
+                                           offset=offset, newest_rows=tasks.SEARCH_NEWEST_ROWS if common else 0)
         else:
-            # The counters keep no text, queue, schedule or waiting: past the limit such a filter
-            # reports `total` = limit and `total_exact` = false.
-            matching = await tasks.count_matching(conn, **filters, search=search, limit=count_limit + 1,
-                                                  queues=queues, schedule_id=schedule_id, waiting=waiting)
-            total, exact = min(matching, count_limit), matching <= count_limit
+            rows = await tasks.list_page(conn, **filters, **more, waiting=waiting, limit=page_size, offset=offset)
+        capped = search is not None or queues is not None or schedule_id is not None or waiting is not None
+        if not capped:
+            total = await tasks.count(conn, **filters)
+        elif rows and len(rows) < page_size:
+            total = offset + len(rows)  # the last page: the matches end here
+        elif search is not None:
+            total = await tasks.search_count(conn, **filters, **more, search=search, key=key, limit=count_limit + 1,
+                                             since=tasks.search_count_since(rows, count_limit + 1))
+        else:
+            total = await tasks.count_matching(conn, **filters, **more, waiting=waiting, limit=count_limit + 1)
+    # The counters keep no text, queue, schedule or waiting: past the limit such a filter
+    # reports `total` = limit and `total_exact` = false.
+    total, exact = (min(total, count_limit), total <= count_limit) if capped else (total, True)
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,
                           "total_exact": exact, "page": page, "page_size": page_size})
 

@@ -2,9 +2,11 @@
 
 import dataclasses
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from taskservice import db, tasks
 from taskservice.api.app import create_app
 
 TASKS = "/api/v1/tasks/"
@@ -75,6 +77,7 @@ async def test_list_filters_and_pages(client):
 
     page3 = await (await client.get(TASKS, params={"search": tag, "page_size": 2, "page": 3})).json()
     assert [t["id"] for t in page3["items"]] == newest_first[4:]
+    assert (page3["total"], page3["total_exact"]) == (5, True)
 
     past = await (await client.get(TASKS, params={"search": tag, "page_size": 2, "page": 9})).json()
     assert past["items"] == [] and past["total"] == 5
@@ -158,3 +161,86 @@ async def test_search_total_is_capped_and_says_so(aiohttp_client, client, settin
         capped = await aiohttp_client(create_app(dataclasses.replace(settings, search_count_limit=limit)))
         body = await (await capped.get(TASKS, params={"search": tag})).json()
         assert (body["total"], body["total_exact"], len(body["items"])) == (total, exact, 4)
+
+
+@pytest.fixture
+async def api_pool(settings):
+    """A pool that plans as the API's does, for calling the search queries directly."""
+    pool = await db.create_pool(settings, plan_cache_mode="force_custom_plan")
+    yield pool
+    await pool.close()
+
+
+async def test_search_answers_alike_from_the_newest_tasks_and_from_the_index(client, api_pool):
+    """A search page comes from the newest tasks when they hold it, else from the trigram
+    index, looked up by one word of the search (docs/design.md, "Query plans"); a count
+    reads the index over recent hours first. Every way must give the same tasks in the same
+    order, and the same count, with any of the other filters."""
+    tag = uuid.uuid4().hex[:8]
+    queues = [f"sa-{tag}", f"sb-{tag}"]
+    kinds = [{"name": f"Quarterly {tag.upper()}"},                            # matches tag
+             {"name": "other", "description": f"for ACCT-{tag}, monthly"},    # tag, acct-tag
+             {"name": f"acct {tag}"},                                         # tag: has the word, not acct-tag
+             {"name": f"{tag[:4]} {tag[4:]}"}]                                # neither
+    made = [await create(client, priority="HIGH" if i % 2 else "LOW", queue=queues[i % 3 == 0], **kinds[i % 4])
+            for i in range(16)]
+    await client.delete(f"/api/v1/tasks/{made[5]['id']}")
+    newest_first = list(reversed(made))
+    matches = {tag: [t["id"] for t in newest_first if made.index(t) % 4 != 3],
+               f"acct-{tag}": [t["id"] for t in newest_first if made.index(t) % 4 == 1],
+               f"acct_{tag}": []}
+    async with api_pool.acquire() as conn:
+        schedule_id = await conn.fetchval(
+            "INSERT INTO schedules (name, every_seconds, task, next_run_at) VALUES ($1, 60, '{}', now()) RETURNING id",
+            f"search {tag}")
+        await conn.execute("UPDATE tasks SET schedule_id = $1, scheduled_for = created_at WHERE id = ANY ($2::uuid[])",
+                           schedule_id, [t["id"] for i, t in enumerate(made) if i % 5 < 2])
+        found = {str(r["id"]): r for r in await conn.fetch(
+            "SELECT id, status, priority, queue, schedule_id FROM tasks WHERE id = ANY ($1::uuid[])",
+            [t["id"] for t in made])}
+        cases = [(tag, {}, 3, 0), (tag, {}, 3, 3), (tag, {}, 5, 10), (tag.upper(), {"priorities": ["HIGH"]}, 2, 0),
+                 (tag, {"statuses": ["NEW"]}, 4, 0), (tag, {"statuses": ["NEW", "CANCELLED"]}, 4, 0),
+                 (f"acct-{tag}", {}, 2, 0), (f"acct-{tag}", {}, 2, 2), (f"ACCT-{tag}", {}, 10, 0),
+                 (f"acct_{tag}", {}, 10, 0), (tag, {"queues": queues[:1]}, 3, 0), (tag, {"queues": queues}, 4, 2),
+                 (f"acct-{tag}", {"queues": queues[1:]}, 10, 0), (tag, {"schedule_id": schedule_id}, 2, 1),
+                 (tag, {"schedule_id": schedule_id, "queues": queues[1:], "priorities": ["LOW"]}, 10, 0)]
+        for search, filters, limit, offset in cases:
+            wanted = [t for t in matches[search.lower()]
+                      if all(found[t][column] in filters.get(name, [found[t][column]]) for name, column in
+                             (("statuses", "status"), ("priorities", "priority"), ("queues", "queue")))
+                      and found[t]["schedule_id"] == filters.get("schedule_id", found[t]["schedule_id"])]
+            key, _ = await tasks.search_key(conn, search)
+            args = {"statuses": None, "priorities": None, **filters, "search": search, "key": key}
+            for newest_rows in (100_000, 0):  # the newest tasks hold the page; the index alone
+                rows = await tasks.search_page(conn, **args, limit=limit, offset=offset, newest_rows=newest_rows)
+                assert [str(r["id"]) for r in rows] == wanted[offset:offset + limit], (search, filters, newest_rows)
+            page = await tasks.search_page(conn, **args, limit=3, offset=0)
+            for most in {max(len(wanted) - 1, 1), len(wanted) or 1, len(wanted) + 1}:
+                # The whole index; hours that hold every task; hours that hold none (so the whole
+                # index after all); the hours a page of the newest tasks suggests.
+                for since in (None, datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(hours=2),
+                              tasks.search_count_since(page, most)):
+                    counted = await tasks.search_count(conn, **args, limit=most, since=since)
+                    assert counted == min(len(wanted), most), (search, filters, most, since)
+    # Through the API: a queue and a schedule narrow a search, page and total alike.
+    for params, wanted in (([("search", tag), ("queue", queues[0])],
+                            [t for t in matches[tag] if found[t]["queue"] == queues[0]]),
+                           ([("search", tag), ("schedule_id", str(schedule_id)), ("page_size", "2")],
+                            [t for t in matches[tag] if found[t]["schedule_id"] == schedule_id])):
+        body = await (await client.get(TASKS, params=params)).json()
+        assert [t["id"] for t in body["items"]] == wanted[:len(body["items"])] and body["items"], params
+        assert (body["total"], body["total_exact"]) == (len(wanted), True), params
+
+
+async def test_the_index_looks_up_the_word_fewest_recent_tasks_contain(client, api_pool):
+    common, rare = uuid.uuid4().hex[:10], uuid.uuid4().hex[:6]
+    for i in range(5):  # 5 of the newest 200 tasks: 2.5%
+        await create(client, name=f"{common} {i}")
+    await create(client, name="search key probe", description=rare)
+    async with api_pool.acquire() as conn:
+        assert (await tasks.search_key(conn, f"{common}-{rare}"))[0] == rare
+        assert (await tasks.search_key(conn, f"{rare} {common}"))[0] == rare
+        assert (await tasks.search_key(conn, f"{common}"))[0] == common
+        # Whether a walk of the newest tasks may fill a page: a word in 2% of them.
+        assert (await tasks.search_key(conn, common))[1] is True
+        assert (await tasks.search_key(conn, uuid.uuid4().hex))[1] is False

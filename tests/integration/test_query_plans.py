@@ -95,15 +95,15 @@ async def test_a_schedules_tasks_are_listed_and_counted_from_its_index(filled):
                          "WHERE split_part(name, ' ', 2)::int % 10 = 0", many["id"])
     await filled.execute("VACUUM ANALYZE tasks")  # as autovacuum leaves a table between bursts
     for schedule in (few, many):
-        page = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, None, 20, 0, None,
+        page = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, 20, 0, None,
                           schedule["id"], None)
-        counted = await plan(filled, "tasks/count_matching", "force_custom_plan", None, None, None, 1001,
+        counted = await plan(filled, "tasks/count_matching", "force_custom_plan", None, None, 1001,
                              None, schedule["id"], None)
         assert page[0] == "tasks_schedule_created_idx" and set(page[1:]) <= {"tasks_pkey"}, page
         assert counted in (["tasks_schedule_created_idx"], ["tasks_schedule_tick_idx"]), counted
-        with_status = await plan(filled, "tasks/list_page", "force_custom_plan", ["COMPLETED"], None, None, 20, 0,
+        with_status = await plan(filled, "tasks/list_page", "force_custom_plan", ["COMPLETED"], None, 20, 0,
                                  None, schedule["id"], None)
         assert with_status[0] in ("tasks_schedule_created_idx", "tasks_status_created_idx"), with_status
     # Without the filter the list keeps its plan.
-    unfiltered = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, None, 20, 0, None, None, None)
+    unfiltered = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, 20, 0, None, None, None)
     assert unfiltered[0] == "tasks_created_idx", unfiltered
