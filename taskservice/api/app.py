@@ -1,6 +1,7 @@
 """The aiohttp application: middlewares, routes, the OpenAPI document and resource lifetimes."""
 
 import asyncio
+import dataclasses
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from taskservice.api import bodies, schemas
 from taskservice.api.auth import auth_middleware, document_security
 from taskservice.api.dashboard import add_dashboard_routes
 from taskservice.api.event_feed import event_feed
-from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, KINDS, LIST_POOL, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
@@ -61,15 +62,26 @@ async def missing_static_files(request: web.Request, handler) -> web.StreamRespo
     return response
 
 
-async def database_pool(app: web.Application) -> AsyncIterator[None]:
-    # Custom plans for every call: the list query's optional filters would
-    # otherwise get a generic plan that ignores the indexes (docs/design.md, Known pitfalls).
-    # No parallel scans: on a small machine they only add contention between requests.
-    pool = await db.create_pool(app[SETTINGS], plan_cache_mode="force_custom_plan",
-                                max_parallel_workers_per_gather="0")
-    app[POOL] = pool
+async def database_pools(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    # PostgreSQL's plan cache for most statements: planning every create afresh cost a third of
+    # the create throughput (bench/README.md). No parallel scans: on a small machine they only
+    # add contention between requests.
+    pool = await db.create_pool(settings, max_parallel_workers_per_gather="0")
+    # The list's and the stream replay's optional filters would get a generic plan that ignores
+    # the indexes (docs/design.md, Known pitfalls): their own pool plans every call.
+    list_max = max(1, settings.db_pool_max // 2)
+    list_settings = dataclasses.replace(settings, db_pool_min=min(settings.db_pool_min, list_max),
+                                        db_pool_max=list_max)
+    try:
+        list_pool = await db.create_pool(list_settings, plan_cache_mode="force_custom_plan",
+                                         max_parallel_workers_per_gather="0")
+    except BaseException:
+        await pool.close()
+        raise
+    app[POOL], app[LIST_POOL] = pool, list_pool
     yield
-    await pool.close()
+    await asyncio.gather(pool.close(), list_pool.close())
 
 
 def finish_openapi3(spec: dict) -> dict:
@@ -173,7 +185,7 @@ def create_app(settings: Settings) -> web.Application:
     # The same modules as the workers', for the kinds' defaults and payload schemas (HandlerModuleError
     # if one cannot be imported here: the API then stops with one line, as a worker does).
     app[KINDS] = load_registry(settings.handler_modules)
-    app.cleanup_ctx.append(database_pool)
+    app.cleanup_ctx.append(database_pools)
     app.cleanup_ctx.append(after_commit_wakeups)
     app.cleanup_ctx.append(embedded_dispatcher)
     app.cleanup_ctx.append(event_feed)

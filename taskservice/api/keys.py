@@ -11,6 +11,9 @@ from taskservice.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
+# For the queries with optional filters (the list, the stream's replay): each call planned for its
+# own values (taskservice.api.app.database_pools).
+LIST_POOL = web.AppKey("list_pool", asyncpg.Pool)
 # Set after a create commits: the API then sends one (coalesced) NOTIFY outbox_due.
 OUTBOX_WAKEUP = web.AppKey("outbox_wakeup", asyncio.Event)
 # Set after a status change commits (create, cancel, retry, the embedded dispatcher's): the

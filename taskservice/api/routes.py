@@ -22,7 +22,7 @@ from marshmallow import ValidationError
 from taskservice import batches, callbacks, db, dependencies, events, limits, metrics, outbox, tasks
 from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
-from taskservice.api.keys import EVENTS_COMMITTED, KINDS, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, KINDS, LIST_POOL, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem, validation_problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depths
 from taskservice.api.status_waits import wait_for_change
@@ -314,7 +314,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     page, page_size = query["page"], query["page_size"]
     count_limit = request.app[SETTINGS].search_count_limit
     offset = (page - 1) * page_size
-    async with request.app[POOL].acquire() as conn:
+    async with request.app[LIST_POOL].acquire() as conn:
         more = {"queues": queues, "schedule_id": schedule_id}
         if search is not None:
             key, common = await tasks.search_key(conn, search)
@@ -512,7 +512,7 @@ async def stream_task_events(request: web.Request) -> web.StreamResponse:
                             priority=query.get("priority"), task_queue=query.get("queue"),
                             queue=asyncio.Queue(request.app[SETTINGS].stream_queue_size))
     resume_after = request["headers"].get("last_event_id", query.get("last_event_id"))
-    return await serve_stream(request, request.app[POOL], request.app[EVENT_FEED], request.app[SETTINGS],
+    return await serve_stream(request, request.app[LIST_POOL], request.app[EVENT_FEED], request.app[SETTINGS],
                               subscriber, resume_after)
 
 
