@@ -1,7 +1,7 @@
 // The "New task" form: checks what it can before sending, then shows the API's answer in words.
 
-import { AuthRequired, request } from "./api.js";
 import { $ } from "./dom.js";
+import { submitToApi } from "./forms.js";
 
 const FIELDS = ["name", "description", "priority", "kind", "payload"];
 
@@ -73,31 +73,6 @@ export function createTaskForm(handlers) {
     $("create-name").focus();
   });
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors();
-    const { body, errors } = readForm();
-    if (Object.keys(errors).length) {
-      showErrors(errors);
-      return;
-    }
-    $("create-submit").disabled = true;
-    try {
-      const { body: task } = await request("POST", "/api/v1/tasks/", body);
-      form.reset();
-      dialog.close();
-      handlers.onCreated(task);
-    } catch (error) {
-      if (error instanceof AuthRequired) {
-        dialog.close();
-        handlers.onAuthRequired();
-        return;
-      }
-      // Field messages next to their fields; the API's sentence (naming every field) below the form.
-      showErrors(error.fieldErrors || {});
-      $("create-error").textContent = `Could not create the task: ${error.message}`;
-    } finally {
-      $("create-submit").disabled = false;
-    }
-  });
+  submitToApi(dialog, form, { prefix: "create", path: "/api/v1/tasks/", noun: "task" },
+    { readForm, showErrors, clearErrors }, handlers);
 }

@@ -1,9 +1,9 @@
 // The "New schedule" form: cron or every, the time zone, and the task each tick creates. Checks
 // what it can before sending, then shows the API's answer next to each field.
 
-import { AuthRequired, request } from "./api.js";
 import { parsePayload } from "./create.js";
 import { $ } from "./dom.js";
+import { submitToApi } from "./forms.js";
 
 // API field → the form's element id (after "schedule-").
 const FIELDS = { name: "name", cron: "cron", every: "every", timezone: "timezone", overlap: "overlap",
@@ -83,30 +83,6 @@ export function createScheduleForm(handlers) {
     $("schedule-name").focus();
   });
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors();
-    const { body, errors } = readForm();
-    if (Object.keys(errors).length) {
-      showErrors(errors);
-      return;
-    }
-    $("schedule-submit").disabled = true;
-    try {
-      const { body: schedule } = await request("POST", "/api/v1/schedules/", body);
-      form.reset();
-      dialog.close();
-      handlers.onCreated(schedule);
-    } catch (error) {
-      if (error instanceof AuthRequired) {
-        dialog.close();
-        handlers.onAuthRequired();
-        return;
-      }
-      showErrors(error.fieldErrors || {});
-      $("schedule-error").textContent = `Could not create the schedule: ${error.message}`;
-    } finally {
-      $("schedule-submit").disabled = false;
-    }
-  });
+  submitToApi(dialog, form, { prefix: "schedule", path: "/api/v1/schedules/", noun: "schedule" },
+    { readForm, showErrors, clearErrors }, handlers);
 }
