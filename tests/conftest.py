@@ -84,6 +84,8 @@ async def running(settings: Settings, pool):
         await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
         await conn.execute("UPDATE tasks SET status = 'CANCELLED', finished_at = now(), updated_at = now() "
                            "WHERE status = 'PENDING'")
+        # Schedules earlier tests left enabled would fire into this test's dispatchers.
+        await conn.execute("UPDATE schedules SET enabled = false, next_run_at = NULL WHERE enabled")
     started = []
 
     def run(main, **overrides):

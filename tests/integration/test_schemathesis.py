@@ -6,6 +6,7 @@ output prints the seed it used). The CLI also loads this file for its hooks (SCH
 so it imports nothing from the project.
 """
 
+import asyncio
 import http.client
 import json
 import os
@@ -17,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import asyncpg
 import pytest
 import schemathesis
 
@@ -122,6 +124,14 @@ def wait_until_ready(server: subprocess.Popen, base_url: str, log: Path, timeout
     pytest.fail(f"the server was not ready within {timeout}s:\n{log.read_text()}")
 
 
+async def disable_schedules(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE schedules SET enabled = false, next_run_at = NULL WHERE enabled")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="module")
 def server_url(database_url: str, tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
@@ -142,6 +152,8 @@ def server_url(database_url: str, tmp_path_factory: pytest.TempPathFactory):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        # The fuzzed schedules would fire into later tests' dispatchers: the database is shared.
+        asyncio.run(disable_schedules(database_url))
     # A handler's unexpected exception is a finding even when its 500 went unnoticed. (aiohttp's
     # own tracebacks for unparseable HTTP, such as schemathesis' NUL-header probe, are not.)
     logged = log.read_text()
