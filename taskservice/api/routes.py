@@ -126,12 +126,11 @@ def batch_parents(items: list[dict[str, Any]]) -> list[list[UUID | int]]:
 
 async def refuse_callback_urls(items: Mapping[str, dict[str, Any]], settings: Settings) -> None:
     """A 422 naming each item's callback_url (keyed by its field path) whose host is not allowed,
-    as resolved now."""
-    errors = {}
-    for path, fields in items.items():
-        url = fields.get("callback_url")
-        if url is not None and (refused := await callbacks.refusal(url, settings.callback_allow_private)):
-            errors[path] = [refused]
+    as resolved now. Each distinct URL is checked once: a batch's items usually share one."""
+    urls = {fields["callback_url"] for fields in items.values() if fields.get("callback_url") is not None}
+    refusals = {url: await callbacks.refusal(url, settings.callback_allow_private) for url in urls}
+    errors = {path: [refusals[fields["callback_url"]]] for path, fields in items.items()
+              if refusals.get(fields.get("callback_url"))}
     if errors:
         raise validation_problem(errors)
 
