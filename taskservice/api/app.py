@@ -114,7 +114,7 @@ def document_body_rules(spec: dict, settings: Settings) -> dict:
 
 async def after_commit_wakeups(app: web.Application) -> AsyncIterator[None]:
     """Background tasks that turn OUTBOX_WAKEUP into NOTIFY outbox_due and EVENTS_COMMITTED into
-    the status streams' announcement, each coalesced (taskservice.wakeups)."""
+    the status streams' announcement, each paced (taskservice.wakeups)."""
     async with (wakeups.sending("outbox wake-ups", app[POOL], outbox.notify_due) as outbox_wakeup,
                 wakeups.sending("stream announcements", app[POOL], events.announce) as events_committed):
         app[OUTBOX_WAKEUP], app[EVENTS_COMMITTED] = outbox_wakeup, events_committed
@@ -127,9 +127,12 @@ async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
     if not settings.dispatcher_embedded:
         yield
         return
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_dispatcher(app[POOL], settings, app[EVENTS_COMMITTED], stop))
+    stop, wake = asyncio.Event(), asyncio.Event()
+    # Woken by the API's own creates at once; the NOTIFY they also send is for other dispatchers.
+    app[OUTBOX_WAKEUP].local.append(wake.set)
+    task = asyncio.create_task(run_dispatcher(app[POOL], settings, app[EVENTS_COMMITTED], stop, wake))
     yield
+    app[OUTBOX_WAKEUP].local.remove(wake.set)
     stop.set()
     await task
 
