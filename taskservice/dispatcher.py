@@ -258,14 +258,20 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
 
 
 async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyncio.Event,
-                         stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+                         stop: asyncio.Event, wake: asyncio.Event | None = None, own_id: str = "") -> None:
     """Drain the outbox, reap expired leases, re-dispatch lost messages, fire due schedules, deliver
     callbacks and keep the tables trim until `stop` is set.
     Sets `committed` after committing status changes (the process announces them to streams).
-    `wake` (set by the process's own writers, or by NOTIFY outbox_due) drains the outbox at once."""
+    `wake` (set by the process's own writers, or by NOTIFY outbox_due) drains the outbox at once;
+    a NOTIFY whose payload is `own_id` came from those writers, who set `wake` already."""
     wake = wake or asyncio.Event()
+
+    def on_outbox_due(payload: str | None) -> None:
+        if payload is None or not own_id or payload != own_id:
+            wake.set()
+
     background = [asyncio.create_task(supervised(name, loop, stop)) for name, loop in (
-        ("LISTEN outbox_due", lambda: db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
+        ("LISTEN outbox_due", lambda: db.listen(settings.database_url, "outbox_due", on_outbox_due, stop)),
         ("reaper", lambda: reap_forever(pool, settings, wake, committed, stop)),
         ("lost-message sweeper", lambda: redispatch_lost_forever(pool, settings, wake, stop)),
         ("maintenance", lambda: maintenance.maintain_forever(pool, settings, stop)),

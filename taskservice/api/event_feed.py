@@ -41,7 +41,7 @@ import orjson
 from aiohttp import web
 
 from taskservice import db, events
-from taskservice.api.keys import EVENTS_COMMITTED, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, POOL, PROCESS_ID, SETTINGS
 from taskservice.lifecycle import supervised, wait_any, wait_for
 from taskservice.wakeups import Pace
 
@@ -78,6 +78,7 @@ TRACKED_TASKS = 10_000
 @dataclass
 class EventFeed:
     listener_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    own_id: str = ""  # this process's announcements carry it: read at once already (read_own_commits)
     subscribers: set[Subscriber] = field(default_factory=set)  # open streams
     waiters: dict[str, set[Waiter]] = field(default_factory=dict)  # task id (as in events) -> its waits
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # LISTEN is in place
@@ -111,9 +112,12 @@ def deliver(feed: EventFeed, event: dict[str, Any]) -> None:
 
 def on_event_notify(feed: EventFeed, payload: str | None) -> None:
     """A writer announced new events; or (payload None) LISTEN was (re)connected, and the
-    announcements sent while it was down are lost: read in either case."""
+    announcements sent while it was down are lost: read in either case. This process's own
+    announcements are skipped: its commits asked for a read already."""
     if payload is None:
         feed.listening.set()
+    elif feed.own_id and payload == feed.own_id:
+        return
     feed.read_due.set()
 
 
@@ -306,7 +310,7 @@ async def until_live(feed: EventFeed, timeout: float) -> bool:
 async def event_feed(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the feed, its LISTEN connections, its reader and its listener row, for the app's
     lifetime."""
-    feed = EventFeed()
+    feed = EventFeed(own_id=app[PROCESS_ID])
     app[EVENT_FEED] = feed
     settings = app[SETTINGS]
     stop = asyncio.Event()

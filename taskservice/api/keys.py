@@ -14,6 +14,9 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 # For the queries with optional filters (the list, the stream's replay): each call planned for its
 # own values (taskservice.api.app.database_pools).
 LIST_POOL = web.AppKey("list_pool", asyncpg.Pool)
+# This process's id in the payload of its NOTIFYs: its own dispatcher and event feed, woken
+# in-process (OUTBOX_WAKEUP, EVENTS_COMMITTED), skip them.
+PROCESS_ID = web.AppKey("process_id", str)
 # Set after a create commits: wakes the embedded dispatcher at once, and the API sends a (paced)
 # NOTIFY outbox_due for the others.
 OUTBOX_WAKEUP = web.AppKey("outbox_wakeup", AfterCommit)
