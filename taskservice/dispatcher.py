@@ -62,7 +62,7 @@ async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: 
         rows = await outbox.claim_due(conn, settings.dispatch_batch_size, PUBLISH_LEASE_SECONDS)
     if not rows:
         return 0
-    committed.set()
+    wakeups.soon(committed)  # PENDING: announced with the worker's claim, usually
     metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
     ids = [row["id"] for row in rows]
     # No pool connection held through the confirms: the embedded dispatcher shares the API's pool.
@@ -231,7 +231,7 @@ async def fire_schedules_forever(pool: asyncpg.Pool, wake: asyncio.Event, commit
             continue
         if created:
             wake.set()  # their outbox rows are due now
-            committed.set()
+            wakeups.soon(committed)
             metrics.count_transition(None, "NEW", len(created))
         for row in created:
             metrics.TASKS_CREATED.labels(row["priority"]).inc()

@@ -25,6 +25,9 @@ from taskservice.lifecycle import supervised, wait_any, wait_for
 # back for the whole interval; a busy process still sends at most 1 / interval.
 WAKEUP_INTERVAL_SECONDS = 0.005
 WAKEUP_BURST = 4
+# How long an intermediate status change may wait to be announced together with the next one
+# (AfterCommit.soon): the whole interval the pacing used to impose on every second change.
+SOON_SECONDS = 0.01
 
 Notify = Callable[[asyncpg.Connection], Awaitable[None]]
 
@@ -32,16 +35,44 @@ Notify = Callable[[asyncpg.Connection], Awaitable[None]]
 class AfterCommit(asyncio.Event):
     """Set by writers after committing. Also calls, at once, the hooks of this process's own
     listeners in `local` (the embedded dispatcher, the API's event feed): a NOTIFY would reach
-    them a round trip or two later."""
+    them a round trip or two later.
+
+    `soon()` is for a change that another one usually follows within milliseconds (a task
+    created, PENDING, IN_PROGRESS): it sets the event within SOON_SECONDS, or with the next
+    `set()` if that comes first, so the two are announced and read together. On a small machine
+    each announcement and read of an intermediate change took CPU from the very pipeline that
+    was about to make the next change; a task's outcome is announced at once.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.local: list[Callable[[], None]] = []
+        self.timer: asyncio.TimerHandle | None = None
 
     def set(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         super().set()
         for hook in self.local:
             hook()
+
+    def soon(self) -> None:
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(SOON_SECONDS, self.set)
+
+    def flush(self) -> None:
+        """What `soon()` put off, now."""
+        if self.timer is not None:
+            self.set()
+
+
+def soon(event: asyncio.Event) -> None:
+    """`event.soon()` where it has one (an AfterCommit), else `event.set()`."""
+    if isinstance(event, AfterCommit):
+        event.soon()
+    else:
+        event.set()
 
 
 class Pace:
@@ -95,5 +126,6 @@ async def sending(name: str, pool: asyncpg.Pool, notify: Notify) -> AsyncIterato
     try:
         yield pending
     finally:
+        pending.flush()
         done.set()
         await task

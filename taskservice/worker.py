@@ -444,7 +444,7 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
-        committed.set()  # the claim's IN_PROGRESS event
+        wakeups.soon(committed)  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
         # Never from NEW in practice (the dispatcher commits PENDING before it publishes): counted as PENDING.
         metrics.count_transition("PENDING", "IN_PROGRESS")
         # Every log line of the attempt, the handler's included, names the task and attempt.
