@@ -46,18 +46,27 @@ class AfterCommit(asyncio.Event):
 
     def __init__(self) -> None:
         super().__init__()
-        self.local: list[Callable[[], None]] = []
+        # Called with the loop time of the earliest commit this setting covers.
+        self.local: list[Callable[[float], None]] = []
         self.timer: asyncio.TimerHandle | None = None
+        self.committed_at: float | None = None
+
+    def note(self) -> float:
+        if self.committed_at is None:
+            self.committed_at = asyncio.get_running_loop().time()
+        return self.committed_at
 
     def set(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        committed_at, self.committed_at = self.note(), None
         super().set()
         for hook in self.local:
-            hook()
+            hook(committed_at)
 
     def soon(self) -> None:
+        self.note()
         if self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(SOON_SECONDS, self.set)
 

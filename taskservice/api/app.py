@@ -133,12 +133,16 @@ async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     stop, wake = asyncio.Event(), asyncio.Event()
+
+    def wake_dispatcher(_committed_at: float) -> None:
+        wake.set()
+
     # Woken by the API's own creates at once; the NOTIFY they also send is for other dispatchers.
-    app[OUTBOX_WAKEUP].local.append(wake.set)
+    app[OUTBOX_WAKEUP].local.append(wake_dispatcher)
     task = asyncio.create_task(run_dispatcher(app[POOL], settings, app[EVENTS_COMMITTED], stop, wake,
                                               own_id=app[PROCESS_ID]))
     yield
-    app[OUTBOX_WAKEUP].local.remove(wake.set)
+    app[OUTBOX_WAKEUP].local.remove(wake_dispatcher)
     stop.set()
     await task
 

@@ -92,6 +92,7 @@ class EventFeed:
     cursor: int = 0  # every event up to this id has been read, except the gaps
     gaps: dict[int, float] = field(default_factory=dict)  # id -> loop time it was first missed
     closing: bool = False  # the app is stopping
+    read_started_at: float = -1.0  # loop time the latest read began: it sees what committed before
     # Progress reports heard since the last read began: task id -> the latest report's event.
     progress_due: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Task id -> (status, attempt) of its latest status event read, most recent last.
@@ -121,9 +122,11 @@ def on_event_notify(feed: EventFeed, payload: str | None) -> None:
     feed.read_due.set()
 
 
-def read_own_commits(feed: EventFeed) -> None:
-    """This process committed status changes: read them, if anything is to be read."""
-    if feed.announced.is_set():
+def read_own_commits(feed: EventFeed, committed_at: float) -> None:
+    """This process committed status changes (the earliest at loop time `committed_at`): read
+    them, unless no one is reading or a read has begun since (it sees them: e.g. the read
+    another process's later announcement started, when this one was put off, AfterCommit.soon)."""
+    if feed.announced.is_set() and feed.read_started_at <= committed_at:
         feed.read_due.set()
 
 
@@ -205,6 +208,7 @@ async def read_once(pool: asyncpg.Pool, feed: EventFeed) -> bool:
         (feed.cursor, missing), feed.start = feed.start, None
         now = asyncio.get_running_loop().time()
         feed.gaps = {gap: now for gap in missing}
+    feed.read_started_at = asyncio.get_running_loop().time()
     async with pool.acquire() as conn:
         rows = await events.read_new(conn, feed.cursor, list(feed.gaps), READ_BATCH)
     track_gaps(feed, rows, asyncio.get_running_loop().time())
