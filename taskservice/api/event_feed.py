@@ -65,10 +65,10 @@ GAP_SECONDS = 30.0
 MAX_GAPS = 1000
 # Rows per read; a full read is followed by another at once.
 READ_BATCH = 500
-# Reads: up to READ_BURST at once, then one per READ_INTERVAL_SECONDS. One task's life asks for
-# four within milliseconds (created, PENDING, IN_PROGRESS, its outcome); a busy process, asked
-# after every commit, reads what committed meanwhile in one read.
-READ_INTERVAL_SECONDS = 0.0025
+# Reads: up to READ_BURST at once, then one per READ_INTERVAL_SECONDS. An idle task's outcome
+# is read at once; a busy process, asked after every commit and every announcement, reads what
+# committed meanwhile in one read.
+READ_INTERVAL_SECONDS = 0.01
 READ_BURST = 4
 # The latest status (and attempt) of this many tasks, the most recently changed, is kept to
 # tell a progress report that arrives after its attempt ended.
