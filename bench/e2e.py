@@ -475,14 +475,34 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-async def measure_creates(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+# Autovacuum and autoanalyze runs so far on the task tables (counted when they finish), plus
+# those running on this database now.
+AUTOVACUUM_SQL = """
+    SELECT (SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0)::int
+            FROM pg_stat_user_tables WHERE relname IN ('tasks', 'task_events', 'outbox'))
+         + (SELECT count(*)::int FROM pg_stat_activity
+            WHERE backend_type = 'autovacuum worker' AND datname = current_database())"""
+
+
+async def measure_creates(server: Server, worker: Worker, args: argparse.Namespace,
+                          conn: asyncpg.Connection) -> dict[str, Any]:
     """Noop creates over `--connections` clients for `--waits-create-seconds` (they run through
-    the pipeline, as in production)."""
+    the pipeline, as in production), with the CPU each part used per create meanwhile and the
+    autovacuum runs on the task tables that ended meanwhile, or were running at the end (a run
+    competes for the CPU)."""
     post_url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
+    processes = pipeline_processes(server, worker)
+    autovacuums = await conn.fetchval(AUTOVACUUM_SQL)
     async with load.open_session(args.connections) as session:
-        return await load.run_load(session, lambda n: ("POST", post_url, create_body("waits-create", n)),
-                                   connections=args.connections, seconds=args.waits_create_seconds,
-                                   expect_status=201)
+        before = cpu.snapshot(processes, args.database)
+        result = await load.run_load(session, lambda n: ("POST", post_url, create_body("waits-create", n)),
+                                     connections=args.connections, seconds=args.waits_create_seconds,
+                                     expect_status=201)
+        after = cpu.snapshot(processes, args.database)
+    await asyncio.sleep(database.STATS_FLUSH_SECONDS / 10)  # (an autovacuum worker reports as it ends)
+    usage = cpu.usage(before, after)
+    return {**result, "cpu": usage, "cpu_ms_per_create": cpu_per_task(usage, before, after, result["requests"]),
+            "autovacuums": await conn.fetchval(AUTOVACUUM_SQL) - autovacuums}
 
 
 async def bench_waits(server: Server, worker: Worker, args: argparse.Namespace, url: str) -> dict[str, Any]:
@@ -495,7 +515,11 @@ async def bench_waits(server: Server, worker: Worker, args: argparse.Namespace, 
     post_url = URL(f"{server.base_url}/api/v1/tasks/", encoded=True)
     run_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     rss = {"idle": rss_mb(server.pid)}
-    creates_before = await measure_creates(server, args)
+    conn = await connect(url)
+    try:
+        creates_before = await measure_creates(server, worker, args, conn)
+    finally:
+        await conn.close()
     rss["after the creates, no waits"] = rss_mb(server.pid)
     ids: list[UUID] = []
     async with load.open_session(args.connections) as session:
@@ -538,7 +562,7 @@ async def bench_waits(server: Server, worker: Worker, args: argparse.Namespace, 
                 await asyncio.sleep(1.0)  # the last requests read and registered
                 early = len(answered_at)
                 rss["waits open"] = rss_mb(server.pid)
-                creates_during = await measure_creates(server, args)
+                creates_during = await measure_creates(server, worker, args, conn)
                 rss["waits open, after the creates"] = rss_mb(server.pid)
                 clock = time.perf_counter()
                 await conn.execute("UPDATE outbox SET available_at = now() "
@@ -573,6 +597,11 @@ async def bench_waits(server: Server, worker: Worker, args: argparse.Namespace, 
         "rss_mib": rss,
         "creates_without_waits": {k: creates_before[k] for k in ("rps", "p50_ms", "p99_ms", "errors")},
         "creates_with_waits_open": {k: creates_during[k] for k in ("rps", "p50_ms", "p99_ms", "errors")},
+        "create_cpu": {"without_waits": creates_before["cpu"], "with_waits_open": creates_during["cpu"]},
+        "create_cpu_ms": {"without_waits": creates_before["cpu_ms_per_create"],
+                          "with_waits_open": creates_during["cpu_ms_per_create"]},
+        "create_autovacuums": {"without_waits": creates_before["autovacuums"],
+                               "with_waits_open": creates_during["autovacuums"]},
         "create_slowdown": round(slowdown, 3) if slowdown is not None else None,
         "cpu": None,
         "db_waits": {},
@@ -678,6 +707,12 @@ async def run(args: argparse.Namespace, url: str, results_dir: Path, only: set[s
             print(f"    creates without waits {row['creates_without_waits']}, with the waits open "
                   f"{row['creates_with_waits_open']} (slowdown {row['create_slowdown']})", flush=True)
             print(f"    API RSS MiB: {row['rss_mib']}", flush=True)
+            for phase, spent in row["create_cpu_ms"].items():
+                print(f"    cpu ms per create {phase.replace('_', ' ')}: "
+                      + ", ".join(f"{key} {value:.2f}" for key, value in spent.items()), flush=True)
+            print(f"    cpu during the creates: without waits {format_cpu(row['create_cpu']['without_waits'])}; "
+                  f"with the waits open {format_cpu(row['create_cpu']['with_waits_open'])}; autovacuum runs "
+                  f"on the task tables that ended meanwhile {row['create_autovacuums']}", flush=True)
     finally:
         # Shielded: an interrupted run still removes its queues and exchanges.
         left = await asyncio.shield(delete_topology(broker))

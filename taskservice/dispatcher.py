@@ -62,7 +62,7 @@ async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: 
         rows = await outbox.claim_due(conn, settings.dispatch_batch_size, PUBLISH_LEASE_SECONDS)
     if not rows:
         return 0
-    committed.set()
+    wakeups.soon(committed)  # PENDING: announced with the worker's claim, usually
     metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
     ids = [row["id"] for row in rows]
     # No pool connection held through the confirms: the embedded dispatcher shares the API's pool.
@@ -82,7 +82,12 @@ async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: 
 
 async def drain_forever(pool: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
                         wake: asyncio.Event, committed: asyncio.Event, stop: asyncio.Event) -> None:
+    # Woken by every create in its own process, a busy dispatcher would claim a few rows per
+    # round trip: paced, the rows committed meanwhile go together.
+    pace = wakeups.Pace(wakeups.WAKEUP_INTERVAL_SECONDS, wakeups.WAKEUP_BURST)
     while not stop.is_set():
+        if not await pace.turn(stop):
+            return
         wake.clear()
         try:
             published = await drain_once(pool, publisher, settings, committed)
@@ -226,7 +231,7 @@ async def fire_schedules_forever(pool: asyncpg.Pool, wake: asyncio.Event, commit
             continue
         if created:
             wake.set()  # their outbox rows are due now
-            committed.set()
+            wakeups.soon(committed)
             metrics.count_transition(None, "NEW", len(created))
         for row in created:
             metrics.TASKS_CREATED.labels(row["priority"]).inc()
@@ -253,13 +258,20 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
 
 
 async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyncio.Event,
-                         stop: asyncio.Event) -> None:
+                         stop: asyncio.Event, wake: asyncio.Event | None = None, own_id: str = "") -> None:
     """Drain the outbox, reap expired leases, re-dispatch lost messages, fire due schedules, deliver
     callbacks and keep the tables trim until `stop` is set.
-    Sets `committed` after committing status changes (the process announces them to streams)."""
-    wake = asyncio.Event()
+    Sets `committed` after committing status changes (the process announces them to streams).
+    `wake` (set by the process's own writers, or by NOTIFY outbox_due) drains the outbox at once;
+    a NOTIFY whose payload is `own_id` came from those writers, who set `wake` already."""
+    wake = wake or asyncio.Event()
+
+    def on_outbox_due(payload: str | None) -> None:
+        if payload is None or not own_id or payload != own_id:
+            wake.set()
+
     background = [asyncio.create_task(supervised(name, loop, stop)) for name, loop in (
-        ("LISTEN outbox_due", lambda: db.listen(settings.database_url, "outbox_due", lambda _: wake.set(), stop)),
+        ("LISTEN outbox_due", lambda: db.listen(settings.database_url, "outbox_due", on_outbox_due, stop)),
         ("reaper", lambda: reap_forever(pool, settings, wake, committed, stop)),
         ("lost-message sweeper", lambda: redispatch_lost_forever(pool, settings, wake, stop)),
         ("maintenance", lambda: maintenance.maintain_forever(pool, settings, stop)),

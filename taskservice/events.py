@@ -9,9 +9,10 @@ import asyncpg
 from taskservice.sql import QUERIES
 
 
-async def announce(conn: asyncpg.Connection) -> None:
-    """NOTIFY task_events if some stream is open; call after committing status changes."""
-    await conn.execute(QUERIES["events/announce"])
+async def announce(conn: asyncpg.Connection, sender: str = "") -> None:
+    """NOTIFY task_events if some stream is open; call after committing status changes.
+    `sender`: this process's id, if it has an event feed (woken in-process, it skips its own)."""
+    await conn.execute(QUERIES["events/announce"], sender)
 
 
 async def announce_listener(conn: asyncpg.Connection, listener: UUID, seconds: float,

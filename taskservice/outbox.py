@@ -26,9 +26,10 @@ async def backlog(conn: asyncpg.Connection) -> asyncpg.Record:
     return await conn.fetchrow(QUERIES["outbox/backlog"])
 
 
-async def notify_due(conn: asyncpg.Connection) -> None:
-    """Wake the dispatchers; call after committing new rows."""
-    await conn.execute(QUERIES["outbox/notify_due"])
+async def notify_due(conn: asyncpg.Connection, sender: str = "") -> None:
+    """Wake the dispatchers; call after committing new rows. `sender`: this process's id, if a
+    dispatcher runs in it (woken in-process, it skips its own)."""
+    await conn.execute(QUERIES["outbox/notify_due"], sender)
 
 
 async def prune_published(conn: asyncpg.Connection, keep_seconds: float, batch_size: int) -> int:

@@ -13,6 +13,7 @@ says (taskservice.executors): on the loop, in a thread, or in a child process.
 """
 
 import asyncio
+import dataclasses
 import logging
 import random
 import re
@@ -68,9 +69,19 @@ class GroupWrites:
     completions: Batcher[tuple[UUID, int, Any], asyncpg.Record | None]  # (task id, attempt, result)
 
 
-def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozenset[str] = frozenset()) -> GroupWrites:
+def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozenset[str] = frozenset(),
+                 lone_pool: asyncpg.Pool | None = None) -> GroupWrites:
+    """`lone_pool` (optional): a pool with PostgreSQL's plan cache, for a claim or completion of one
+    task when it has a connection free (an idle worker's: planning each afresh took about half of
+    those statements' time); batches keep `pool`'s plan per call (see `main`)."""
+
+    def pool_for(items: list) -> asyncpg.Pool:
+        if lone_pool is not None and len(items) == 1 and lone_pool.get_idle_size() > 0:
+            return lone_pool
+        return pool
+
     async def claim(messages: list[tuple[UUID, int]]) -> list[asyncpg.Record | None]:
-        async with pool.acquire() as conn:
+        async with pool_for([] if limited_kinds else messages).acquire() as conn:
             claimed = await tasks.claim(conn, messages, settings.worker_id, settings.lease_seconds,
                                         sorted(limited_kinds))
             rest = [message for message, row in zip(messages, claimed, strict=True) if row is None]
@@ -84,7 +95,7 @@ def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozense
         return [row if row is not None else next(limited) for row in claimed]
 
     async def complete(attempts: list[tuple[UUID, int, Any]]) -> list[asyncpg.Record | None]:
-        async with pool.acquire() as conn:
+        async with pool_for(attempts).acquire() as conn:
             return await tasks.complete(conn, attempts, settings.worker_id)
 
     # At most one slot's worth each: the worker never holds more attempts than that.
@@ -444,7 +455,7 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
-        committed.set()  # the claim's IN_PROGRESS event
+        wakeups.soon(committed)  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
         # Never from NEW in practice (the dispatcher commits PENDING before it publishes): counted as PENDING.
         metrics.count_transition("PENDING", "IN_PROGRESS")
         # Every log line of the attempt, the handler's included, names the task and attempt.
@@ -472,7 +483,7 @@ def broker_connection_name(settings: Settings) -> str:
 
 
 async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Kind],
-                     committed: asyncio.Event, stop: asyncio.Event) -> None:
+                     committed: asyncio.Event, stop: asyncio.Event, lone_pool: asyncpg.Pool | None = None) -> None:
     """Consume until `stop`; then let running attempts finish within the grace period and
     hand back the rest. Sets `committed` after committing status changes (the process
     announces them to streams)."""
@@ -491,7 +502,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
     heartbeat = Heartbeat(settings, running, lambda *held: stop_held(running, *held))
     heartbeat.start()
     intake: Intake | None = None
-    writes = group_writes(pool, settings, frozenset(declared))
+    writes = group_writes(pool, settings, frozenset(declared), lone_pool)
 
     def own(work: Awaitable[None]) -> None:
         task = asyncio.create_task(work)
@@ -579,9 +590,17 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     # cost about 4 ms of PostgreSQL CPU per task in half of the bench's drains (against
     # under 1 ms); planning costs a fraction of a millisecond per batch.
     pool = await db.create_pool(settings, plan_cache_mode="force_custom_plan")
+    # A claim or completion of a single task (an idle worker's, whose latency is what a waiting
+    # client sees) gets the plan cache: its statements are the same each time, and the plans
+    # PostgreSQL caches for them read tasks by primary key (tests/integration/test_query_plans.py).
+    try:
+        lone_pool = await db.create_pool(dataclasses.replace(settings, db_pool_min=1, db_pool_max=2))
+    except BaseException:
+        await pool.close()
+        raise
     try:
         async with (metrics.metrics_server(settings.host, settings.metrics_port),
                     wakeups.sending("stream announcements", pool, events.announce) as committed):
-            await run_worker(pool, settings, registry, committed, stop)
+            await run_worker(pool, settings, registry, committed, stop, lone_pool)
     finally:
-        await pool.close()
+        await asyncio.gather(pool.close(), lone_pool.close())

@@ -2,6 +2,8 @@
 
 import asyncio
 import dataclasses
+import functools
+import uuid
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from taskservice.api import bodies, schemas
 from taskservice.api.auth import auth_middleware, document_security
 from taskservice.api.dashboard import add_dashboard_routes
 from taskservice.api.event_feed import event_feed
-from taskservice.api.keys import EVENTS_COMMITTED, KINDS, LIST_POOL, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, KINDS, LIST_POOL, OUTBOX_WAKEUP, POOL, PROCESS_ID, SETTINGS
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
@@ -114,9 +116,12 @@ def document_body_rules(spec: dict, settings: Settings) -> dict:
 
 async def after_commit_wakeups(app: web.Application) -> AsyncIterator[None]:
     """Background tasks that turn OUTBOX_WAKEUP into NOTIFY outbox_due and EVENTS_COMMITTED into
-    the status streams' announcement, each coalesced (taskservice.wakeups)."""
-    async with (wakeups.sending("outbox wake-ups", app[POOL], outbox.notify_due) as outbox_wakeup,
-                wakeups.sending("stream announcements", app[POOL], events.announce) as events_committed):
+    the status streams' announcement, each paced (taskservice.wakeups)."""
+    sender = app[PROCESS_ID]
+    async with (wakeups.sending("outbox wake-ups", app[POOL],
+                                functools.partial(outbox.notify_due, sender=sender)) as outbox_wakeup,
+                wakeups.sending("stream announcements", app[POOL],
+                                functools.partial(events.announce, sender=sender)) as events_committed):
         app[OUTBOX_WAKEUP], app[EVENTS_COMMITTED] = outbox_wakeup, events_committed
         yield
 
@@ -127,9 +132,17 @@ async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
     if not settings.dispatcher_embedded:
         yield
         return
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_dispatcher(app[POOL], settings, app[EVENTS_COMMITTED], stop))
+    stop, wake = asyncio.Event(), asyncio.Event()
+
+    def wake_dispatcher(_committed_at: float) -> None:
+        wake.set()
+
+    # Woken by the API's own creates at once; the NOTIFY they also send is for other dispatchers.
+    app[OUTBOX_WAKEUP].local.append(wake_dispatcher)
+    task = asyncio.create_task(run_dispatcher(app[POOL], settings, app[EVENTS_COMMITTED], stop, wake,
+                                              own_id=app[PROCESS_ID]))
     yield
+    app[OUTBOX_WAKEUP].local.remove(wake_dispatcher)
     stop.set()
     await task
 
@@ -182,6 +195,7 @@ def create_app(settings: Settings) -> web.Application:
         },
     )
     app[SETTINGS] = settings
+    app[PROCESS_ID] = uuid.uuid4().hex
     # The same modules as the workers', for the kinds' defaults and payload schemas (HandlerModuleError
     # if one cannot be imported here: the API then stops with one line, as a worker does).
     app[KINDS] = load_registry(settings.handler_modules)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections import OrderedDict
@@ -40,8 +41,9 @@ import orjson
 from aiohttp import web
 
 from taskservice import db, events
-from taskservice.api.keys import POOL, SETTINGS
+from taskservice.api.keys import EVENTS_COMMITTED, POOL, PROCESS_ID, SETTINGS
 from taskservice.lifecycle import supervised, wait_any, wait_for
+from taskservice.wakeups import Pace
 
 if TYPE_CHECKING:
     from taskservice.api.status_waits import Waiter
@@ -63,6 +65,11 @@ GAP_SECONDS = 30.0
 MAX_GAPS = 1000
 # Rows per read; a full read is followed by another at once.
 READ_BATCH = 500
+# Reads: up to READ_BURST at once, then one per READ_INTERVAL_SECONDS. An idle task's outcome
+# is read at once; a busy process, asked after every commit and every announcement, reads what
+# committed meanwhile in one read.
+READ_INTERVAL_SECONDS = 0.01
+READ_BURST = 4
 # The latest status (and attempt) of this many tasks, the most recently changed, is kept to
 # tell a progress report that arrives after its attempt ended.
 TRACKED_TASKS = 10_000
@@ -71,6 +78,7 @@ TRACKED_TASKS = 10_000
 @dataclass
 class EventFeed:
     listener_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    own_id: str = ""  # this process's announcements carry it: read at once already (read_own_commits)
     subscribers: set[Subscriber] = field(default_factory=set)  # open streams
     waiters: dict[str, set[Waiter]] = field(default_factory=dict)  # task id (as in events) -> its waits
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # LISTEN is in place
@@ -84,6 +92,7 @@ class EventFeed:
     cursor: int = 0  # every event up to this id has been read, except the gaps
     gaps: dict[int, float] = field(default_factory=dict)  # id -> loop time it was first missed
     closing: bool = False  # the app is stopping
+    read_started_at: float = -1.0  # loop time the latest read began: it sees what committed before
     # Progress reports heard since the last read began: task id -> the latest report's event.
     progress_due: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Task id -> (status, attempt) of its latest status event read, most recent last.
@@ -104,10 +113,21 @@ def deliver(feed: EventFeed, event: dict[str, Any]) -> None:
 
 def on_event_notify(feed: EventFeed, payload: str | None) -> None:
     """A writer announced new events; or (payload None) LISTEN was (re)connected, and the
-    announcements sent while it was down are lost: read in either case."""
+    announcements sent while it was down are lost: read in either case. This process's own
+    announcements are skipped: its commits asked for a read already."""
     if payload is None:
         feed.listening.set()
+    elif feed.own_id and payload == feed.own_id:
+        return
     feed.read_due.set()
+
+
+def read_own_commits(feed: EventFeed, committed_at: float) -> None:
+    """This process committed status changes (the earliest at loop time `committed_at`): read
+    them, unless no one is reading or a read has begun since (it sees them: e.g. the read
+    another process's later announcement started, when this one was put off, AfterCommit.soon)."""
+    if feed.announced.is_set() and feed.read_started_at <= committed_at:
+        feed.read_due.set()
 
 
 def on_progress_notify(feed: EventFeed, payload: str | None) -> None:
@@ -188,6 +208,7 @@ async def read_once(pool: asyncpg.Pool, feed: EventFeed) -> bool:
         (feed.cursor, missing), feed.start = feed.start, None
         now = asyncio.get_running_loop().time()
         feed.gaps = {gap: now for gap in missing}
+    feed.read_started_at = asyncio.get_running_loop().time()
     async with pool.acquire() as conn:
         rows = await events.read_new(conn, feed.cursor, list(feed.gaps), READ_BATCH)
     track_gaps(feed, rows, asyncio.get_running_loop().time())
@@ -202,9 +223,12 @@ async def read_forever(pool: asyncpg.Pool, feed: EventFeed, stop: asyncio.Event)
     """Read task_events whenever a NOTIFY (or a LISTEN reconnect, or the row being announced)
     asks for it, one read at a time; one asked for during a read follows it. Only while the
     row is announced."""
+    pace = Pace(READ_INTERVAL_SECONDS, READ_BURST)
     while not stop.is_set():
         await wait_any((feed.read_due, stop), 3600)
-        feed.read_due.clear()
+        if not await pace.turn(stop):
+            return
+        feed.read_due.clear()  # what was asked for while waiting for the turn is read by this read
         # The reports heard so far go out after this read: after every status change committed before them.
         progress_due, feed.progress_due = feed.progress_due, {}
         if stop.is_set() or not feed.announced.is_set():
@@ -290,10 +314,14 @@ async def until_live(feed: EventFeed, timeout: float) -> bool:
 async def event_feed(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the feed, its LISTEN connections, its reader and its listener row, for the app's
     lifetime."""
-    feed = EventFeed()
+    feed = EventFeed(own_id=app[PROCESS_ID])
     app[EVENT_FEED] = feed
     settings = app[SETTINGS]
     stop = asyncio.Event()
+    # This process's own commits (its requests', its embedded dispatcher's) are read at once,
+    # without waiting for their NOTIFY to come back.
+    own_commits = functools.partial(read_own_commits, feed)
+    app[EVENTS_COMMITTED].local.append(own_commits)
     loops = [
         asyncio.create_task(supervised("LISTEN task_events", lambda: db.listen(
             settings.database_url, "task_events", lambda payload: on_event_notify(feed, payload), stop), stop)),
@@ -305,5 +333,6 @@ async def event_feed(app: web.Application) -> AsyncIterator[None]:
                                        lambda: keep_listener_row(app[POOL], feed, stop), stop)),
     ]
     yield
+    app[EVENTS_COMMITTED].local.remove(own_commits)
     stop.set()
     await asyncio.gather(*loops)

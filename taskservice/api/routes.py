@@ -174,7 +174,7 @@ async def create_task(request: web.Request) -> web.Response:
             raise Problem(409, "This Idempotency-Key was already used with a different request.")
         return json_response(tasks.public(row))
     request.app[OUTBOX_WAKEUP].set()
-    request.app[EVENTS_COMMITTED].set()
+    request.app[EVENTS_COMMITTED].soon()  # NEW: announced with PENDING, usually
     metrics.TASKS_CREATED.labels(row["priority"]).inc()
     metrics.count_transition(None, "NEW")
     location = f"/api/v1/tasks/{row['id']}"
@@ -290,7 +290,7 @@ async def create_task_batch(request: web.Request) -> web.Response:
             await batches.record_tasks(conn, batch["id"], [row["id"] for row in rows])
     if any(created):
         request.app[OUTBOX_WAKEUP].set()
-        request.app[EVENTS_COMMITTED].set()
+        request.app[EVENTS_COMMITTED].soon()
     by_priority = Counter(row["priority"] for row, is_new in zip(rows, created, strict=True) if is_new)
     for priority, count in by_priority.items():
         metrics.TASKS_CREATED.labels(priority).inc(count)

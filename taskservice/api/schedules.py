@@ -151,7 +151,7 @@ async def run_schedule(request: web.Request) -> web.Response:
     if row is None:
         raise Problem(404, SCHEDULE_NOT_FOUND)
     request.app[OUTBOX_WAKEUP].set()
-    request.app[EVENTS_COMMITTED].set()
+    request.app[EVENTS_COMMITTED].soon()
     metrics.TASKS_CREATED.labels(row["priority"]).inc()
     metrics.count_transition(None, "NEW")
     return json_response(tasks.public(row), status=201, headers={"Location": f"/api/v1/tasks/{row['id']}"})

@@ -107,3 +107,27 @@ async def test_a_schedules_tasks_are_listed_and_counted_from_its_index(filled):
     # Without the filter the list keeps its plan.
     unfiltered = await plan(filled, "tasks/list_page", "force_custom_plan", None, None, 20, 0, None, None, None)
     assert unfiltered[0] == "tasks_created_idx", unfiltered
+
+
+def event_scans(plan: dict) -> list[tuple[str, bool]]:
+    """Each scan of `task_events` in the plan: its index (or node type), and whether the id bounds
+    are its index condition (a range or lookup; a bitmap heap scan's recheck stands for its index
+    scan's) rather than a filter over every entry."""
+    scan = plan["Node Type"].endswith("Scan") and plan.get("Relation Name") == "task_events"
+    bounded = "Index Cond" in plan or "Recheck Cond" in plan
+    found = [(plan.get("Index Name", plan["Node Type"]), bounded)] if scan else []
+    return found + [scan for child in plan.get("Plans", []) for scan in event_scans(child)]
+
+
+async def test_the_event_feed_reads_new_events_and_gaps_by_primary_key_ranges(filled):
+    """events/read_new, the API's feed read after every announcement (on the plan-caching pool),
+    reaches the rows after its cursor and its gap ids through the primary key, whatever the plan:
+    one ordered scan filtered by `id > cursor OR id = ANY(gaps)` read every event in the table
+    each time."""
+    latest = await filled.fetchval("SELECT max(id) FROM task_events")
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        await filled.execute(f"SET plan_cache_mode = {mode}")
+        explained = await filled.fetchval(f"EXPLAIN (FORMAT JSON) {QUERIES['events/read_new']}",
+                                          latest - 5, [latest - 100, latest - 50], 500)
+        scans = event_scans(json.loads(explained)[0]["Plan"])
+        assert scans and all(bounded for _, bounded in scans), (mode, scans)
