@@ -7,6 +7,11 @@ import asyncpg
 from taskservice.sql import QUERIES
 
 
+async def index_scans_only(conn: asyncpg.Connection) -> None:
+    """Plan the rest of the transaction with index scans only: call before claim_due, in its transaction."""
+    await conn.execute(QUERIES["outbox/index_scans_only"])
+
+
 async def claim_due(conn: asyncpg.Connection, batch_size: int, lease_seconds: float) -> list[asyncpg.Record]:
     """Due rows, leased to the caller for `lease_seconds`; their tasks become PENDING."""
     return await conn.fetch(QUERIES["outbox/claim_due"], batch_size, lease_seconds)
