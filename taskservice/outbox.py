@@ -7,9 +7,9 @@ import asyncpg
 from taskservice.sql import QUERIES
 
 
-async def index_scans_only(conn: asyncpg.Connection) -> None:
-    """Plan the rest of the transaction with index scans only: call before claim_due, in its transaction."""
-    await conn.execute(QUERIES["outbox/index_scans_only"])
+async def plan_claim_due(conn: asyncpg.Connection) -> None:
+    """Call before claim_due, in its transaction: its plan then holds whatever the statistics say."""
+    await conn.execute(QUERIES["outbox/plan_claim_due"])
 
 
 async def claim_due(conn: asyncpg.Connection, batch_size: int, lease_seconds: float) -> list[asyncpg.Record]:
