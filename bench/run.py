@@ -32,7 +32,7 @@ import asyncpg
 import orjson
 from yarl import URL
 
-from bench import ceiling, cpu, database, e2e, load
+from bench import broker_ceiling, ceiling, cpu, database, e2e, load
 from bench.server import ROOT, Server, running_api
 from taskservice import tasks
 from taskservice.settings import Settings
@@ -296,6 +296,20 @@ async def bench_batch_insert(args: argparse.Namespace, url: str) -> dict[str, An
     return result
 
 
+async def bench_broker(args: argparse.Namespace) -> dict[str, Any]:
+    """The RabbitMQ ceiling (bench/broker_ceiling.py) for the batch row's messages: as many as it
+    has tasks, published in the dispatcher's batches, consumed with the worker's prefetch."""
+    settings = Settings()
+    print(f"bench: RabbitMQ ceiling ({args.batch_tasks:,} persistent messages, confirms per "
+          f"{settings.dispatch_batch_size}, one consumer acking each, prefetch {args.worker_concurrency[0]})",
+          flush=True)
+    result = await broker_ceiling.measure(args.amqp_url, messages=args.batch_tasks,
+                                          batch=settings.dispatch_batch_size,
+                                          prefetch=args.worker_concurrency[0], database=args.database)
+    print(f"  {broker_ceiling.format_result(result)}", flush=True)
+    return result
+
+
 async def list_queries(url: str, query: dict[str, Any]) -> list[tuple[str, str, tuple]]:
     """The queries the API runs for a list query string, as (step, sql/tasks file, arguments):
     the page, then the total: the trigger-kept counts, or for a search (the choice of the word
@@ -387,6 +401,12 @@ def print_table(results: dict[str, Any]) -> None:
     batch_insert = results.get("batch_pgbench")
     if batch_insert:
         lines.append(ceiling_row("pgbench batch insert (ceiling, tasks/s)", batch_insert))
+    broker = results.get("broker_ceiling")
+    if broker:
+        usage = broker.get("cpu") or {}
+        lines.append(("RabbitMQ alone (ceiling, messages/s)", f"p{broker['prefetch']}", f"{broker['rps']:,.0f}",
+                      "-", "-", "0", "-", "-", "(consumer/mq/others) " + "/".join(
+                          f"{usage[k]:.0f}" for k in ("consumer", "rabbitmq", "others") if k in usage)))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
 
     def fmt(cells) -> str:
@@ -416,6 +436,10 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"batch tasks/s / pgbench batch insert tasks/s = {ratio:.2f} "
               f"({results['batch_rps']:,.0f} / {batch_insert['tps']:,.0f}); the insert alone, "
               f"{results['args']['batch_size']} tasks per create_many.sql, p50/p99 = one statement")
+    ratio = results.get("batch_vs_broker")
+    if ratio is not None:
+        print(f"batch tasks/s / RabbitMQ alone messages/s = {ratio:.2f} ({results['batch_rps']:,.0f} / "
+              f"{broker['rps']:,.0f}); RabbitMQ alone: {broker_ceiling.format_result(broker)}")
     if lifecycle:
         print("pgbench task lifecycle: one task per transaction script, as the service's SQL runs it: "
               "create, the dispatcher's claim + mark (one row; the dispatcher batches), the worker's "
@@ -533,6 +557,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["lifecycle"] = await bench_lifecycle(args, url)
     if "batch" in only:
         results["batch_pgbench"] = await bench_batch_insert(args, url)
+        results["broker_ceiling"] = await bench_broker(args)
     if only & {"drain", "batch", "latency", "waits"}:
         print("bench: end to end: API with the embedded dispatcher + one worker, noop tasks", flush=True)
         rows = await e2e.run(args, url, RESULTS_DIR, only, format_cpu, format_waits)
@@ -545,6 +570,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if batches and "batch_pgbench" in results:
             results["batch_rps"] = batches[0]["rps"]
             results["batch_vs_insert"] = round(results["batch_rps"] / results["batch_pgbench"]["tps"], 3)
+            results["batch_vs_broker"] = round(results["batch_rps"] / results["broker_ceiling"]["rps"], 3)
     if "list" in only and args.rows > 0:
         sizes = [args.rows, *([args.scale_rows] if args.scale_rows > 0 else [])]
         plans, by_size = [], {}

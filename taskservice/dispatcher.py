@@ -58,7 +58,9 @@ async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: 
     message wait for the whole batch's confirms. If RabbitMQ does not confirm
     every message, the rows are due again after PUBLISH_RETRY_SECONDS.
     """
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
+        # Otherwise a backlog the statistics have not seen yet is read whole by every claim.
+        await outbox.plan_claim_due(conn)
         rows = await outbox.claim_due(conn, settings.dispatch_batch_size, PUBLISH_LEASE_SECONDS)
     if not rows:
         return 0

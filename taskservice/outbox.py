@@ -7,6 +7,11 @@ import asyncpg
 from taskservice.sql import QUERIES
 
 
+async def plan_claim_due(conn: asyncpg.Connection) -> None:
+    """Call before claim_due, in its transaction: its plan then holds whatever the statistics say."""
+    await conn.execute(QUERIES["outbox/plan_claim_due"])
+
+
 async def claim_due(conn: asyncpg.Connection, batch_size: int, lease_seconds: float) -> list[asyncpg.Record]:
     """Due rows, leased to the caller for `lease_seconds`; their tasks become PENDING."""
     return await conn.fetch(QUERIES["outbox/claim_due"], batch_size, lease_seconds)

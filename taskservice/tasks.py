@@ -54,6 +54,11 @@ async def create(
         waiting_on)
 
 
+async def plan_each_execution(conn: asyncpg.Connection) -> None:
+    """Plan each statement of the current transaction when it runs (call first in it)."""
+    await conn.execute(QUERIES["tasks/plan_each_execution"])
+
+
 async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
                       idempotency_keys: Sequence[str | None],
                       request_hashes: Sequence[str | None]) -> list[asyncpg.Record | None]:

@@ -8,7 +8,8 @@
 -- mark them publishes them again (the worker skips the duplicates). A task
 -- already taken or cancelled keeps its status. `dispatched` says whether this
 -- claim moved the row's task from NEW to PENDING (for the transition metrics);
--- `queue` is the task's, which routes its message.
+-- `queue` is the task's, which routes its message. Run after outbox/plan_claim_due.
+-- Plan: see docs/design.md, "Query plans" (the guard is a CASE on purpose).
 -- $1 batch size, $2 lease seconds
 WITH due AS (
     SELECT id, task_id, priority, available_at
@@ -24,15 +25,15 @@ WITH due AS (
     FROM due
     WHERE o.id = due.id
 ), dispatched AS (
-    UPDATE tasks
+    UPDATE tasks t
     SET status = 'PENDING',
         updated_at = now()
-    WHERE id IN (SELECT task_id FROM due)
-      AND status = 'NEW'
-    RETURNING id
+    FROM due
+    WHERE t.id = due.task_id
+      AND CASE t.status WHEN 'NEW' THEN true ELSE false END
+    RETURNING t.id
 )
-SELECT due.id, due.task_id, due.priority, t.queue, dispatched.id IS NOT NULL AS dispatched
+SELECT due.id, due.task_id, due.priority, t.queue, due.task_id IN (SELECT id FROM dispatched) AS dispatched
 FROM due
 JOIN tasks t ON t.id = due.task_id
-LEFT JOIN dispatched ON dispatched.id = due.task_id
 ORDER BY due.available_at, due.id;

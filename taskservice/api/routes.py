@@ -272,6 +272,7 @@ async def create_task_batch(request: web.Request) -> web.Response:
                                                   for fields, k in zip(items, keys, strict=True)]}) if key else None
     ttl_seconds = settings.idempotency_ttl_seconds
     async with request.app[POOL].acquire() as conn, conn.transaction():
+        await tasks.plan_each_execution(conn)  # a batch's many foreign-key checks, for the table as it is
         batch = None
         if key is not None:
             batch, claimed = await claim_batch_key(conn, key, request_hash, ttl_seconds)

@@ -131,3 +131,28 @@ async def test_the_event_feed_reads_new_events_and_gaps_by_primary_key_ranges(fi
                                           latest - 5, [latest - 100, latest - 50], 500)
         scans = event_scans(json.loads(explained)[0]["Plan"])
         assert scans and all(bounded for _, bounded in scans), (mode, scans)
+
+
+def scans(plan: dict) -> list[tuple[str, str]]:
+    """(table, index or node type) of each scan of a table in the plan."""
+    found = [(plan["Relation Name"], plan.get("Index Name", plan["Node Type"]))] \
+        if plan["Node Type"].endswith("Scan") and "Relation Name" in plan else []
+    return found + [scan for child in plan.get("Plans", []) for scan in scans(child)]
+
+
+async def test_the_dispatchers_claim_reads_the_due_index_in_order_and_tasks_by_primary_key(filled):
+    """outbox/claim_due, planned as the dispatcher runs it (after outbox/plan_claim_due, in its
+    transaction), reads its batch from the due index and each task by key, though the statistics
+    count no due row and a backlog of 5,000 NEW tasks has come since: a status guard an index can
+    serve (`status = 'NEW'`) read every NEW task through tasks_status_created_idx here."""
+    await filled.execute("""
+        WITH new AS (INSERT INTO tasks (name, kind, timeout_seconds)
+                     SELECT 'new ' || n, 'noop', 60 FROM generate_series(1, 5000) AS n RETURNING id, priority)
+        INSERT INTO outbox (task_id, priority) SELECT id, priority FROM new""")
+    async with filled.transaction():
+        await filled.execute(QUERIES["outbox/plan_claim_due"])
+        explained = await filled.fetchval(f"EXPLAIN (FORMAT JSON) {QUERIES['outbox/claim_due']}", 200, 30)
+    found = scans(json.loads(explained)[0]["Plan"])
+    assert ("outbox", "outbox_due_idx") in found, found
+    assert {index for table, index in found if table == "tasks"} == {"tasks_pkey"}, found
+    assert {index for table, index in found if table == "outbox"} <= {"outbox_due_idx", "outbox_pkey"}, found
