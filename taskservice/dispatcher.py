@@ -60,7 +60,7 @@ async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: 
     """
     async with pool.acquire() as conn, conn.transaction():
         # Otherwise a backlog the statistics have not seen yet is read whole by every claim.
-        await outbox.plan_claim_due(conn)
+        await outbox.set_up_claim_due(conn)
         rows = await outbox.claim_due(conn, settings.dispatch_batch_size, PUBLISH_LEASE_SECONDS)
     if not rows:
         return 0

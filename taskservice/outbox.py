@@ -7,9 +7,10 @@ import asyncpg
 from taskservice.sql import QUERIES
 
 
-async def plan_claim_due(conn: asyncpg.Connection) -> None:
-    """Call before claim_due, in its transaction: its plan then holds whatever the statistics say."""
-    await conn.execute(QUERIES["outbox/plan_claim_due"])
+async def set_up_claim_due(conn: asyncpg.Connection) -> None:
+    """Call before claim_due, in its transaction: its plan then holds whatever the statistics say,
+    and its commit does not wait for the WAL flush."""
+    await conn.execute(QUERIES["outbox/claim_due_setup"])
 
 
 async def claim_due(conn: asyncpg.Connection, batch_size: int, lease_seconds: float) -> list[asyncpg.Record]:

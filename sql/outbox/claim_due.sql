@@ -8,7 +8,7 @@
 -- mark them publishes them again (the worker skips the duplicates). A task
 -- already taken or cancelled keeps its status. `dispatched` says whether this
 -- claim moved the row's task from NEW to PENDING (for the transition metrics);
--- `queue` is the task's, which routes its message. Run after outbox/plan_claim_due.
+-- `queue` is the task's, which routes its message. Run after outbox/claim_due_setup.
 -- Plan: see docs/design.md, "Query plans" (the guard is a CASE on purpose).
 -- $1 batch size, $2 lease seconds
 WITH due AS (

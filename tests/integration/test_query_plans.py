@@ -141,7 +141,7 @@ def scans(plan: dict) -> list[tuple[str, str]]:
 
 
 async def test_the_dispatchers_claim_reads_the_due_index_in_order_and_tasks_by_primary_key(filled):
-    """outbox/claim_due, planned as the dispatcher runs it (after outbox/plan_claim_due, in its
+    """outbox/claim_due, planned as the dispatcher runs it (after outbox/claim_due_setup, in its
     transaction), reads its batch from the due index and each task by key, though the statistics
     count no due row and a backlog of 5,000 NEW tasks has come since: a status guard an index can
     serve (`status = 'NEW'`) read every NEW task through tasks_status_created_idx here."""
@@ -150,9 +150,19 @@ async def test_the_dispatchers_claim_reads_the_due_index_in_order_and_tasks_by_p
                      SELECT 'new ' || n, 'noop', 60 FROM generate_series(1, 5000) AS n RETURNING id, priority)
         INSERT INTO outbox (task_id, priority) SELECT id, priority FROM new""")
     async with filled.transaction():
-        await filled.execute(QUERIES["outbox/plan_claim_due"])
+        await filled.execute(QUERIES["outbox/claim_due_setup"])
         explained = await filled.fetchval(f"EXPLAIN (FORMAT JSON) {QUERIES['outbox/claim_due']}", 200, 30)
     found = scans(json.loads(explained)[0]["Plan"])
     assert ("outbox", "outbox_due_idx") in found, found
     assert {index for table, index in found if table == "tasks"} == {"tasks_pkey"}, found
     assert {index for table, index in found if table == "outbox"} <= {"outbox_due_idx", "outbox_pkey"}, found
+
+
+async def test_the_claim_setup_relaxes_only_its_own_transactions_commit(filled):
+    """outbox/claim_due_setup turns synchronous_commit off for the claim's transaction alone: the
+    connection goes back to the pool flushing its commits as before."""
+    before = await filled.fetchval("SHOW synchronous_commit")
+    async with filled.transaction():
+        await filled.execute(QUERIES["outbox/claim_due_setup"])
+        assert await filled.fetchval("SHOW synchronous_commit") == "off"
+    assert before == await filled.fetchval("SHOW synchronous_commit") == "on"
