@@ -491,7 +491,8 @@ CREATE TABLE public.task_texts (
     created_at timestamp with time zone NOT NULL,
     name text NOT NULL,
     description text
-);
+)
+WITH (parallel_workers='0');
 
 
 --
