@@ -72,6 +72,28 @@ async def rebuild_task_counts(conn: asyncpg.Connection) -> bool:
     return True
 
 
+async def rebuild_task_texts(conn: asyncpg.Connection) -> bool:
+    """Copy the tasks' searchable text into task_texts (where the schema has it), which its
+    insert trigger fills otherwise: after a load with triggers off. Its indexes are dropped
+    and rebuilt around the one INSERT. True if there was such a table."""
+    if not await conn.fetchval("SELECT to_regclass('task_texts') IS NOT NULL"):
+        return False
+    indexes = await conn.fetch("""
+        SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
+        FROM pg_index AS i
+        WHERE i.indrelid = 'task_texts'::regclass
+          AND NOT EXISTS (SELECT FROM pg_constraint AS c WHERE c.conindid = i.indexrelid)""")
+    for index in indexes:
+        await conn.execute(f"DROP INDEX {index['name']}")
+    await conn.execute("""
+        INSERT INTO task_texts (task_id, created_at, name, description)
+        SELECT id, created_at, name, description FROM tasks""")
+    for index in indexes:
+        await conn.execute(index["definition"])
+    await conn.execute("VACUUM (ANALYZE) task_texts")
+    return True
+
+
 async def empty_tasks(url: str) -> None:
     """No tasks, outbox rows or events (and counts to match), then a checkpoint: each
     end-to-end run starts from the same empty tables, whatever ran before it."""
@@ -105,7 +127,7 @@ async def fill_tasks(url: str, rows: int) -> dict[str, Any]:
     """Replace every task with `rows` generated ones, the way a bulk load is done: secondary
     indexes dropped and rebuilt from their own definitions, triggers off for the session
     (the task_events history and the outbox are not part of the list benchmark; the
-    per-status counts are rebuilt afterwards in one statement), then VACUUM ANALYZE so the
+    searchable text and the per-status counts are rebuilt afterwards in one statement each), then VACUUM ANALYZE so the
     planner and index-only scans see the table as it is."""
     timings: dict[str, float] = {}
     conn = await asyncpg.connect(url)
@@ -132,6 +154,9 @@ async def fill_tasks(url: str, rows: int) -> dict[str, Any]:
         timings["indexes_s"] = round(time.perf_counter() - clock, 1)
 
         clock = time.perf_counter()
+        if await rebuild_task_texts(conn):
+            timings["task_texts_s"] = round(time.perf_counter() - clock, 1)
+            clock = time.perf_counter()
         await conn.execute("RESET session_replication_role")
         if await rebuild_task_counts(conn):
             timings["task_counts_s"] = round(time.perf_counter() - clock, 1)
@@ -259,8 +284,57 @@ async def wal_position(conn: asyncpg.Connection) -> float:
     return float(await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
 
 
+async def wal_lsn(conn: asyncpg.Connection) -> str:
+    """The server's WAL insert position, for database_wal."""
+    return await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+
+
+async def database_wal(conn: asyncpg.Connection, start: str, end: str, units: int) -> dict[str, Any] | None:
+    """This database's own WAL between two positions, per unit (task), and its largest parts
+    by relation (from pg_walinspect): the records that touch its blocks plus the commit and
+    other block-less records of the transactions that did. Other databases' writes meanwhile
+    do not count, unlike wal_position's. None when the extension is missing or the WAL has
+    already been recycled."""
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        for _ in range(50):  # pg_walinspect reads only flushed WAL
+            if await conn.fetchval("SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn", end):
+                break
+            await asyncio.sleep(0.1)
+        rows = await conn.fetch(r"""
+            WITH db AS (
+                SELECT 'rel \d+/' || oid || '/' AS prefix FROM pg_database WHERE datname = current_database()
+            ), record AS (
+                SELECT xid::text::bigint AS xid, record_length, fpi_length,
+                       substring(block_ref from db.prefix || '(\d+)')::oid AS node,
+                       block_ref ~ db.prefix AS ours
+                FROM pg_get_wal_records_info($1::text::pg_lsn, $2::text::pg_lsn), db
+            ), writer AS (
+                SELECT DISTINCT xid FROM record WHERE ours AND xid <> 0
+            )
+            SELECT coalesce(c.relname, CASE WHEN r.node IS NULL THEN '(no block: commits)' END,
+                            r.node::text) AS relation,
+                   count(*) AS records, sum(r.record_length) AS bytes, sum(r.fpi_length) AS fpi_bytes
+            FROM record AS r
+            LEFT JOIN pg_class AS c ON c.relfilenode = r.node
+            WHERE r.ours OR r.xid IN (SELECT xid FROM writer)
+            GROUP BY 1
+            ORDER BY 3 DESC""", start, end)
+    except asyncpg.PostgresError:
+        return None
+    if not units:
+        return None
+    return {
+        "bytes": round(sum(r["bytes"] for r in rows) / units, 1),
+        "records": round(sum(r["records"] for r in rows) / units, 2),
+        "fpi_bytes": round(sum(r["fpi_bytes"] for r in rows) / units, 1),
+        "by_relation": {r["relation"]: {"bytes": round(r["bytes"] / units, 1),
+                                        "records": round(r["records"] / units, 2)} for r in rows},
+    }
+
+
 def write_cost(per_task: dict[str, float], indexes: dict[str, dict[str, int]],
-               wal_bytes: float | None = None) -> dict[str, Any]:
+               wal_bytes: float | None = None, own_wal: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a task's writes cost, from activity_per's per-task deltas and the index counts,
     with `wal_bytes` per task from the WAL position over the work alone (else pg_stat_wal's).
 
@@ -271,7 +345,8 @@ def write_cost(per_task: dict[str, float], indexes: dict[str, dict[str, int]],
     rows that match their predicate, so their figure is an upper bound. A GIN index (the
     trigram ones) stores one key per distinct trigram of the row: it counts once here but
     costs more than a B-tree entry. WAL is the whole server's: another database's writes
-    meanwhile count too, so it is exact only on an otherwise idle server."""
+    meanwhile count too, so it is exact only on an otherwise idle server; `own_wal`
+    (database_wal) is this database's alone."""
     by_table = {}
     for table, count in sorted(indexes.items()):
         versions = (per_task.get(f"{table}.ins", 0) + per_task.get(f"{table}.upd", 0)
@@ -289,6 +364,7 @@ def write_cost(per_task: dict[str, float], indexes: dict[str, dict[str, int]],
         "index_entries_by_table": by_table,
         "tasks_updates": updates,
         "tasks_hot_share": round(per_task.get("tasks.hot_upd", 0) / updates, 3) if updates else None,
+        "database_wal": own_wal,
     }
 
 
@@ -299,4 +375,13 @@ def format_write_cost(cost: dict[str, Any]) -> str:
     return (f"WAL {cost['wal_bytes'] or 0:,.0f} B ({cost['wal_records'] or 0:g} records, "
             f"{cost['wal_fpi'] or 0:g} full pages); index entries {cost['index_entries']:g}"
             f" + up to {cost['index_entries_partial_at_most']:g} in partial indexes ({tables}); "
-            f"tasks updates {cost['tasks_updates']:g}, HOT {'-' if hot is None else f'{hot:.0%}'}")
+            f"tasks updates {cost['tasks_updates']:g}, HOT {'-' if hot is None else f'{hot:.0%}'}"
+            + format_database_wal(cost.get("database_wal")))
+
+
+def format_database_wal(own: dict[str, Any] | None) -> str:
+    if not own:
+        return ""
+    largest = ", ".join(f"{name} {part['bytes']:,.0f}" for name, part in list(own["by_relation"].items())[:8])
+    return (f"; this database's WAL {own['bytes']:,.0f} B ({own['records']:g} records, full pages "
+            f"{own['fpi_bytes']:,.0f} B), largest: {largest}")

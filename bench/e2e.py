@@ -295,10 +295,12 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
         owners = await backend_owners(conn, processes)
         before = cpu.snapshot(processes, args.database, owners)
         wal_start = await database.wal_position(conn)
+        lsn_start = await database.wal_lsn(conn)
         run = await push_through(server, conn, total=total, connections=connections,
                                  timeout=args.drain_timeout, tag="batch" if batch_size else "drain",
                                  batch_size=batch_size)
         wal_bytes = await database.wal_position(conn) - wal_start
+        lsn_end = await database.wal_lsn(conn)
         after = cpu.snapshot(processes, args.database, owners)
         stop_sampling.set()
         hot_spots = await profile.stop(profiles)
@@ -310,6 +312,7 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
         await asyncio.sleep(database.STATS_FLUSH_SECONDS)
         activity = database.activity_per(activity, await database.activity_snapshot(conn), last["completed"])
         indexes = await database.index_counts(conn)
+        own_wal = await database.database_wal(conn, lsn_start, lsn_end, last["completed"])
     finally:
         stop_sampling.set()
         await profile.stop(profiles)
@@ -352,7 +355,7 @@ async def bench_drain(server: Server, worker: Worker, args: argparse.Namespace, 
                               for key, n in by_query.most_common(12)},
         "db_per_task": activity,
         "write_cost_per_task": database.write_cost(activity, indexes,
-                                                   wal_bytes / completed if completed else None),
+                                                   wal_bytes / completed if completed else None, own_wal),
         "target": BATCH_TARGET if batch_size else DRAIN_TARGET,
     }
     if batch_size:

@@ -142,6 +142,21 @@ $$;
 
 
 --
+-- Name: record_task_texts(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.record_task_texts() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO task_texts (task_id, created_at, name, description)
+    SELECT id, created_at, name, description FROM new_rows;
+    RETURN NULL;
+END;
+$$;
+
+
+--
 -- Name: settle_dependents(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -468,6 +483,19 @@ ALTER TABLE public.task_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
 
 
 --
+-- Name: task_texts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.task_texts (
+    task_id uuid NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    name text NOT NULL,
+    description text
+)
+WITH (parallel_workers='0');
+
+
+--
 -- Name: tasks; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -632,6 +660,14 @@ ALTER TABLE ONLY public.task_events
 
 
 --
+-- Name: task_texts task_texts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_texts
+    ADD CONSTRAINT task_texts_pkey PRIMARY KEY (task_id);
+
+
+--
 -- Name: tasks tasks_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -731,6 +767,13 @@ CREATE INDEX task_events_task_idx ON public.task_events USING btree (task_id, id
 
 
 --
+-- Name: task_texts_search_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX task_texts_search_idx ON public.task_texts USING gin (date_trunc('hour'::text, (created_at AT TIME ZONE 'UTC'::text)), (((name || ' '::text) || COALESCE(description, ''::text))) public.gin_trgm_ops);
+
+
+--
 -- Name: tasks_created_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -801,13 +844,6 @@ CREATE UNIQUE INDEX tasks_schedule_tick_idx ON public.tasks USING btree (schedul
 
 
 --
--- Name: tasks_search_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX tasks_search_idx ON public.tasks USING gin (date_trunc('hour'::text, (created_at AT TIME ZONE 'UTC'::text)), (((name || ' '::text) || COALESCE(description, ''::text))) public.gin_trgm_ops);
-
-
---
 -- Name: tasks_status_created_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -854,6 +890,13 @@ CREATE TRIGGER tasks_status_on_change AFTER UPDATE ON public.tasks REFERENCING O
 --
 
 CREATE TRIGGER tasks_status_on_insert AFTER INSERT ON public.tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.record_status_changes();
+
+
+--
+-- Name: tasks tasks_texts_on_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tasks_texts_on_insert AFTER INSERT ON public.tasks REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.record_task_texts();
 
 
 --
@@ -913,6 +956,14 @@ ALTER TABLE ONLY public.task_events
 
 
 --
+-- Name: task_texts task_texts_task_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.task_texts
+    ADD CONSTRAINT task_texts_task_id_fkey FOREIGN KEY (task_id) REFERENCES public.tasks(id) ON DELETE CASCADE;
+
+
+--
 -- Name: tasks tasks_schedule_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -941,4 +992,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261130130000'),
     ('20261130140000'),
     ('20261130150000'),
-    ('20261130160000');
+    ('20261130160000'),
+    ('20261130170000');

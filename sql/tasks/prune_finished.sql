@@ -1,5 +1,5 @@
 -- Retention: delete a batch of tasks that finished more than $1 days ago; their
--- events and outbox rows go with them (ON DELETE CASCADE) and the counters
+-- events, outbox rows and task_texts go with them (ON DELETE CASCADE) and the counters
 -- follow (trigger). SKIP LOCKED: never waits for a task being retried; the
 -- locks last one small batch.
 -- Plan: see docs/design.md, "Query plans" (why created_at is compared too).

@@ -36,18 +36,21 @@ page AS (
      ORDER BY created_at DESC, id DESC
      OFFSET $5)
     UNION ALL
-    (SELECT id, created_at, false
-     FROM tasks
+    (SELECT task_id, created_at, false
+     FROM task_texts
      WHERE (SELECT count(*) FROM newest) < $4 + $5
        AND (name || ' ' || coalesce(description, ''))
            ILIKE '%' || replace(replace(replace($6::text, '\', '\\'), '%', '\%'), '_', '\_') || '%'
        AND (name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
             OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
-       AND ($1::text[] IS NULL OR status = ANY ($1))
-       AND ($2::text[] IS NULL OR priority = ANY ($2))
-       AND ($8::text[] IS NULL OR queue = ANY ($8))
-       AND ($9::uuid IS NULL OR schedule_id = $9)
-     ORDER BY created_at DESC, id DESC
+       AND (($1::text[] IS NULL AND $2::text[] IS NULL AND $8::text[] IS NULL AND $9::uuid IS NULL)
+            OR EXISTS (SELECT FROM tasks t
+                       WHERE t.id = task_texts.task_id
+                         AND ($1::text[] IS NULL OR t.status = ANY ($1))
+                         AND ($2::text[] IS NULL OR t.priority = ANY ($2))
+                         AND ($8::text[] IS NULL OR t.queue = ANY ($8))
+                         AND ($9::uuid IS NULL OR t.schedule_id = $9)))
+     ORDER BY created_at DESC, task_id DESC
      LIMIT $4 OFFSET $5)
 )
 SELECT tasks.*, page.from_newest,

@@ -45,17 +45,25 @@ async def filled():
         await admin.close()
 
 
-def scans_of_tasks(plan: dict) -> list[str]:
-    """The index (or "Seq Scan") each scan of `tasks` in the plan reads."""
-    scan = plan["Node Type"].endswith("Scan") and plan.get("Relation Name") == "tasks"
+def scans_of_tasks(plan: dict, relation: str = "tasks") -> list[str]:
+    """The index (or "Seq Scan") each scan of `relation` in the plan reads; a bitmap scan's indexes."""
+    scan = plan["Node Type"].endswith("Scan") and plan.get("Relation Name") == relation
     found = [plan.get("Index Name", plan["Node Type"])] if scan else []
-    return found + [scan for child in plan.get("Plans", []) for scan in scans_of_tasks(child)]
+    if scan and plan["Node Type"] == "Bitmap Heap Scan":
+        found = bitmap_indexes(plan) or found
+    return found + [scan for child in plan.get("Plans", []) for scan in scans_of_tasks(child, relation)]
 
 
-async def plan(conn: asyncpg.Connection, name: str, mode: str, *args) -> list[str]:
+def bitmap_indexes(plan: dict) -> list[str]:
+    """The indexes a bitmap heap scan's bitmap is built from."""
+    own = [plan["Index Name"]] if plan["Node Type"] == "Bitmap Index Scan" else []
+    return own + [name for child in plan.get("Plans", []) for name in bitmap_indexes(child)]
+
+
+async def plan(conn: asyncpg.Connection, name: str, mode: str, *args, relation: str = "tasks") -> list[str]:
     await conn.execute(f"SET plan_cache_mode = {mode}")
     explained = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {QUERIES[name]}", *args)
-    return scans_of_tasks(json.loads(explained)[0]["Plan"])
+    return scans_of_tasks(json.loads(explained)[0]["Plan"], relation)
 
 
 async def test_claim_and_complete_read_tasks_by_primary_key(filled):
@@ -166,3 +174,25 @@ async def test_the_claim_setup_relaxes_only_its_own_transactions_commit(filled):
         await filled.execute(QUERIES["outbox/claim_due_setup"])
         assert await filled.fetchval("SHOW synchronous_commit") == "off"
     assert before == await filled.fetchval("SHOW synchronous_commit") == "on"
+
+
+async def test_a_search_reads_the_trigram_index_of_task_texts_and_tasks_only_for_other_filters(filled):
+    """The index branches of a search read task_texts' trigram index; `tasks` only by primary key,
+    for the page's rows and for a status (or priority, queue, schedule) filter: without one, the
+    API's per-call plan folds that test away, so a count never reads `tasks`."""
+    await filled.execute("ANALYZE task_texts")
+    since = await filled.fetchval("SELECT now() - interval '1 hour'")
+    for statuses, tasks_scans in ((None, []), (["COMPLETED"], ["tasks_pkey"])):
+        for since_hour in (None, since):
+            args = (statuses, None, "task 12345", 1001, since_hour, "12345", None, None)
+            counted = await plan(filled, "tasks/search_count", "force_custom_plan", *args)
+            texts = await plan(filled, "tasks/search_count", "force_custom_plan", *args, relation="task_texts")
+            assert counted == tasks_scans * len(texts), (statuses, since_hour, counted)
+            assert set(texts) == {"task_texts_search_idx"}, (statuses, since_hour, texts)
+        page_args = (statuses, None, "task 12345", 20, 0, "12345", 1000, None, None)
+        page = await plan(filled, "tasks/search_page", "force_custom_plan", *page_args)
+        texts = await plan(filled, "tasks/search_page", "force_custom_plan", *page_args, relation="task_texts")
+        # the walk of the newest tasks, the final page's rows, and the filter's lookups
+        assert page[0] in ("tasks_created_idx", "tasks_status_created_idx") and set(page[1:]) == {"tasks_pkey"}, page
+        assert len(page) == 2 + len(tasks_scans), page
+        assert texts == ["task_texts_search_idx"], texts

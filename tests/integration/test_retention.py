@@ -1,4 +1,4 @@
-"""Maintenance: old finished tasks (with their events and outbox rows) and old published outbox
+"""Maintenance: old finished tasks (with their events, outbox rows and search text) and old published outbox
 rows are deleted in batches; nothing recent, nothing unfinished; the counters stay exact."""
 
 import asyncio
@@ -38,7 +38,8 @@ async def unfinished_task(pool, days_ago: float) -> uuid.UUID:
 async def remaining(pool, task_ids) -> dict[str, set]:
     async with pool.acquire() as conn:
         found = {}
-        for table, column in (("tasks", "id"), ("task_events", "task_id"), ("outbox", "task_id")):
+        for table, column in (("tasks", "id"), ("task_events", "task_id"), ("outbox", "task_id"),
+                              ("task_texts", "task_id")):
             rows = await conn.fetch(f"SELECT DISTINCT {column} AS id FROM {table} WHERE {column} = ANY($1)",
                                     list(task_ids))
             found[table] = {row["id"] for row in rows}
@@ -53,7 +54,7 @@ async def assert_counters_exact(pool) -> None:
     assert [tuple(r) for r in counted] == [tuple(r) for r in actual]
 
 
-async def test_old_finished_tasks_go_with_their_events_and_outbox_rows(pool, settings):
+async def test_old_finished_tasks_go_with_their_events_outbox_rows_and_texts(pool, settings):
     old = [await finished_task(pool, status, 31, priority)
            for status, priority in (("COMPLETED", "HIGH"), ("FAILED", "LOW"), ("CANCELLED", "MEDIUM"))]
     recent = [await finished_task(pool, status, 29) for status in FINISH]
@@ -64,7 +65,7 @@ async def test_old_finished_tasks_go_with_their_events_and_outbox_rows(pool, set
 
     assert done["tasks"] >= 3
     kept = await remaining(pool, old + recent + unfinished)
-    for table in ("tasks", "task_events", "outbox"):
+    for table in ("tasks", "task_events", "outbox", "task_texts"):
         assert kept[table] == set(recent + unfinished), table
     await assert_counters_exact(pool)
 
