@@ -1,0 +1,61 @@
+"""After-commit wake-ups: the pacing of NOTIFYs and reads, and the put-off announcement of
+intermediate status changes."""
+
+import asyncio
+
+from taskservice import wakeups
+from taskservice.wakeups import AfterCommit, Pace
+
+
+async def test_pace_lets_a_burst_through_at_once_then_one_per_interval():
+    pace, stop = Pace(interval=0.05, burst=3), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(3):
+        assert await pace.turn(stop)
+    assert loop.time() - started < 0.03  # the burst did not wait
+    assert await pace.turn(stop)
+    assert loop.time() - started >= 0.045  # the fourth waited about one interval
+
+
+async def test_pace_gives_up_its_wait_when_stopped():
+    pace, stop = Pace(interval=10.0, burst=1), asyncio.Event()
+    assert await pace.turn(stop)
+    asyncio.get_running_loop().call_later(0.01, stop.set)
+    assert not await asyncio.wait_for(pace.turn(stop), 1)
+
+
+async def test_set_calls_the_local_hooks_at_once_with_the_earliest_commit_time():
+    event, calls = AfterCommit(), []
+    event.local.append(calls.append)
+    event.soon()
+    first = event.committed_at
+    await asyncio.sleep(0)
+    event.set()  # before the put-off announcement was due
+    assert event.is_set() and calls == [first]
+    assert event.timer is None  # the put-off one is folded into this one
+
+
+async def test_soon_sets_the_event_within_the_soon_interval():
+    event, calls = AfterCommit(), []
+    event.local.append(calls.append)
+    event.soon()
+    event.soon()  # a second intermediate change joins the first
+    assert not event.is_set() and calls == []
+    await asyncio.wait_for(event.wait(), wakeups.SOON_SECONDS * 20)
+    assert len(calls) == 1
+
+
+async def test_flush_sends_what_soon_put_off_and_nothing_otherwise():
+    event = AfterCommit()
+    event.flush()
+    assert not event.is_set()
+    event.soon()
+    event.flush()
+    assert event.is_set()
+
+
+async def test_soon_on_a_plain_event_sets_it():
+    event = asyncio.Event()
+    wakeups.soon(event)
+    assert event.is_set()
