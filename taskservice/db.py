@@ -47,6 +47,9 @@ class StatelessConnection(asyncpg.Connection):
 
 
 async def create_pool(settings: Settings, **server_settings: str) -> asyncpg.Pool:
+    """The service's pool. No JIT: every statement here is short, and a plan whose cost estimate
+    crosses jit_above_cost (a search branch that never runs, on 10,000,000 tasks) spent 14 ms
+    compiling for 0.5 ms of work."""
     return await asyncpg.create_pool(
         settings.database_url,
         connection_class=StatelessConnection,
@@ -55,7 +58,7 @@ async def create_pool(settings: Settings, **server_settings: str) -> asyncpg.Poo
         init=init_connection,
         timeout=5,
         command_timeout=30,
-        server_settings={"application_name": "taskservice", **server_settings},
+        server_settings={"application_name": "taskservice", "jit": "off", **server_settings},
     )
 
 
