@@ -48,7 +48,7 @@ class PublishFailed(Exception):
 
 
 async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
-                     committed: asyncio.Event) -> int:
+                     committed: wakeups.AfterCommit) -> int:
     """Publish one batch of due outbox rows; how many were published. Sets `committed` once
     their tasks' PENDING events are committed (before the publish).
 
@@ -64,7 +64,7 @@ async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: 
         rows = await outbox.claim_due(conn, settings.dispatch_batch_size, PUBLISH_LEASE_SECONDS)
     if not rows:
         return 0
-    wakeups.soon(committed)  # PENDING: announced with the worker's claim, usually
+    committed.soon()  # PENDING: announced with the worker's claim, usually
     metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
     ids = [row["id"] for row in rows]
     # No pool connection held through the confirms: the embedded dispatcher shares the API's pool.
@@ -83,7 +83,7 @@ async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: 
 
 
 async def drain_forever(pool: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
-                        wake: asyncio.Event, committed: asyncio.Event, stop: asyncio.Event) -> None:
+                        wake: asyncio.Event, committed: wakeups.AfterCommit, stop: asyncio.Event) -> None:
     # Woken by every create in its own process, a busy dispatcher would claim a few rows per
     # round trip: paced, the rows committed meanwhile go together.
     pace = wakeups.Pace(wakeups.WAKEUP_INTERVAL_SECONDS, wakeups.WAKEUP_BURST)
@@ -119,7 +119,7 @@ async def record_publish_error(pool: asyncpg.Pool, failure: PublishFailed) -> No
 
 
 async def reap_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
-                       committed: asyncio.Event, stop: asyncio.Event) -> None:
+                       committed: wakeups.AfterCommit, stop: asyncio.Event) -> None:
     while not stop.is_set():
         rescued = []
         try:
@@ -220,7 +220,7 @@ def firing_or_parked(row: asyncpg.Record) -> schedules.Firing:
         return schedules.Firing(row["id"], None, row["now"] + timedelta(seconds=SCHEDULE_PARK_SECONDS))
 
 
-async def fire_schedules_forever(pool: asyncpg.Pool, wake: asyncio.Event, committed: asyncio.Event,
+async def fire_schedules_forever(pool: asyncpg.Pool, wake: asyncio.Event, committed: wakeups.AfterCommit,
                                  stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
@@ -233,7 +233,7 @@ async def fire_schedules_forever(pool: asyncpg.Pool, wake: asyncio.Event, commit
             continue
         if created:
             wake.set()  # their outbox rows are due now
-            wakeups.soon(committed)
+            committed.soon()
             metrics.count_transition(None, "NEW", len(created))
         for row in created:
             metrics.TASKS_CREATED.labels(row["priority"]).inc()
@@ -259,7 +259,7 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
         await wait_for(stop, BACKLOG_REFRESH_SECONDS)
 
 
-async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyncio.Event,
+async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: wakeups.AfterCommit,
                          stop: asyncio.Event, wake: asyncio.Event | None = None, own_id: str = "") -> None:
     """Drain the outbox, reap expired leases, re-dispatch lost messages, fire due schedules, deliver
     callbacks and keep the tables trim until `stop` is set.
@@ -269,7 +269,7 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyn
     wake = wake or asyncio.Event()
 
     def on_outbox_due(payload: str | None) -> None:
-        if payload is None or not own_id or payload != own_id:
+        if not wakeups.is_own_echo(payload, own_id):
             wake.set()
 
     background = [asyncio.create_task(supervised(name, loop, stop)) for name, loop in (
@@ -291,7 +291,7 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: asyn
 
 
 async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
-                          committed: asyncio.Event, stop: asyncio.Event) -> None:
+                          committed: wakeups.AfterCommit, stop: asyncio.Event) -> None:
     """Connect to RabbitMQ, declare the topology and drain the outbox until `stop`; each task queue
     is declared the first time a message goes to it (broker.publish_routed)."""
     connection = await broker.connect(settings, stop)

@@ -77,12 +77,10 @@ class AfterCommit(asyncio.Event):
             self.set()
 
 
-def soon(event: asyncio.Event) -> None:
-    """`event.soon()` where it has one (an AfterCommit), else `event.set()`."""
-    if isinstance(event, AfterCommit):
-        event.soon()
-    else:
-        event.set()
+def is_own_echo(payload: str | None, own_id: str) -> bool:
+    """Whether a NOTIFY payload names this process (`own_id`): its own writers' wake-up, which
+    woke it in-process already. None (a (re)connected LISTEN) is never one."""
+    return bool(own_id) and payload == own_id
 
 
 class Pace:

@@ -243,7 +243,7 @@ def format_delay(seconds: float) -> str:
 
 
 async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, attempt: Attempt,
-                         committed: asyncio.Event) -> None:
+                         committed: wakeups.AfterCommit) -> None:
     """Write the outcome, retrying while the database is unreachable (the caller keeps
     renewing the lease meanwhile); past one lease length the reaper takes over. Sets
     `committed` once the outcome's status change is committed."""
@@ -298,7 +298,7 @@ def progress_writer(pool: asyncpg.Pool, settings: Settings, task: asyncpg.Record
 
 
 async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Kind],
-                      running: dict[UUID, Attempt], task: asyncpg.Record, committed: asyncio.Event) -> None:
+                      running: dict[UUID, Attempt], task: asyncpg.Record, committed: wakeups.AfterCommit) -> None:
     kind = registry.get(task["kind"])
     if kind is None:
         async with pool.acquire() as conn:
@@ -429,7 +429,7 @@ class Intake:
 
 async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, settings: Settings,
                          writes: GroupWrites, registry: Mapping[str, Kind], running: dict[UUID, Attempt],
-                         intake: Intake, committed: asyncio.Event) -> None:
+                         intake: Intake, committed: wakeups.AfterCommit) -> None:
     try:
         task_id, outbox_id = broker.parse_task_message(message.body)
         task_uuid = UUID(task_id)
@@ -455,7 +455,7 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
-        wakeups.soon(committed)  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
+        committed.soon()  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
         # Never from NEW in practice (the dispatcher commits PENDING before it publishes): counted as PENDING.
         metrics.count_transition("PENDING", "IN_PROGRESS")
         # Every log line of the attempt, the handler's included, names the task and attempt.
@@ -483,7 +483,8 @@ def broker_connection_name(settings: Settings) -> str:
 
 
 async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Kind],
-                     committed: asyncio.Event, stop: asyncio.Event, lone_pool: asyncpg.Pool | None = None) -> None:
+                     committed: wakeups.AfterCommit, stop: asyncio.Event,
+                     lone_pool: asyncpg.Pool | None = None) -> None:
     """Consume until `stop`; then let running attempts finish within the grace period and
     hand back the rest. Sets `committed` after committing status changes (the process
     announces them to streams)."""

@@ -43,7 +43,7 @@ from aiohttp import web
 from taskservice import db, events
 from taskservice.api.keys import EVENTS_COMMITTED, POOL, PROCESS_ID, SETTINGS
 from taskservice.lifecycle import supervised, wait_any, wait_for
-from taskservice.wakeups import Pace
+from taskservice.wakeups import Pace, is_own_echo
 
 if TYPE_CHECKING:
     from taskservice.api.status_waits import Waiter
@@ -117,7 +117,7 @@ def on_event_notify(feed: EventFeed, payload: str | None) -> None:
     announcements are skipped: its commits asked for a read already."""
     if payload is None:
         feed.listening.set()
-    elif feed.own_id and payload == feed.own_id:
+    elif is_own_echo(payload, feed.own_id):
         return
     feed.read_due.set()
 

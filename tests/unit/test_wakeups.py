@@ -55,7 +55,8 @@ async def test_flush_sends_what_soon_put_off_and_nothing_otherwise():
     assert event.is_set()
 
 
-async def test_soon_on_a_plain_event_sets_it():
-    event = asyncio.Event()
-    wakeups.soon(event)
-    assert event.is_set()
+def test_only_a_payload_naming_this_process_is_its_own_echo():
+    assert wakeups.is_own_echo("abc", "abc")
+    assert not wakeups.is_own_echo("xyz", "abc")  # another process's
+    assert not wakeups.is_own_echo(None, "abc")  # LISTEN (re)connected: always acted on
+    assert not wakeups.is_own_echo("", "")  # a process without the in-process wake-up
