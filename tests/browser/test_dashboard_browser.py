@@ -175,8 +175,16 @@ async def until_live(page) -> None:
     await page.locator("#live[data-state='live']").wait_for()
 
 
-async def search(page, text: str) -> None:
+async def search(page, text: str, rows: int | None = None) -> None:
+    """Type a search; with rows, wait until the table lists just those matches.
+
+    Until the debounced search answers, the table shows the unfiltered list, and it re-renders
+    when the answer comes: a click aimed at a row before then can land on another row's button.
+    """
     await page.get_by_label("Search name or description").fill(text)
+    if rows is not None:
+        names = page.locator("#tasks tbody tr .name")
+        await expect(names).to_have_text([re.compile(re.escape(text))] * rows)
 
 
 def row(page, name: str):
@@ -221,7 +229,7 @@ async def test_cancel_from_the_page(watched, server):
     queued = await server.create(f"{name}-queued", run_at=later())
     running = await server.create(f"{name}-running", kind="sleep", payload={"seconds": 60})
     await server.wait_for(running["id"], {"IN_PROGRESS"})
-    await search(page, name)
+    await search(page, name, rows=2)
     await until_live(page)
     await row(page, queued["name"]).get_by_role("button", name=f"Cancel {queued['name']}").click()
     await page.locator("#notice", has_text=f"“{queued['name']}” is cancelled.").wait_for()
@@ -261,7 +269,7 @@ async def test_open_a_task_with_the_keyboard_and_see_its_history(watched, server
     task = await server.create(f"{name}-echo", kind="echo", payload={"greeting": "<b>hello</b>"},
                                description="shown in the dialog")
     await server.wait_for(task["id"], {"COMPLETED"})
-    await search(page, name)
+    await search(page, name, rows=1)
     await page.get_by_role("button", name=task["name"], exact=True).focus()
     await page.keyboard.press("Enter")
     dialog = page.locator("dialog#detail")
@@ -333,7 +341,7 @@ async def test_the_dialog_shows_a_tasks_callback_attempts(watched, server):
                 != ["delivered"]:
             assert asyncio.get_running_loop().time() < deadline, "the callback was not delivered"
             await asyncio.sleep(0.1)
-        await search(page, name)
+        await search(page, name, rows=1)
         await page.get_by_role("button", name=task["name"], exact=True).click()
         dialog = page.locator("dialog#detail")
         await dialog.get_by_text(url).wait_for()
@@ -381,7 +389,7 @@ async def test_retry_a_failed_task(watched, server):
     name = tag()
     task = await server.create(f"{name}-flaky", kind="fail_first_run", max_attempts=1)
     await server.wait_for(task["id"], {"FAILED"})
-    await search(page, name)
+    await search(page, name, rows=1)
     await until_live(page)
     await row(page, task["name"]).get_by_role("button", name=f"Retry {task['name']}").click()
     await page.locator("#notice", has_text=f"“{task['name']}” will run again").wait_for()
