@@ -14,11 +14,20 @@ from marshmallow import ValidationError
 from webargs.aiohttpparser import AIOHTTPParser
 
 from taskservice import __version__, db, events, outbox, wakeups
-from taskservice.api import bodies, schemas
+from taskservice.api import bodies, creates, schemas
 from taskservice.api.auth import auth_middleware, document_security
 from taskservice.api.dashboard import add_dashboard_routes
 from taskservice.api.event_feed import event_feed
-from taskservice.api.keys import EVENTS_COMMITTED, KINDS, LIST_POOL, OUTBOX_WAKEUP, POOL, PROCESS_ID, SETTINGS
+from taskservice.api.keys import (
+    CREATES,
+    EVENTS_COMMITTED,
+    KINDS,
+    LIST_POOL,
+    OUTBOX_WAKEUP,
+    POOL,
+    PROCESS_ID,
+    SETTINGS,
+)
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
@@ -82,6 +91,7 @@ async def database_pools(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
         raise
     app[POOL], app[LIST_POOL] = pool, list_pool
+    app[CREATES] = creates.batcher(pool)
     yield
     await asyncio.gather(pool.close(), list_pool.close())
 

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 import asyncpg
 from aiohttp import web
 
+from taskservice.batching import Batcher
 from taskservice.kinds import Kind
 from taskservice.settings import Settings
 from taskservice.wakeups import AfterCommit
@@ -14,6 +15,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 # For the queries with optional filters (the list, the stream's replay): each call planned for its
 # own values (taskservice.api.app.database_pools).
 LIST_POOL = web.AppKey("list_pool", asyncpg.Pool)
+# Single creates, written together (taskservice.api.creates).
+CREATES = web.AppKey("creates", Batcher)
 # This process's id in the payload of its NOTIFYs: its own dispatcher and event feed, woken
 # in-process (OUTBOX_WAKEUP, EVENTS_COMMITTED), skip them.
 PROCESS_ID = web.AppKey("process_id", str)

@@ -22,7 +22,7 @@ from marshmallow import ValidationError
 from taskservice import batches, callbacks, db, dependencies, events, limits, metrics, outbox, tasks
 from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
-from taskservice.api.keys import EVENTS_COMMITTED, KINDS, LIST_POOL, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import CREATES, EVENTS_COMMITTED, KINDS, LIST_POOL, OUTBOX_WAKEUP, POOL, SETTINGS
 from taskservice.api.problems import Problem, validation_problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depths
 from taskservice.api.status_waits import wait_for_change
@@ -154,21 +154,26 @@ async def create_task(request: web.Request) -> web.Response:
     await refuse_callback_urls({"callback_url": fields}, settings)
     request_hash = request_fingerprint(fields) if key else None
     parents = list(dict.fromkeys(fields.get("depends_on", [])))
-    async with request.app[POOL].acquire() as conn:
-        if not parents:
-            row, created = await create_or_replay(conn, create_arguments(fields), key, request_hash,
-                                                  settings.idempotency_ttl_seconds)
-        else:
-            async with conn.transaction():
-                row, created = await create_or_replay(conn, create_arguments(fields, len(parents)), key,
-                                                      request_hash, settings.idempotency_ttl_seconds)
-                if created:
-                    missing = set(await dependencies.link(conn, [row["id"]] * len(parents), parents))
-                    if missing:  # raised inside the transaction: nothing is written
-                        raise validation_problem({f"depends_on.{i}": ["No task has this id."]
-                                                  for i, parent in enumerate(fields["depends_on"])
-                                                  if parent in missing})
-                row = await tasks.get(conn, row["id"])  # as linking left it: waiting, due or CANCELLED
+    row = None
+    if not parents:
+        row = await request.app[CREATES].submit((create_arguments(fields), key, request_hash))
+        created = row is not None
+    if row is None:  # linked to parents, or its idempotency key is taken
+        async with request.app[POOL].acquire() as conn:
+            if not parents:
+                row, created = await create_or_replay(conn, create_arguments(fields), key, request_hash,
+                                                      settings.idempotency_ttl_seconds)
+            else:
+                async with conn.transaction():
+                    row, created = await create_or_replay(conn, create_arguments(fields, len(parents)), key,
+                                                          request_hash, settings.idempotency_ttl_seconds)
+                    if created:
+                        missing = set(await dependencies.link(conn, [row["id"]] * len(parents), parents))
+                        if missing:  # raised inside the transaction: nothing is written
+                            raise validation_problem({f"depends_on.{i}": ["No task has this id."]
+                                                      for i, parent in enumerate(fields["depends_on"])
+                                                      if parent in missing})
+                    row = await tasks.get(conn, row["id"])  # as linking left it: waiting, due or CANCELLED
     if not created:
         if row["request_hash"] != request_hash:
             raise Problem(409, "This Idempotency-Key was already used with a different request.")
