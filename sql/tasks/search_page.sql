@@ -1,7 +1,9 @@
 -- One page of the tasks matching a text search (and the other filters), newest first,
 -- each with `from_newest`: whether the page came from the walk of the newest tasks.
 -- Plan: see docs/design.md, "Query plans" (the newest tasks when matches are common,
--- the trigram index when they are not; one of the two runs).
+-- the trigram index when they are not; one of the two runs). A match lies in the name
+-- or in the description, never across the two; when the key is the whole search and it
+-- holds no space, the key's test on their joined text says that already.
 -- $1 statuses (text[] or NULL), $2 priorities (text[] or NULL),
 -- $3 search text (%, _ and \ match literally), $4 limit, $5 offset,
 -- $6 index key (part of the search text, for the trigram index), $7 most of the newest tasks to read,
@@ -41,7 +43,8 @@ page AS (
      WHERE (SELECT count(*) FROM newest) < $4 + $5
        AND (name || ' ' || coalesce(description, ''))
            ILIKE '%' || replace(replace(replace($6::text, '\', '\\'), '%', '\%'), '_', '\_') || '%'
-       AND (name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
+       AND ($3 = $6 AND strpos($3, ' ') = 0  -- the key's test decides alone
+            OR name ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%'
             OR description ILIKE '%' || replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_') || '%')
        AND (($1::text[] IS NULL AND $2::text[] IS NULL AND $8::text[] IS NULL AND $9::uuid IS NULL)
             OR EXISTS (SELECT FROM tasks t

@@ -106,6 +106,15 @@ async def test_search_is_case_insensitive_and_covers_description(client):
     assert {t["id"] for t in found["items"]} == {by_name["id"], by_description["id"]}
 
 
+async def test_a_search_never_matches_across_name_and_description(client):
+    """The trigram index holds name and description as one text; a match must lie in one of them."""
+    tag = uuid.uuid4().hex[:8]
+    await create(client, name=f"alpha{tag}", description=f"{tag}beta")
+    for search, total in ((f"alpha{tag}", 1), (f"{tag}beta", 1), (f"alpha{tag} {tag}beta", 0), (f"{tag} {tag}", 0)):
+        found = await (await client.get(TASKS, params={"search": search})).json()
+        assert (found["total"], len(found["items"])) == (total, total), search
+
+
 @pytest.mark.parametrize("needle", ["100%", "a_b", "back\\slash", "it's", '"quoted"'])
 async def test_search_treats_wildcards_and_quotes_literally(client, needle):
     tag = uuid.uuid4().hex[:8]
