@@ -43,7 +43,9 @@ PRIORITIES = ("LOW", "MEDIUM", "HIGH")
 DESCRIPTION = "Created by the benchmark to measure create throughput."
 
 # The targets for the 2-core machine: measured and reported, never asserted in tests.
-CREATE_TARGET = {"min_rps": 2500, "max_p99_ms": 25}
+# Create: p99 in the table, and its rate as a share of the same run's pgbench create ceiling.
+CREATE_TARGET = {"max_p99_ms": 25}
+CREATE_MIN_SHARE = 0.5
 GET_TARGET = {"min_rps": 4000}
 FIRST_PAGE_TARGET = {"max_p99_ms": 15}
 DEEP_PAGE_TARGET = {"max_p99_ms": 50}
@@ -422,11 +424,13 @@ def print_table(results: dict[str, Any]) -> None:
     ratio = results.get("create_vs_pgbench")
     if ratio is not None:
         print(f"create req/s / pgbench create tps = {ratio:.2f} "
-              f"({results['create_rps']:,.0f} / {pg['tps']:,.0f})")
+              f"({results['create_rps']:,.0f} / {pg['tps']:,.0f}; target >= {CREATE_MIN_SHARE}: "
+              f"{'met' if ratio >= CREATE_MIN_SHARE else 'NOT met'})")
     if pg and results.get("create_processes_rps") is not None:
+        share = results['create_processes_rps'] / pg['tps']
         print(f"create in {results['args']['api_processes']} processes req/s / pgbench create tps = "
-              f"{results['create_processes_rps'] / pg['tps']:.2f} "
-              f"({results['create_processes_rps']:,.0f} / {pg['tps']:,.0f})")
+              f"{share:.2f} ({results['create_processes_rps']:,.0f} / {pg['tps']:,.0f}; "
+              f"target >= {CREATE_MIN_SHARE}: {'met' if share >= CREATE_MIN_SHARE else 'NOT met'})")
     ratio = results.get("drain_vs_lifecycle")
     if ratio is not None:
         print(f"drain tasks/s / pgbench task lifecycle tps = {ratio:.2f} "
