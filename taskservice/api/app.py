@@ -26,6 +26,7 @@ from taskservice.api.keys import (
     OUTBOX_WAKEUP,
     POOL,
     PROCESS_ID,
+    SEARCH_KEYS,
     SETTINGS,
 )
 from taskservice.api.observability import access_middleware, add_metrics_route
@@ -33,6 +34,7 @@ from taskservice.api.problems import problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
 from taskservice.api.schedules import add_schedule_routes
+from taskservice.api.search_keys import SearchKeys
 from taskservice.api.status_waits import release_waiters
 from taskservice.api.stream import end_streams
 from taskservice.dispatcher import run_dispatcher
@@ -206,6 +208,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[PROCESS_ID] = uuid.uuid4().hex
+    app[SEARCH_KEYS] = SearchKeys()
     # The same modules as the workers', for the kinds' defaults and payload schemas (HandlerModuleError
     # if one cannot be imported here: the API then stops with one line, as a worker does).
     app[KINDS] = load_registry(settings.handler_modules)

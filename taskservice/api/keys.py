@@ -5,6 +5,7 @@ from collections.abc import Mapping
 import asyncpg
 from aiohttp import web
 
+from taskservice.api.search_keys import SearchKeys
 from taskservice.batching import Batcher
 from taskservice.kinds import Kind
 from taskservice.settings import Settings
@@ -17,6 +18,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 LIST_POOL = web.AppKey("list_pool", asyncpg.Pool)
 # Single creates, written together (taskservice.api.creates).
 CREATES = web.AppKey("creates", Batcher)
+# Each search's index key, remembered for seconds (taskservice.api.search_keys).
+SEARCH_KEYS = web.AppKey("search_keys", SearchKeys)
 # This process's id in the payload of its NOTIFYs: its own dispatcher and event feed, woken
 # in-process (OUTBOX_WAKEUP, EVENTS_COMMITTED), skip them.
 PROCESS_ID = web.AppKey("process_id", str)

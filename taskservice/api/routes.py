@@ -22,7 +22,16 @@ from marshmallow import ValidationError
 from taskservice import batches, callbacks, db, dependencies, events, limits, metrics, outbox, tasks
 from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
-from taskservice.api.keys import CREATES, EVENTS_COMMITTED, KINDS, LIST_POOL, OUTBOX_WAKEUP, POOL, SETTINGS
+from taskservice.api.keys import (
+    CREATES,
+    EVENTS_COMMITTED,
+    KINDS,
+    LIST_POOL,
+    OUTBOX_WAKEUP,
+    POOL,
+    SEARCH_KEYS,
+    SETTINGS,
+)
 from taskservice.api.problems import Problem, validation_problem
 from taskservice.api.queue_probe import QUEUE_PROBE, queue_depths
 from taskservice.api.status_waits import wait_for_change
@@ -322,7 +331,11 @@ async def list_tasks(request: web.Request) -> web.Response:
     async with request.app[LIST_POOL].acquire() as conn:
         more = {"queues": queues, "schedule_id": schedule_id}
         if search is not None:
-            key, common = await tasks.search_key(conn, search)
+            remembered = request.app[SEARCH_KEYS].get(search)
+            if remembered is None:
+                remembered = await tasks.search_key(conn, search)
+                request.app[SEARCH_KEYS].put(search, remembered)
+            key, common = remembered
             rows = await tasks.search_page(conn, **filters, **more, search=search, key=key, limit=page_size,
                                            offset=offset, newest_rows=tasks.SEARCH_NEWEST_ROWS if common else 0)
         else:
