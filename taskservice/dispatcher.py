@@ -8,6 +8,7 @@ Two fronts call `run_dispatcher`: a background task of the API process
 """
 
 import asyncio
+import dataclasses
 import logging
 import time
 from datetime import timedelta
@@ -47,20 +48,26 @@ class PublishFailed(Exception):
         self.reason = reason
 
 
-async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
+async def claim_pool(settings: Settings) -> asyncpg.Pool:
+    """The one connection the outbox claim runs on, with outbox.CLAIM_SESSION's settings: the claim
+    is then one statement, where setting them for its transaction alone took three more round
+    trips on the way from a create to its message. Connected when first used."""
+    return await db.create_pool(dataclasses.replace(settings, db_pool_min=0, db_pool_max=1),
+                                **outbox.CLAIM_SESSION)
+
+
+async def drain_once(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
                      committed: wakeups.AfterCommit) -> int:
     """Publish one batch of due outbox rows; how many were published. Sets `committed` once
     their tasks' PENDING events are committed (before the publish).
 
-    The rows are leased (and their tasks marked PENDING) in one short transaction,
-    published with no transaction open, then marked published. Held through the
-    publisher confirms, the claim's task locks made every worker that received a
+    The rows are leased (and their tasks marked PENDING) in one short statement on `claims`
+    (claim_pool), published with no transaction open, then marked published. Held through
+    the publisher confirms, the claim's task locks made every worker that received a
     message wait for the whole batch's confirms. If RabbitMQ does not confirm
     every message, the rows are due again after PUBLISH_RETRY_SECONDS.
     """
-    async with pool.acquire() as conn, conn.transaction():
-        # Otherwise a backlog the statistics have not seen yet is read whole by every claim.
-        await outbox.set_up_claim_due(conn)
+    async with claims.acquire() as conn:
         rows = await outbox.claim_due(conn, settings.dispatch_batch_size, PUBLISH_LEASE_SECONDS)
     if not rows:
         return 0
@@ -82,7 +89,7 @@ async def drain_once(pool: asyncpg.Pool, publisher: broker.Publisher, settings: 
     return len(ids)
 
 
-async def drain_forever(pool: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
+async def drain_forever(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
                         wake: asyncio.Event, committed: wakeups.AfterCommit, stop: asyncio.Event) -> None:
     # Woken by every create in its own process, a busy dispatcher would claim a few rows per
     # round trip: paced, the rows committed meanwhile go together.
@@ -92,7 +99,7 @@ async def drain_forever(pool: asyncpg.Pool, publisher: broker.Publisher, setting
             return
         wake.clear()
         try:
-            published = await drain_once(pool, publisher, settings, committed)
+            published = await drain_once(pool, claims, publisher, settings, committed)
         except PublishFailed as exc:
             log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
                         len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
@@ -297,15 +304,16 @@ async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.
     connection = await broker.connect(settings, stop)
     if connection is None:
         return  # stopped before the broker answered
+    claims = await claim_pool(settings)
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         topology = await broker.declare_topology(channel, settings)
         publisher = broker.Publisher(channel, topology.exchange, settings, declared=set(topology.queues))
         connection.reconnect_callbacks.add(publisher.forget_declared)
         log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
-        await drain_forever(pool, publisher, settings, wake, committed, stop)
+        await drain_forever(pool, claims, publisher, settings, wake, committed, stop)
     finally:
-        await broker.close(connection)
+        await asyncio.gather(claims.close(), broker.close(connection))
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

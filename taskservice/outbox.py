@@ -6,15 +6,23 @@ import asyncpg
 
 from taskservice.sql import QUERIES
 
-
-async def set_up_claim_due(conn: asyncpg.Connection) -> None:
-    """Call before claim_due, in its transaction: its plan then holds whatever the statistics say,
-    and its commit does not wait for the WAL flush."""
-    await conn.execute(QUERIES["outbox/claim_due_setup"])
+# The session of the connection claim_due runs on (taskservice.dispatcher.claim_pool), one
+# statement in its own transaction:
+# - planned for the tables as they are and with index scans only: its batch from outbox_due_idx
+#   in order, each task by primary key, and the foreign-key checks of the events its trigger
+#   inserts planned afresh (a plan cached while `tasks` was small reads the whole table for
+#   every row);
+# - committed without waiting for the WAL flush (it sits between a create and its message). A
+#   claim lost in a database crash leaves its rows due and its tasks NEW, so they are published
+#   again and the worker skips the duplicates; any later synchronous commit, such as a worker's
+#   claim of one of its tasks, flushes it first.
+CLAIM_SESSION = {"plan_cache_mode": "force_custom_plan", "enable_seqscan": "off",
+                 "enable_bitmapscan": "off", "synchronous_commit": "off"}
 
 
 async def claim_due(conn: asyncpg.Connection, batch_size: int, lease_seconds: float) -> list[asyncpg.Record]:
-    """Due rows, leased to the caller for `lease_seconds`; their tasks become PENDING."""
+    """Due rows, leased to the caller for `lease_seconds`; their tasks become PENDING. On a
+    connection with CLAIM_SESSION's settings."""
     return await conn.fetch(QUERIES["outbox/claim_due"], batch_size, lease_seconds)
 
 

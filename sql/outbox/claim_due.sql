@@ -8,7 +8,9 @@
 -- mark them publishes them again (the worker skips the duplicates). A task
 -- already taken or cancelled keeps its status. `dispatched` says whether this
 -- claim moved the row's task from NEW to PENDING (for the transition metrics);
--- `queue` is the task's, which routes its message. Run after outbox/claim_due_setup.
+-- `queue` is the task's, which routes its message. Run on the dispatcher's claim
+-- connection, which plans each call afresh with index scans only and commits it
+-- without waiting for the WAL flush (taskservice/outbox.py, CLAIM_SESSION, says why).
 -- Plan: see docs/design.md, "Query plans" (the guard is a CASE on purpose).
 -- $1 batch size, $2 lease seconds
 WITH due AS (

@@ -2,11 +2,13 @@
 statistics count almost no waiting or running tasks (docs/design.md, "Query plans"): a guard an
 index on status can serve would read every waiting or running task instead."""
 
+import asyncio
 import json
 
 import asyncpg
 import pytest
 
+from taskservice import db, dispatcher, outbox
 from taskservice.sql import QUERIES
 from tests.support.services import RUN_ID, SERVER_URL, run_dbmate, with_database
 
@@ -149,8 +151,8 @@ def scans(plan: dict) -> list[tuple[str, str]]:
 
 
 async def test_the_dispatchers_claim_reads_the_due_index_in_order_and_tasks_by_primary_key(filled):
-    """outbox/claim_due, planned as the dispatcher runs it (after outbox/claim_due_setup, in its
-    transaction), reads its batch from the due index and each task by key, though the statistics
+    """outbox/claim_due, planned as the dispatcher runs it (with outbox.CLAIM_SESSION's settings),
+    reads its batch from the due index and each task by key, though the statistics
     count no due row and a backlog of 5,000 NEW tasks has come since: a status guard an index can
     serve (`status = 'NEW'`) read every NEW task through tasks_status_created_idx here."""
     await filled.execute("""
@@ -158,7 +160,8 @@ async def test_the_dispatchers_claim_reads_the_due_index_in_order_and_tasks_by_p
                      SELECT 'new ' || n, 'noop', 60 FROM generate_series(1, 5000) AS n RETURNING id, priority)
         INSERT INTO outbox (task_id, priority) SELECT id, priority FROM new""")
     async with filled.transaction():
-        await filled.execute(QUERIES["outbox/claim_due_setup"])
+        for name, value in outbox.CLAIM_SESSION.items():
+            await filled.execute("SELECT set_config($1, $2, true)", name, value)
         explained = await filled.fetchval(f"EXPLAIN (FORMAT JSON) {QUERIES['outbox/claim_due']}", 200, 30)
     found = scans(json.loads(explained)[0]["Plan"])
     assert ("outbox", "outbox_due_idx") in found, found
@@ -166,14 +169,18 @@ async def test_the_dispatchers_claim_reads_the_due_index_in_order_and_tasks_by_p
     assert {index for table, index in found if table == "outbox"} <= {"outbox_due_idx", "outbox_pkey"}, found
 
 
-async def test_the_claim_setup_relaxes_only_its_own_transactions_commit(filled):
-    """outbox/claim_due_setup turns synchronous_commit off for the claim's transaction alone: the
-    connection goes back to the pool flushing its commits as before."""
-    before = await filled.fetchval("SHOW synchronous_commit")
-    async with filled.transaction():
-        await filled.execute(QUERIES["outbox/claim_due_setup"])
-        assert await filled.fetchval("SHOW synchronous_commit") == "off"
-    assert before == await filled.fetchval("SHOW synchronous_commit") == "on"
+async def test_only_the_claims_connection_commits_without_waiting_for_the_flush(settings):
+    """The dispatcher's claim connection has outbox.CLAIM_SESSION's settings; the pools every other
+    write goes through keep synchronous_commit on."""
+    claims, others = await dispatcher.claim_pool(settings), await db.create_pool(settings)
+    try:
+        async with claims.acquire() as conn:
+            assert {name: await conn.fetchval(f"SHOW {name}") for name in outbox.CLAIM_SESSION} \
+                == outbox.CLAIM_SESSION
+        async with others.acquire() as conn:
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await asyncio.gather(claims.close(), others.close())
 
 
 async def test_a_search_reads_the_trigram_index_of_task_texts_and_tasks_only_for_other_filters(filled):
