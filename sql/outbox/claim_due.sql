@@ -9,8 +9,8 @@
 -- already taken or cancelled keeps its status. `dispatched` says whether this
 -- claim moved the row's task from NEW to PENDING (for the transition metrics);
 -- `queue` is the task's, which routes its message. Run on the dispatcher's claim
--- connection, which plans each call afresh with index scans only and commits it
--- without waiting for the WAL flush (taskservice/outbox.py, CLAIM_SESSION, says why).
+-- connection, which plans it with index scans only and commits it without waiting
+-- for the WAL flush (taskservice/outbox.py, CLAIM_SESSION, says why).
 -- Plan: see docs/design.md, "Query plans" (the guard is a CASE on purpose).
 -- $1 batch size, $2 lease seconds
 WITH due AS (

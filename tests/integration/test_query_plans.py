@@ -70,10 +70,10 @@ async def plan(conn: asyncpg.Connection, name: str, mode: str, *args, relation: 
     return scans_of_tasks(json.loads(explained)[0]["Plan"], relation)
 
 
-async def generic_plan(conn: asyncpg.Connection, name: str, *args) -> dict:
+async def generic_plan(conn: asyncpg.Connection, name: str, *args, session: dict | None = None) -> dict:
     """The generic plan the statement ran with (as a pool that caches plans may run it), from
-    auto_explain; its writes rolled back. (EXPLAIN of a statement with parameters plans for their
-    values, whatever plan_cache_mode says.)"""
+    auto_explain, with `session`'s settings too; its writes rolled back. (EXPLAIN of a statement
+    with parameters plans for their values, whatever plan_cache_mode says.)"""
     plans: list[str] = []
 
     def keep(_conn, message) -> None:
@@ -86,6 +86,8 @@ async def generic_plan(conn: asyncpg.Connection, name: str, *args) -> dict:
         await conn.execute("LOAD 'auto_explain'; SET LOCAL auto_explain.log_min_duration = 0; "
                            "SET LOCAL auto_explain.log_format = json; SET LOCAL auto_explain.log_level = notice; "
                            "SET LOCAL plan_cache_mode = force_generic_plan")
+        for setting, value in (session or {}).items():
+            await conn.execute("SELECT set_config($1, $2, true)", setting, value)
         await conn.fetch(QUERIES[name], *args)
         generic = await conn.fetchval("SELECT generic_plans FROM pg_prepared_statements WHERE statement = $1",
                                       QUERIES[name])
@@ -185,19 +187,15 @@ def scans(plan: dict) -> list[tuple[str, str]]:
 
 
 async def test_the_dispatchers_claim_reads_the_due_index_in_order_and_tasks_by_primary_key(filled):
-    """outbox/claim_due, planned as the dispatcher runs it (with outbox.CLAIM_SESSION's settings),
-    reads its batch from the due index and each task by key, though the statistics
+    """outbox/claim_due, run as the dispatcher runs it (a generic plan, outbox.CLAIM_SESSION), reads
+    its batch from the due index and each task by key, though the statistics
     count no due row and a backlog of 5,000 NEW tasks has come since: a status guard an index can
     serve (`status = 'NEW'`) read every NEW task through tasks_status_created_idx here."""
     await filled.execute("""
         WITH new AS (INSERT INTO tasks (name, kind, timeout_seconds)
                      SELECT 'new ' || n, 'noop', 60 FROM generate_series(1, 5000) AS n RETURNING id, priority)
         INSERT INTO outbox (task_id, priority) SELECT id, priority FROM new""")
-    async with filled.transaction():
-        for name, value in outbox.CLAIM_SESSION.items():
-            await filled.execute("SELECT set_config($1, $2, true)", name, value)
-        explained = await filled.fetchval(f"EXPLAIN (FORMAT JSON) {QUERIES['outbox/claim_due']}", 200, 30)
-    found = scans(json.loads(explained)[0]["Plan"])
+    found = scans(await generic_plan(filled, "outbox/claim_due", 200, 30, session=outbox.CLAIM_SESSION))
     assert ("outbox", "outbox_due_idx") in found, found
     assert {index for table, index in found if table == "tasks"} == {"tasks_pkey"}, found
     assert {index for table, index in found if table == "outbox"} <= {"outbox_due_idx", "outbox_pkey"}, found
