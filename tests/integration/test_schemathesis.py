@@ -62,7 +62,7 @@ def filter_failure(context, failure, case, response) -> bool:
         if field == "callback_url":
             return any(refusal in message for refusal in CALLBACK_HOST_REFUSALS for message in messages)
         if field == "idempotency_key":  # unique within a batch: no schema can say so across items
-            return all(message.startswith("Repeats the key of") for message in messages)
+            return all(message.startswith("Repeats the idempotency_key of") for message in messages)
         if field.split(".")[0] == "depends_on" or field in ("waiting", "ref"):
             return True  # no schema can say which task ids exist, that refs are unique, or that waiting excludes search
         return {field: messages} in (NUL_IN_PAYLOAD, RUN_AT_OUT_OF_RANGE)
