@@ -108,11 +108,17 @@ async def test_what_waits_beyond_one_batch_goes_to_a_free_writer():
     assert batches == [[0, 1], [2, 3], [4, 5]] and most == 3  # at once, not one after another
 
 
-async def test_submits_one_after_another_are_each_written():
+async def test_a_submit_right_after_the_last_batch_is_written():
+    """A caller woken by its result submits again before the writer's task has finished: the writer
+    must already count as free, or the new item would wait for a writer that never comes."""
     async def write(items):
         await asyncio.sleep(0)
         return items
 
-    batcher = Batcher(write, max_size=10, writers=2)
-    assert [await batcher.submit(n) for n in range(20)] == list(range(20))
+    batcher = Batcher(write, max_size=10, writers=1)
+
+    async def one_after_another():
+        return [await batcher.submit(n) for n in range(20)]
+
+    assert await asyncio.wait_for(one_after_another(), 2) == list(range(20))
     assert not batcher.writers
