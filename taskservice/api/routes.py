@@ -163,26 +163,24 @@ async def create_task(request: web.Request) -> web.Response:
     await refuse_callback_urls({"callback_url": fields}, settings)
     request_hash = request_fingerprint(fields) if key else None
     parents = list(dict.fromkeys(fields.get("depends_on", [])))
-    row = None
     if not parents:
         row = await request.app[CREATES].submit((create_arguments(fields), key, request_hash))
         created = row is not None
-    if row is None:  # linked to parents, or its idempotency key is taken
-        async with request.app[POOL].acquire() as conn:
-            if not parents:
+        if not created:  # its idempotency key is taken: replay (or free an expired key)
+            async with request.app[POOL].acquire() as conn:
                 row, created = await create_or_replay(conn, create_arguments(fields), key, request_hash,
                                                       settings.idempotency_ttl_seconds)
-            else:
-                async with conn.transaction():
-                    row, created = await create_or_replay(conn, create_arguments(fields, len(parents)), key,
-                                                          request_hash, settings.idempotency_ttl_seconds)
-                    if created:
-                        missing = set(await dependencies.link(conn, [row["id"]] * len(parents), parents))
-                        if missing:  # raised inside the transaction: nothing is written
-                            raise validation_problem({f"depends_on.{i}": ["No task has this id."]
-                                                      for i, parent in enumerate(fields["depends_on"])
-                                                      if parent in missing})
-                    row = await tasks.get(conn, row["id"])  # as linking left it: waiting, due or CANCELLED
+    else:
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            row, created = await create_or_replay(conn, create_arguments(fields, len(parents)), key,
+                                                  request_hash, settings.idempotency_ttl_seconds)
+            if created:
+                missing = set(await dependencies.link(conn, [row["id"]] * len(parents), parents))
+                if missing:  # raised inside the transaction: nothing is written
+                    raise validation_problem({f"depends_on.{i}": ["No task has this id."]
+                                              for i, parent in enumerate(fields["depends_on"])
+                                              if parent in missing})
+            row = await tasks.get(conn, row["id"])  # as linking left it: waiting, due or CANCELLED
     if not created:
         if row["request_hash"] != request_hash:
             raise Problem(409, "This Idempotency-Key was already used with a different request.")
