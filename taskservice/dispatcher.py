@@ -50,8 +50,8 @@ class PublishFailed(Exception):
 
 async def claim_pool(settings: Settings) -> asyncpg.Pool:
     """The one connection the outbox claim runs on, with outbox.CLAIM_SESSION's settings: the claim
-    is then one statement, where setting them for its transaction alone took three more round
-    trips on the way from a create to its message. Connected when first used."""
+    is then one statement, where setting them per transaction would take three more round trips
+    on the way from a create to its message. Connected when first used."""
     return await db.create_pool(dataclasses.replace(settings, db_pool_min=0, db_pool_max=1),
                                 **outbox.CLAIM_SESSION)
 

@@ -594,8 +594,8 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     # A claim or completion of a single task (an idle worker's, whose latency is what a waiting
     # client sees) runs a generic plan, planned once per connection: its statements are the same
     # each time, and their generic plans read tasks by primary key
-    # (tests/integration/test_query_plans.py). Left to choose, PostgreSQL kept planning each afresh
-    # (a one-element array looks cheaper than the generic plan's guess): 0.98 -> 0.70 ms a claim.
+    # (tests/integration/test_query_plans.py). Left to choose, PostgreSQL plans each call afresh
+    # (a one-element array looks cheaper than the generic plan's guess): 0.98 against 0.70 ms a claim.
     try:
         lone_pool = await db.create_pool(dataclasses.replace(settings, db_pool_min=1, db_pool_max=2),
                                          plan_cache_mode="force_generic_plan")
