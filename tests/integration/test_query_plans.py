@@ -177,6 +177,7 @@ async def test_the_event_feed_reads_new_events_and_gaps_by_primary_key_ranges(fi
     for found in (json.loads(explained)[0]["Plan"], await generic_plan(filled, "events/read_new", *args)):
         scans = event_scans(found)
         assert scans and all(bounded for _, bounded in scans), scans
+        assert scans_of_tasks(found) == ["tasks_pkey"], found
 
 
 def scans(plan: dict) -> list[tuple[str, str]]:

@@ -77,9 +77,11 @@ async def test_an_idempotent_replay_keeps_matching_after_queues_came_in(client):
     assert other.status == 409
 
 
-async def stats_of(client, queue: str) -> dict:
+async def stats_of(client, queue: str) -> dict | None:
+    """The queue's entry in /api/v1/stats; None when it has no task waiting or running (other
+    tests' tasks in the shared database may still list it)."""
     body = await (await client.get("/api/v1/stats")).json()
-    return next(item for item in body["queues"] if item["queue"] == queue)
+    return next((item for item in body["queues"] if item["queue"] == queue), None)
 
 
 async def test_a_worker_runs_only_its_queues_and_the_others_wait_visibly(pool, running, settings, client):
@@ -96,7 +98,8 @@ async def test_a_worker_runs_only_its_queues_and_the_others_wait_visibly(pool, r
             await asyncio.sleep(0.05)
     reports_stats = await stats_of(client, "reports")
     assert (reports_stats["PENDING"], reports_stats["IN_PROGRESS"], reports_stats["depth"]) == (1, 0, 1)
-    assert (await stats_of(client, "emails"))["depth"] == 0
+    emails_stats = await stats_of(client, "emails")
+    assert emails_stats is None or emails_stats["depth"] == 0, emails_stats
     assert (await stats_of(client, "default"))["depth"] == 1
 
     running(worker.main, worker_queues=("reports", "default"), worker_id="second-worker")
