@@ -13,7 +13,6 @@ says (taskservice.executors): on the loop, in a thread, or in a child process.
 """
 
 import asyncio
-import dataclasses
 import logging
 import random
 import re
@@ -44,6 +43,12 @@ log = logging.getLogger(__name__)
 SHUTDOWN_HAND_BACK_SECONDS = 10.0
 # How long a delivery that finds every slot taken waits for one before it is requeued (Intake).
 HOLD_SECONDS = 0.25
+# The session of the worker's pool: each statement planned once per connection (the worker runs
+# the same few statements all day; planning each call, trigger statements included, took a
+# sizeable share of its PostgreSQL CPU), with index scans only, so a plan settled on while the
+# tables were small stays right as they grow. With other scans allowed, a generic plan of the
+# completion made on an empty table read the whole table for every completion thereafter.
+SESSION = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "enable_bitmapscan": "off"}
 
 
 class AttemptTimedOut(Exception):
@@ -69,19 +74,9 @@ class GroupWrites:
     completions: Batcher[tuple[UUID, int, Any], asyncpg.Record | None]  # (task id, attempt, result)
 
 
-def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozenset[str] = frozenset(),
-                 lone_pool: asyncpg.Pool | None = None) -> GroupWrites:
-    """`lone_pool` (optional): a pool of generic plans, for a claim or completion of one task when it
-    has a connection free (an idle worker's: planning each afresh took about a third of those
-    statements' time); batches keep `pool`'s plan per call (see `main`)."""
-
-    def pool_for(items: list) -> asyncpg.Pool:
-        if lone_pool is not None and len(items) == 1 and lone_pool.get_idle_size() > 0:
-            return lone_pool
-        return pool
-
+def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozenset[str] = frozenset()) -> GroupWrites:
     async def claim(messages: list[tuple[UUID, int]]) -> list[asyncpg.Record | None]:
-        async with pool_for([] if limited_kinds else messages).acquire() as conn:
+        async with pool.acquire() as conn:
             claimed = await tasks.claim(conn, messages, settings.worker_id, settings.lease_seconds,
                                         sorted(limited_kinds))
             rest = [message for message, row in zip(messages, claimed, strict=True) if row is None]
@@ -95,7 +90,7 @@ def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozense
         return [row if row is not None else next(limited) for row in claimed]
 
     async def complete(attempts: list[tuple[UUID, int, Any]]) -> list[asyncpg.Record | None]:
-        async with pool_for(attempts).acquire() as conn:
+        async with pool.acquire() as conn:
             return await tasks.complete(conn, attempts, settings.worker_id)
 
     # At most one slot's worth each: the worker never holds more attempts than that.
@@ -483,8 +478,7 @@ def broker_connection_name(settings: Settings) -> str:
 
 
 async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[str, Kind],
-                     committed: wakeups.AfterCommit, stop: asyncio.Event,
-                     lone_pool: asyncpg.Pool | None = None) -> None:
+                     committed: wakeups.AfterCommit, stop: asyncio.Event) -> None:
     """Consume until `stop`; then let running attempts finish within the grace period and
     hand back the rest. Sets `committed` after committing status changes (the process
     announces them to streams)."""
@@ -503,7 +497,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
     heartbeat = Heartbeat(settings, running, lambda *held: stop_held(running, *held))
     heartbeat.start()
     intake: Intake | None = None
-    writes = group_writes(pool, settings, frozenset(declared), lone_pool)
+    writes = group_writes(pool, settings, frozenset(declared))
 
     def own(work: Awaitable[None]) -> None:
         task = asyncio.create_task(work)
@@ -586,25 +580,10 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     """The standalone worker process."""
     registry = load_registry(settings.handler_modules)
     executors.preload(registry.values())
-    # A plan per execution, for the actual batch and table sizes. A generic plan for the
-    # batched claim, settled on while the tables were small, stayed in use as they grew and
-    # cost about 4 ms of PostgreSQL CPU per task in half of the bench's drains (against
-    # under 1 ms); planning costs a fraction of a millisecond per batch.
-    pool = await db.create_pool(settings, plan_cache_mode="force_custom_plan")
-    # A claim or completion of a single task (an idle worker's, whose latency is what a waiting
-    # client sees) runs a generic plan, planned once per connection: its statements are the same
-    # each time, and their generic plans read tasks by primary key
-    # (tests/integration/test_query_plans.py). Left to choose, PostgreSQL plans each call afresh
-    # (a one-element array looks cheaper than the generic plan's guess): 0.98 against 0.70 ms a claim.
-    try:
-        lone_pool = await db.create_pool(dataclasses.replace(settings, db_pool_min=1, db_pool_max=2),
-                                         plan_cache_mode="force_generic_plan")
-    except BaseException:
-        await pool.close()
-        raise
+    pool = await db.create_pool(settings, **SESSION)
     try:
         async with (metrics.metrics_server(settings.host, settings.metrics_port),
                     wakeups.sending("stream announcements", pool, events.announce) as committed):
-            await run_worker(pool, settings, registry, committed, stop, lone_pool)
+            await run_worker(pool, settings, registry, committed, stop)
     finally:
-        await asyncio.gather(pool.close(), lone_pool.close())
+        await pool.close()

@@ -3,12 +3,14 @@ statistics count almost no waiting or running tasks (docs/design.md, "Query plan
 index on status can serve would read every waiting or running task instead."""
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from taskservice import db, dispatcher, outbox
+from taskservice import db, dispatcher, outbox, worker
 from taskservice.sql import QUERIES
 from tests.support.services import RUN_ID, SERVER_URL, run_dbmate, with_database
 
@@ -31,20 +33,34 @@ ANALYZE outbox;
 """
 
 
-@pytest.fixture
-async def filled():
-    url = with_database(SERVER_URL, f"taskservice_plans_{RUN_ID}")
+@contextlib.asynccontextmanager
+async def plans_database(name: str, fill: str = "") -> AsyncIterator[asyncpg.Connection]:
+    url = with_database(SERVER_URL, f"taskservice_plans_{name}_{RUN_ID}")
     run_dbmate(url, "create")
     run_dbmate(url, "up")
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(FILL)
+        if fill:
+            await conn.execute(fill)
         yield conn
     finally:
         await conn.close()
         admin = await asyncpg.connect(SERVER_URL)
-        await admin.execute(f'DROP DATABASE IF EXISTS "taskservice_plans_{RUN_ID}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "taskservice_plans_{name}_{RUN_ID}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def filled():
+    async with plans_database("filled", FILL) as conn:
+        yield conn
+
+
+@pytest.fixture
+async def empty():
+    """A new service's database: every table empty, as when a worker first plans its statements."""
+    async with plans_database("empty") as conn:
+        yield conn
 
 
 def scans_of_tasks(plan: dict, relation: str = "tasks") -> list[str]:
@@ -102,16 +118,29 @@ async def generic_plan(conn: asyncpg.Connection, name: str, *args, session: dict
 
 
 async def test_claim_and_complete_read_tasks_by_primary_key(filled):
+    """As the worker's pool runs them (worker.SESSION: generic plans), for a batch and for one task."""
     ids = [row["id"] for row in await filled.fetch("SELECT id FROM tasks LIMIT 16")]
     outbox_ids = [row["id"] for row in await filled.fetch("SELECT id FROM outbox LIMIT 16")]
-    # The worker's pool plans each call (custom); its pool for lone claims and completions runs
-    # generic plans.
-    claim = await plan(filled, "tasks/claim", "force_custom_plan", ids, outbox_ids, "worker-2", 60, ["limited"])
-    complete = await plan(filled, "tasks/complete", "force_custom_plan", ids, [1] * 16, [None] * 16, "worker-1")
-    # The claim's second scan reads the claimed task's parents (their results), by key too.
-    assert (claim, complete) == (["tasks_pkey", "tasks_pkey"], ["tasks_pkey"])
-    claim = await generic_plan(filled, "tasks/claim", ids[:1], outbox_ids[:1], "worker-2", 60, ["limited"])
-    complete = await generic_plan(filled, "tasks/complete", ids[:1], [1], [None], "worker-1")
+    for n in (16, 1):
+        claim = await generic_plan(filled, "tasks/claim", ids[:n], outbox_ids[:n], "worker-2", 60, ["limited"],
+                                   session=worker.SESSION)
+        complete = await generic_plan(filled, "tasks/complete", ids[:n], [1] * n, [None] * n, "worker-1",
+                                      session=worker.SESSION)
+        # The claim's second scan reads the claimed task's parents (their results), by key too.
+        assert (scans_of_tasks(claim), scans_of_tasks(complete)) == (["tasks_pkey", "tasks_pkey"], ["tasks_pkey"])
+
+
+async def test_the_workers_plans_made_on_empty_tables_read_tasks_by_primary_key(empty):
+    """A worker plans each statement once per connection, often while the tables are still empty
+    (a new service, a bench): those plans must not read the whole table, which will grow. Without
+    worker.SESSION's index scans only, the completion's plan made here is a sequential scan."""
+    task_id = await empty.fetchval("INSERT INTO tasks (name, kind, timeout_seconds) VALUES ('t', 'noop', 60) "
+                                   "RETURNING id")
+    outbox_id = await empty.fetchval("SELECT id FROM outbox WHERE task_id = $1", task_id)
+    claim = await generic_plan(empty, "tasks/claim", [task_id], [outbox_id], "worker-2", 60, [],
+                               session=worker.SESSION)
+    complete = await generic_plan(empty, "tasks/complete", [task_id], [1], [None], "worker-1",
+                                  session=worker.SESSION)
     assert (scans_of_tasks(claim), scans_of_tasks(complete)) == (["tasks_pkey", "tasks_pkey"], ["tasks_pkey"])
 
 
