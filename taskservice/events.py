@@ -10,8 +10,9 @@ from taskservice.sql import QUERIES
 
 
 async def announce(conn: asyncpg.Connection, sender: str = "") -> None:
-    """NOTIFY task_events if some stream is open; call after committing status changes.
-    `sender`: this process's id, if it has an event feed (woken in-process, it skips its own)."""
+    """NOTIFY task_events if some stream or wait is open in another process; call after
+    committing status changes. `sender`: this process's id, if it has an event feed (its
+    listener id; woken in-process, it needs no notification)."""
     await conn.execute(QUERIES["events/announce"], sender)
 
 

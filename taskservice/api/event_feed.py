@@ -314,7 +314,8 @@ async def until_live(feed: EventFeed, timeout: float) -> bool:
 async def event_feed(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the feed, its LISTEN connections, its reader and its listener row, for the app's
     lifetime."""
-    feed = EventFeed(own_id=app[PROCESS_ID])
+    # The feed's row is named by the process id: this process's announcements skip it.
+    feed = EventFeed(own_id=app[PROCESS_ID], listener_id=uuid.UUID(app[PROCESS_ID]))
     app[EVENT_FEED] = feed
     settings = app[SETTINGS]
     stop = asyncio.Event()

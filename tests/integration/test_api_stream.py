@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from taskservice import dispatcher, events, worker
 from taskservice.api.app import create_app
 from taskservice.api.event_feed import EVENT_FEED, GAP_SECONDS, MAX_GAPS, EventFeed, track_gaps
+from taskservice.api.keys import PROCESS_ID
 from taskservice.settings import SettingsError, load_settings
 from tests.support.execution import TcpProxy
 from tests.support.processes import free_port, process_logging_to, wait_for_line
@@ -309,6 +310,11 @@ async def test_writers_announce_only_while_a_stream_is_open(client, pool, settin
         resp, reader = await connect(client)
         await reader.until_ready()
         async with pool.acquire() as conn:
+            # The process whose stream it is needs no notification: its feed is woken in-process.
+            await events.announce(conn, sender=client.app[PROCESS_ID])
+            await asyncio.sleep(0.3)
+            await listener.fetchval("SELECT 1")
+            assert heard.empty()
             await events.announce(conn)
         assert await asyncio.wait_for(heard.get(), 5) == ""
         resp.close()
