@@ -19,6 +19,7 @@ from taskservice.api.auth import auth_middleware, document_security
 from taskservice.api.dashboard import add_dashboard_routes
 from taskservice.api.event_feed import event_feed
 from taskservice.api.keys import (
+    CAPPED_SEARCHES,
     CREATES,
     EVENTS_COMMITTED,
     KINDS,
@@ -29,12 +30,12 @@ from taskservice.api.keys import (
     SEARCH_KEYS,
     SETTINGS,
 )
+from taskservice.api.memo import Memo
 from taskservice.api.observability import access_middleware, add_metrics_route
 from taskservice.api.problems import problem_middleware, validation_problem
 from taskservice.api.queue_probe import queue_probe
 from taskservice.api.routes import add_routes
 from taskservice.api.schedules import add_schedule_routes
-from taskservice.api.search_keys import SearchKeys
 from taskservice.api.status_waits import release_waiters
 from taskservice.api.stream import end_streams
 from taskservice.dispatcher import run_dispatcher
@@ -208,7 +209,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[PROCESS_ID] = uuid.uuid4().hex
-    app[SEARCH_KEYS] = SearchKeys()
+    app[SEARCH_KEYS], app[CAPPED_SEARCHES] = Memo(), Memo()
     # The same modules as the workers', for the kinds' defaults and payload schemas (HandlerModuleError
     # if one cannot be imported here: the API then stops with one line, as a worker does).
     app[KINDS] = load_registry(settings.handler_modules)

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import asyncpg
 from aiohttp import web
 
-from taskservice.api.search_keys import SearchKeys
+from taskservice.api.memo import Memo
 from taskservice.batching import Batcher
 from taskservice.kinds import Kind
 from taskservice.settings import Settings
@@ -18,8 +18,11 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 LIST_POOL = web.AppKey("list_pool", asyncpg.Pool)
 # Single creates, written together (taskservice.api.creates).
 CREATES = web.AppKey("creates", Batcher)
-# Each search's index key, remembered for seconds (taskservice.api.search_keys).
-SEARCH_KEYS = web.AppKey("search_keys", SearchKeys)
+# Each search's index key, remembered for seconds (taskservice.api.memo).
+SEARCH_KEYS = web.AppKey("search_keys", Memo)
+# The searches (without a status filter) that matched more than the count limit, remembered for
+# seconds (taskservice.api.memo): their capped total is not counted again.
+CAPPED_SEARCHES = web.AppKey("capped_searches", Memo)
 # This process's id in the payload of its NOTIFYs: its own dispatcher and event feed, woken
 # in-process (OUTBOX_WAKEUP, EVENTS_COMMITTED), skip them.
 PROCESS_ID = web.AppKey("process_id", str)

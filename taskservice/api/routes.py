@@ -23,6 +23,7 @@ from taskservice import batches, callbacks, db, dependencies, events, limits, me
 from taskservice.api import kinds, schemas
 from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.keys import (
+    CAPPED_SEARCHES,
     CREATES,
     EVENTS_COMMITTED,
     KINDS,
@@ -344,8 +345,7 @@ async def list_tasks(request: web.Request) -> web.Response:
         elif rows and len(rows) < page_size:
             total = offset + len(rows)  # the last page: the matches end here
         elif search is not None:
-            total = await tasks.search_count(conn, **filters, **more, search=search, key=key, limit=count_limit + 1,
-                                             since=tasks.search_count_since(rows, count_limit + 1))
+            total = await search_total(request.app, conn, rows, filters, more, search, key, count_limit)
         else:
             total = await tasks.count_matching(conn, **filters, **more, waiting=waiting, limit=count_limit + 1)
     # The counters keep no text, queue, schedule or waiting: past the limit such a filter
@@ -353,6 +353,21 @@ async def list_tasks(request: web.Request) -> web.Response:
     total, exact = (min(total, count_limit), total <= count_limit) if capped else (total, True)
     return json_response({"items": [tasks.public(r) for r in rows], "total": total,
                           "total_exact": exact, "page": page, "page_size": page_size})
+
+
+async def search_total(app: web.Application, conn, rows, filters: dict[str, Any], more: dict[str, Any],
+                       search: str, key: str, count_limit: int) -> int:
+    """How many tasks the search matches, counted up to count_limit + 1. A search without a
+    status filter found to match more is not counted again for a while (api/memo.py says why)."""
+    capped_key = None if filters["statuses"] is not None else (
+        search, tuple(filters["priorities"] or ()), tuple(more["queues"] or ()), more["schedule_id"])
+    if capped_key is not None and app[CAPPED_SEARCHES].get(capped_key):
+        return count_limit + 1
+    total = await tasks.search_count(conn, **filters, **more, search=search, key=key, limit=count_limit + 1,
+                                     since=tasks.search_count_since(rows, count_limit + 1))
+    if capped_key is not None and total > count_limit:
+        app[CAPPED_SEARCHES].put(capped_key, True)
+    return total
 
 
 async def _task_or_404(request: web.Request):

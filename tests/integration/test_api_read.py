@@ -172,6 +172,32 @@ async def test_search_total_is_capped_and_says_so(aiohttp_client, client, settin
         assert (body["total"], body["total_exact"], len(body["items"])) == (total, exact, 4)
 
 
+async def test_a_capped_search_total_is_remembered_an_exact_one_never(aiohttp_client, client, pool, settings):
+    """A search (with no status filter) found to match more than the limit is not counted again for
+    a while: its matches only grow until retention removes old ones. Deleting them here shows the
+    count was not made again; an exact total and a search with a status filter are counted each time."""
+    capped = await aiohttp_client(create_app(dataclasses.replace(settings, search_count_limit=3)))
+
+    async def total(**params) -> tuple[int, bool]:
+        body = await (await capped.get(TASKS, params={"page_size": "1", **params})).json()
+        return body["total"], body["total_exact"]
+
+    tag, few = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    ids = [(await create(client, name=f"{tag}-{i}"))["id"] for i in range(4)]
+    for i in range(2):
+        await create(client, name=f"{few}-{i}")
+    assert await total(search=tag) == (3, False)
+    assert await total(search=few) == (2, True)
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM tasks WHERE id = ANY($1::uuid[])", ids[1:])
+    await create(client, name=f"{few}-2")
+    await create(client, name=f"{few}-3")
+    assert await total(search=tag) == (3, False)  # remembered
+    assert await total(search=tag, status="NEW") == (1, True)  # counted
+    assert await total(search=tag, priority="HIGH") == (0, True)  # other filters: a search of its own
+    assert await total(search=few) == (3, False)  # counted again: it was exact
+
+
 @pytest.fixture
 async def api_pool(settings):
     """A pool that plans as the API's does, for calling the search queries directly."""
