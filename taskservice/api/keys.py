@@ -20,7 +20,7 @@ LIST_POOL = web.AppKey("list_pool", asyncpg.Pool)
 CREATES = web.AppKey("creates", Batcher)
 # Each search's index key, remembered for seconds (taskservice.api.memo).
 SEARCH_KEYS = web.AppKey("search_keys", Memo)
-# The searches (without a status filter) that matched more than the count limit, remembered for
+# The searches (without a status or schedule filter) that matched more than the count limit, remembered for
 # seconds (taskservice.api.memo): their capped total is not counted again.
 CAPPED_SEARCHES = web.AppKey("capped_searches", Memo)
 # This process's id in the payload of its NOTIFYs: its own dispatcher and event feed, woken

@@ -8,10 +8,10 @@ every page):
   starts with a walk of the newest tasks. Every key gives the same tasks in the same order, so a
   key some seconds old costs at most a slower plan.
 - that a search matched more tasks than the count limit (app key CAPPED_SEARCHES): its total is
-  then "at least the limit", not exact. Only for searches without a status filter: the tasks
-  matching a text, priority, queue or schedule never stop matching (those never change), and only
-  retention removes them, so "more than the limit" stays true; with a status filter the matches
-  move on as tasks run, and the count is made each time.
+  then "at least the limit", not exact. Only for searches without a status or schedule filter: a
+  task's text, priority and queue never change, and only retention removes tasks, so "more than
+  the limit" stays true; with a status filter the matches move on as tasks run, and a deleted
+  schedule lets go of its tasks, so those counts are made each time.
 """
 
 import time

@@ -358,9 +358,10 @@ async def list_tasks(request: web.Request) -> web.Response:
 async def search_total(app: web.Application, conn, rows, filters: dict[str, Any], more: dict[str, Any],
                        search: str, key: str, count_limit: int) -> int:
     """How many tasks the search matches, counted up to count_limit + 1. A search without a
-    status filter found to match more is not counted again for a while (api/memo.py says why)."""
-    capped_key = None if filters["statuses"] is not None else (
-        search, tuple(filters["priorities"] or ()), tuple(more["queues"] or ()), more["schedule_id"])
+    status or schedule filter found to match more is not counted again for a while (api/memo.py
+    says why)."""
+    capped_key = None if filters["statuses"] is not None or more["schedule_id"] is not None else (
+        search, tuple(filters["priorities"] or ()), tuple(more["queues"] or ()))
     if capped_key is not None and app[CAPPED_SEARCHES].get(capped_key):
         return count_limit + 1
     total = await tasks.search_count(conn, **filters, **more, search=search, key=key, limit=count_limit + 1,

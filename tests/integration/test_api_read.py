@@ -173,9 +173,10 @@ async def test_search_total_is_capped_and_says_so(aiohttp_client, client, settin
 
 
 async def test_a_capped_search_total_is_remembered_an_exact_one_never(aiohttp_client, client, pool, settings):
-    """A search (with no status filter) found to match more than the limit is not counted again for
-    a while: its matches only grow until retention removes old ones. Deleting them here shows the
-    count was not made again; an exact total and a search with a status filter are counted each time."""
+    """A search (with no status or schedule filter) found to match more than the limit is not
+    counted again for a while: its matches only grow until retention removes old ones. Deleting
+    them here shows the count was not made again; an exact total and a search with a status filter
+    are counted each time."""
     capped = await aiohttp_client(create_app(dataclasses.replace(settings, search_count_limit=3)))
 
     async def total(**params) -> tuple[int, bool]:
