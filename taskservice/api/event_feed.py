@@ -77,8 +77,8 @@ TRACKED_TASKS = 10_000
 
 @dataclass
 class EventFeed:
+    # Its stream_listeners row; the process id (PROCESS_ID), so this process's announcements skip it.
     listener_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    own_id: str = ""  # this process's announcements carry it: read at once already (read_own_commits)
     subscribers: set[Subscriber] = field(default_factory=set)  # open streams
     waiters: dict[str, set[Waiter]] = field(default_factory=dict)  # task id (as in events) -> its waits
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # LISTEN is in place
@@ -97,6 +97,11 @@ class EventFeed:
     progress_due: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Task id -> (status, attempt) of its latest status event read, most recent last.
     task_states: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)
+
+    @property
+    def own_id(self) -> str:
+        """The payload of this process's announcements: read at once already (read_own_commits)."""
+        return self.listener_id.hex
 
 
 EVENT_FEED = web.AppKey("event_feed", EventFeed)
@@ -314,8 +319,7 @@ async def until_live(feed: EventFeed, timeout: float) -> bool:
 async def event_feed(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the feed, its LISTEN connections, its reader and its listener row, for the app's
     lifetime."""
-    # The feed's row is named by the process id: this process's announcements skip it.
-    feed = EventFeed(own_id=app[PROCESS_ID], listener_id=uuid.UUID(app[PROCESS_ID]))
+    feed = EventFeed(listener_id=uuid.UUID(app[PROCESS_ID]))
     app[EVENT_FEED] = feed
     settings = app[SETTINGS]
     stop = asyncio.Event()
