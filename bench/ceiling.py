@@ -94,6 +94,7 @@ def batch_parameters(size: int) -> dict[int, str]:
         11: repeated("NULL::text"),  # callback URLs
         12: repeated("'default'::text"),  # queues
         13: repeated("0"),  # waiting_on: no parents
+        14: "NULL",  # lease: none (the batch endpoint leaves its rows to the claim)
     }
 
 

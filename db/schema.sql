@@ -103,18 +103,30 @@ BEGIN
         ON CONFLICT (status, priority, shard) DO UPDATE SET n = c.n + excluded.n;
     ELSE
         WITH changed AS (
-            SELECT n.id, o.status AS old_status, o.priority AS old_priority,
+            SELECT n.id, o.status AS old_status, o.priority AS old_priority, o.attempts AS old_attempts,
                    n.status, n.priority, n.attempts, n.error, n.callback_url
             FROM new_rows n
             JOIN old_rows o ON o.id = n.id
             WHERE o.status IS DISTINCT FROM n.status
                OR o.priority IS DISTINCT FROM n.priority
         ), history AS (
+            -- A task claimed straight from NEW was published before its dispatcher marked it
+            -- PENDING (taskservice/handoff.py): it passed through PENDING, recorded first.
             INSERT INTO task_events (task_id, from_status, status, attempt, error)
-            SELECT id, old_status, status, attempts,
-                   CASE WHEN status IN ('PENDING', 'FAILED') THEN error END
-            FROM changed
-            WHERE old_status IS DISTINCT FROM status
+            SELECT id, from_status, status, attempt, error
+            FROM (
+                SELECT 1 AS step, id, 'NEW' AS from_status, 'PENDING' AS status, old_attempts AS attempt,
+                       NULL AS error
+                FROM changed
+                WHERE old_status = 'NEW' AND status = 'IN_PROGRESS'
+                UNION ALL
+                SELECT 2, id, CASE WHEN old_status = 'NEW' AND status = 'IN_PROGRESS' THEN 'PENDING'
+                                   ELSE old_status END,
+                       status, attempts, CASE WHEN status IN ('PENDING', 'FAILED') THEN error END
+                FROM changed
+                WHERE old_status IS DISTINCT FROM status
+            ) AS steps
+            ORDER BY step, id
         ), callbacks AS (
             -- in the status change's own transaction: no finished task loses its callback
             INSERT INTO callback_deliveries (task_id, task_status, url)
@@ -993,4 +1005,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261130140000'),
     ('20261130150000'),
     ('20261130160000'),
-    ('20261130170000');
+    ('20261130170000'),
+    ('20261201090000');

@@ -17,6 +17,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from taskservice import broker, callbacks, db, events, maintenance, metrics, outbox, schedules, tasks, wakeups
+from taskservice.handoff import Handoff
 from taskservice.lifecycle import supervised, wait_any, wait_for
 from taskservice.settings import Settings
 
@@ -73,6 +74,35 @@ async def drain_once(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker
         return 0
     committed.soon()  # PENDING: announced with the worker's claim, usually
     metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
+    return await publish(pool, publisher, rows)
+
+
+async def publish_handed_off(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher,
+                             rows: list[dict], committed: wakeups.AfterCommit) -> int:
+    """Publish outbox rows that creates of this process leased to it (taskservice.handoff); how
+    many. Their tasks are marked PENDING on `claims` while the messages go out: the worker that
+    receives one finds it PENDING, as after a claim, a round trip sooner."""
+    pending = asyncio.ensure_future(mark_pending(claims, [row["task_id"] for row in rows], committed))
+    try:
+        return await publish(pool, publisher, rows)
+    finally:
+        await pending
+
+
+async def mark_pending(claims: asyncpg.Pool, task_ids: list, committed: wakeups.AfterCommit) -> None:
+    try:
+        async with claims.acquire() as conn:
+            moved = await tasks.mark_pending(conn, task_ids)
+    except db.UNAVAILABLE_ERRORS as exc:  # they stay NEW: the worker's claim takes them from there
+        log.warning("dispatcher: could not mark %d published tasks PENDING (%s)", len(task_ids), type(exc).__name__)
+        return
+    committed.soon()  # PENDING: announced with the worker's claim, usually
+    metrics.count_transition("NEW", "PENDING", moved)
+
+
+async def publish(pool: asyncpg.Pool, publisher: broker.Publisher, rows: list) -> int:
+    """Publish leased outbox rows, wait for the confirms and mark the rows published; how many.
+    PublishFailed if RabbitMQ did not confirm every message."""
     ids = [row["id"] for row in rows]
     # No pool connection held through the confirms: the embedded dispatcher shares the API's pool.
     started = time.perf_counter()
@@ -90,30 +120,42 @@ async def drain_once(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker
 
 
 async def drain_forever(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
-                        wake: asyncio.Event, committed: wakeups.AfterCommit, stop: asyncio.Event) -> None:
+                        wake: asyncio.Event, committed: wakeups.AfterCommit, handoff: Handoff,
+                        stop: asyncio.Event) -> None:
+    """Publish the rows handed over (`handoff`) as they come, and claim due rows from the outbox
+    when woken (`wake`), after a full batch, and every DISPATCH_POLL_SECONDS."""
     # Woken by every create in its own process, a busy dispatcher would claim a few rows per
     # round trip: paced, the rows committed meanwhile go together.
     pace = wakeups.Pace(wakeups.WAKEUP_INTERVAL_SECONDS, wakeups.WAKEUP_BURST)
+    claim = True  # rows may have come due while no dispatcher ran
     while not stop.is_set():
         if not await pace.turn(stop):
             return
+        claim = claim or wake.is_set()
         wake.clear()
         try:
-            published = await drain_once(pool, claims, publisher, settings, committed)
+            handed = handoff.take()
+            if handed:
+                await publish_handed_off(pool, claims, publisher, handed, committed)
+            published = await drain_once(pool, claims, publisher, settings, committed) if claim else 0
         except PublishFailed as exc:
             log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
                         len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
             await record_publish_error(pool, exc)
             await wait_for(stop, PUBLISH_RETRY_SECONDS)
+            claim = True
             continue
         except db.UNAVAILABLE_ERRORS as exc:
             log.warning("dispatcher: database unavailable (%s)", type(exc).__name__)
             await wait_for(stop, 1.0)
+            claim = True
             continue
-        if published < settings.dispatch_batch_size:
+        claim = published >= settings.dispatch_batch_size
+        if not claim and not handoff.due.is_set():
             # NOTIFY from a new outbox row wakes us at once; polling catches
             # scheduled rows coming due and any notification that was lost.
-            await wait_any((stop, wake), settings.dispatch_poll_seconds)
+            await wait_any((stop, wake, handoff.due), settings.dispatch_poll_seconds)
+            claim = wake.is_set() or not handoff.due.is_set()
 
 
 async def record_publish_error(pool: asyncpg.Pool, failure: PublishFailed) -> None:
@@ -267,13 +309,16 @@ async def measure_backlog_forever(pool: asyncpg.Pool, stop: asyncio.Event) -> No
 
 
 async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: wakeups.AfterCommit,
-                         stop: asyncio.Event, wake: asyncio.Event | None = None, own_id: str = "") -> None:
+                         stop: asyncio.Event, wake: asyncio.Event | None = None, own_id: str = "",
+                         handoff: Handoff | None = None) -> None:
     """Drain the outbox, reap expired leases, re-dispatch lost messages, fire due schedules, deliver
     callbacks and keep the tables trim until `stop` is set.
     Sets `committed` after committing status changes (the process announces them to streams).
     `wake` (set by the process's own writers, or by NOTIFY outbox_due) drains the outbox at once;
-    a NOTIFY whose payload is `own_id` came from those writers, who set `wake` already."""
+    a NOTIFY whose payload is `own_id` came from those writers, who set `wake` already.
+    `handoff`: the process's creates hand their outbox rows over there while it publishes."""
     wake = wake or asyncio.Event()
+    handoff = handoff or Handoff()
 
     def on_outbox_due(payload: str | None) -> None:
         if not wakeups.is_own_echo(payload, own_id):
@@ -289,8 +334,8 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: wake
         ("callback delivery", lambda: callbacks.deliver_forever(pool, settings, stop)),
     )]
     try:
-        await supervised("outbox publisher", lambda: publish_forever(pool, settings, wake, committed, stop),
-                         stop)
+        await supervised("outbox publisher",
+                         lambda: publish_forever(pool, settings, wake, committed, handoff, stop), stop)
     finally:
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)
@@ -298,9 +343,10 @@ async def run_dispatcher(pool: asyncpg.Pool, settings: Settings, committed: wake
 
 
 async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.Event,
-                          committed: wakeups.AfterCommit, stop: asyncio.Event) -> None:
-    """Connect to RabbitMQ, declare the topology and drain the outbox until `stop`; each task queue
-    is declared the first time a message goes to it (broker.publish_routed)."""
+                          committed: wakeups.AfterCommit, handoff: Handoff, stop: asyncio.Event) -> None:
+    """Connect to RabbitMQ, declare the topology and drain the outbox until `stop`, taking the rows
+    handed over meanwhile; each task queue is declared the first time a message goes to it
+    (broker.publish_routed)."""
     connection = await broker.connect(settings, stop)
     if connection is None:
         return  # stopped before the broker answered
@@ -311,9 +357,31 @@ async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.
         publisher = broker.Publisher(channel, topology.exchange, settings, declared=set(topology.queues))
         connection.reconnect_callbacks.add(publisher.forget_declared)
         log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
-        await drain_forever(pool, claims, publisher, settings, wake, committed, stop)
+        handoff.open(PUBLISH_LEASE_SECONDS)
+        try:
+            await drain_forever(pool, claims, publisher, settings, wake, committed, handoff, stop)
+        finally:
+            handoff.close()
+            await publish_last_handed_off(pool, claims, publisher, handoff, committed)
     finally:
         await asyncio.gather(claims.close(), broker.close(connection))
+
+
+async def publish_last_handed_off(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher,
+                                  handoff: Handoff, committed: wakeups.AfterCommit) -> None:
+    """Publish what was handed over after the last turn: else it would wait for its lease to run out."""
+    rows = handoff.take()
+    if not rows:
+        return
+    try:
+        await publish_handed_off(pool, claims, publisher, rows, committed)
+    except PublishFailed as exc:
+        log.warning("publishing %d outbox rows failed (%s) while stopping; they are due again in %.0fs",
+                    len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
+        await record_publish_error(pool, exc)
+    except db.UNAVAILABLE_ERRORS as exc:
+        log.warning("dispatcher: database unavailable while stopping (%s); %d outbox rows are due again "
+                    "when their lease runs out", type(exc).__name__, len(rows))
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

@@ -2,18 +2,24 @@
 the rows that switch that NOTIFY on: one function per SQL file under sql/events/, each taking a
 connection."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
 
 from taskservice.sql import QUERIES
 
+# A NOTIFY payload must stay under 8000 bytes: this many task ids (33 bytes each) at most.
+ANNOUNCED_COMPLETIONS = 200
 
-async def announce(conn: asyncpg.Connection, sender: str = "") -> None:
+
+async def announce(conn: asyncpg.Connection, completed: Sequence[UUID] = (), sender: str = "") -> None:
     """NOTIFY task_events if some stream or wait is open in another process; call after
-    committing status changes. `sender`: this process's id, if it has an event feed (its
-    listener id; woken in-process, it needs no notification)."""
-    await conn.execute(QUERIES["events/announce"], sender)
+    committing status changes. `completed`: tasks among them now COMPLETED (named in the
+    payload, up to ANNOUNCED_COMPLETIONS). `sender`: this process's id, if it has an event feed
+    (its listener id; woken in-process, it needs no notification)."""
+    named = ",".join(task_id.hex for task_id in completed[:ANNOUNCED_COMPLETIONS])
+    await conn.execute(QUERIES["events/announce"], sender, named)
 
 
 async def announce_listener(conn: asyncpg.Connection, listener: UUID, seconds: float,

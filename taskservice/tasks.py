@@ -60,10 +60,12 @@ async def plan_each_execution(conn: asyncpg.Connection) -> None:
 
 
 async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
-                      idempotency_keys: Sequence[str | None],
-                      request_hashes: Sequence[str | None]) -> list[asyncpg.Record | None]:
+                      idempotency_keys: Sequence[str | None], request_hashes: Sequence[str | None],
+                      lease_seconds: float | None = None) -> list[asyncpg.Record | None]:
     """For each item (the keyword arguments of `create`, without the key and hash) and its
-    idempotency key and request hash: the new task, or None when its key already names a task."""
+    idempotency key and request hash: the new task, or None when its key already names a task.
+    With `lease_seconds`, the outbox rows of tasks due now are leased to the caller (each row
+    then has `leased` true and its `outbox_id`: taskservice.handoff)."""
     def column(name: str) -> list:
         return [item[name] for item in items]
 
@@ -72,11 +74,17 @@ async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
         column("kind"), [orjson.dumps(item["payload"]).decode() for item in items],
         column("max_attempts"), column("timeout_seconds"), column("run_at"),
         list(idempotency_keys), list(request_hashes), [item.get("callback_url") for item in items],
-        [item.get("queue", DEFAULT_QUEUE) for item in items], [item.get("waiting_on", 0) for item in items])
+        [item.get("queue", DEFAULT_QUEUE) for item in items], [item.get("waiting_on", 0) for item in items],
+        lease_seconds)
     created: list[asyncpg.Record | None] = [None] * len(items)
     for row in rows:
         created[row["position"] - 1] = row
     return created
+
+
+async def mark_pending(conn: asyncpg.Connection, task_ids: Sequence[UUID]) -> int:
+    """NEW → PENDING for tasks whose leased outbox rows are being published; how many moved."""
+    return len(await conn.fetch(QUERIES["tasks/mark_pending"], task_ids))
 
 
 async def get(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

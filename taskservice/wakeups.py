@@ -12,7 +12,8 @@ once, with no round trip through PostgreSQL.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from uuid import UUID
 
 import asyncpg
 
@@ -30,7 +31,8 @@ WAKEUP_BURST = 4
 # (AfterCommit.soon): the whole interval the pacing used to impose on every second change.
 SOON_SECONDS = 0.01
 
-Notify = Callable[[asyncpg.Connection], Awaitable[None]]
+# Called with a connection and the tasks completed since the last call (AfterCommit.completed).
+Notify = Callable[[asyncpg.Connection, list[UUID]], Awaitable[None]]
 
 
 class AfterCommit(asyncio.Event):
@@ -51,13 +53,18 @@ class AfterCommit(asyncio.Event):
         self.local: list[Callable[[float], None]] = []
         self.timer: asyncio.TimerHandle | None = None
         self.committed_at: float | None = None
+        # Tasks whose COMPLETED was committed since the last notification, which names them
+        # (events.announce): a request waiting for one is answered without a read.
+        self.completed: list[UUID] = []
 
     def note(self) -> float:
         if self.committed_at is None:
             self.committed_at = asyncio.get_running_loop().time()
         return self.committed_at
 
-    def set(self) -> None:
+    def set(self, completed: Iterable[UUID] = ()) -> None:
+        """`completed`: tasks this commit made COMPLETED."""
+        self.completed.extend(completed)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -116,9 +123,10 @@ async def send_wakeups(pool: asyncpg.Pool, pending: asyncio.Event, notify: Notif
         if pending.is_set():
             await pace.turn(stop)  # (at `stop` at once: the last one goes out without delay)
             pending.clear()  # what was set while waiting for the turn goes out with this one
+            completed, pending.completed = pending.completed, []
             try:
                 async with pool.acquire() as conn:
-                    await notify(conn)
+                    await notify(conn, completed)
             except db.UNAVAILABLE_ERRORS:
                 pass  # the listeners' own fallbacks (polling, reads on reconnect) cover it
         if stop.is_set():

@@ -265,7 +265,7 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     if row is not None:
-        committed.set()
+        committed.set([task["id"]] if row["status"] == "COMPLETED" else ())
         if outcome == "completed" and row["status"] != "COMPLETED":
             outcome = "failed"  # the handler returned, but its result was refused
         if row["status"] == "PENDING" and outcome != "cancelled":  # (cancelled: a hand back)
@@ -451,7 +451,8 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
             return
         committed.soon()  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
-        # Never from NEW in practice (the dispatcher commits PENDING before it publishes): counted as PENDING.
+        # From NEW only when it beat the dispatcher's PENDING mark (taskservice.handoff); the history
+        # records the PENDING it passed through all the same, so it is counted as from PENDING.
         metrics.count_transition("PENDING", "IN_PROGRESS")
         # Every log line of the attempt, the handler's included, names the task and attempt.
         with log_context(task_id=task_id, attempt=task["attempts"]):

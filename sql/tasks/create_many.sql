@@ -8,7 +8,11 @@
 -- $9 idempotency keys (NULL = none), $10 request hashes (NULL = none),
 -- $11 callback URLs (NULL = none), $12 queues, $13 how many parents each names
 -- (0 = due now; else no outbox row until dependencies/link.sql finds them all
--- COMPLETED); all arrays of one length
+-- COMPLETED); all arrays of one length; $14 lease seconds: the outbox rows of
+-- tasks due now are leased to the caller's own dispatcher for that long (it
+-- publishes them without claiming them, taskservice/handoff.py), each returned
+-- with its `outbox_id` and `leased` true; NULL leaves every row to the
+-- dispatchers' claim (outbox/claim_due.sql)
 WITH items AS MATERIALIZED (
     SELECT gen_random_uuid() AS id, i.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -31,11 +35,19 @@ WITH items AS MATERIALIZED (
     RETURNING *
 ), dispatch AS (
     INSERT INTO outbox (task_id, priority, available_at)
-    SELECT id, priority, coalesce(run_at, now())
+    SELECT id, priority,
+           CASE WHEN $14::double precision IS NOT NULL AND coalesce(run_at, now()) <= now()
+                THEN now() + make_interval(secs => $14)  -- leased: due again only if not published by then
+                ELSE coalesce(run_at, now())
+           END
     FROM new_tasks
     WHERE waiting_on = 0
+    RETURNING id, task_id
 )
-SELECT new_tasks.*, items.position
+SELECT new_tasks.*, items.position, dispatch.id AS outbox_id,
+       dispatch.id IS NOT NULL AND $14::double precision IS NOT NULL
+           AND coalesce(new_tasks.run_at, now()) <= now() AS leased
 FROM new_tasks
 JOIN items USING (id)
+LEFT JOIN dispatch ON dispatch.task_id = new_tasks.id
 ORDER BY items.position;

@@ -22,6 +22,7 @@ from taskservice.api.keys import (
     CAPPED_SEARCHES,
     CREATES,
     EVENTS_COMMITTED,
+    HANDOFF,
     KINDS,
     LIST_POOL,
     OUTBOX_WAKEUP,
@@ -40,6 +41,7 @@ from taskservice.api.status_waits import release_waiters
 from taskservice.api.stream import end_streams
 from taskservice.dispatcher import run_dispatcher
 from taskservice.handlers import load_registry
+from taskservice.handoff import Handoff
 from taskservice.settings import Settings
 
 # aiohttp's default: how long an answered request's unsent body may still be read and dropped.
@@ -94,7 +96,7 @@ async def database_pools(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
         raise
     app[POOL], app[LIST_POOL] = pool, list_pool
-    app[CREATES] = creates.batcher(pool)
+    app[CREATES] = creates.batcher(pool, app[HANDOFF])
     yield
     await asyncio.gather(pool.close(), list_pool.close())
 
@@ -131,8 +133,11 @@ async def after_commit_wakeups(app: web.Application) -> AsyncIterator[None]:
     """Background tasks that turn OUTBOX_WAKEUP into NOTIFY outbox_due and EVENTS_COMMITTED into
     the status streams' announcement, each paced (taskservice.wakeups)."""
     sender = app[PROCESS_ID]
-    async with (wakeups.sending("outbox wake-ups", app[POOL],
-                                functools.partial(outbox.notify_due, sender=sender)) as outbox_wakeup,
+
+    async def wake_dispatchers(conn, _completed) -> None:
+        await outbox.notify_due(conn, sender)
+
+    async with (wakeups.sending("outbox wake-ups", app[POOL], wake_dispatchers) as outbox_wakeup,
                 wakeups.sending("stream announcements", app[POOL],
                                 functools.partial(events.announce, sender=sender)) as events_committed):
         app[OUTBOX_WAKEUP], app[EVENTS_COMMITTED] = outbox_wakeup, events_committed
@@ -153,7 +158,7 @@ async def embedded_dispatcher(app: web.Application) -> AsyncIterator[None]:
     # Woken by the API's own creates at once; the NOTIFY they also send is for other dispatchers.
     app[OUTBOX_WAKEUP].local.append(wake_dispatcher)
     task = asyncio.create_task(run_dispatcher(app[POOL], settings, app[EVENTS_COMMITTED], stop, wake,
-                                              own_id=app[PROCESS_ID]))
+                                              own_id=app[PROCESS_ID], handoff=app[HANDOFF]))
     yield
     app[OUTBOX_WAKEUP].local.remove(wake_dispatcher)
     stop.set()
@@ -210,6 +215,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[PROCESS_ID] = uuid.uuid4().hex
     app[SEARCH_KEYS], app[CAPPED_SEARCHES] = Memo(), Memo()
+    app[HANDOFF] = Handoff()  # opened by the embedded dispatcher, if any, while it publishes
     # The same modules as the workers', for the kinds' defaults and payload schemas (HandlerModuleError
     # if one cannot be imported here: the API then stops with one line, as a worker does).
     app[KINDS] = load_registry(settings.handler_modules)

@@ -5,7 +5,8 @@ Each task is as its own request would have written it, with its outbox row in th
 transaction. A batch the database refused is written again item by item, so one request's error
 is never another's; a batch whose outcome is unknown (the connection was lost) is never written
 again: every request in it fails, as a lone create would. An idle API writes a lone create on the
-next turn of the event loop.
+next turn of the event loop. While the process's embedded dispatcher is publishing, the tasks due
+now are handed to it (taskservice.handoff).
 """
 
 import functools
@@ -15,6 +16,7 @@ import asyncpg
 
 from taskservice import db, tasks
 from taskservice.batching import Batcher
+from taskservice.handoff import Handoff
 
 # (tasks.create's arguments without the key and hash, idempotency key, request hash)
 Create = tuple[dict[str, Any], str | None, str | None]
@@ -25,11 +27,15 @@ MAX_BATCH = 64
 WRITERS = 4
 
 
-async def write(pool: asyncpg.Pool, creates: list[Create]) -> list[asyncpg.Record | None]:
-    """The new task for each create, or None where its idempotency key already names a task."""
+async def write(pool: asyncpg.Pool, handoff: Handoff, creates: list[Create]) -> list[asyncpg.Record | None]:
+    """The new task for each create, or None where its idempotency key already names a task.
+    A task handed to the dispatcher is `leased`."""
     async with pool.acquire() as conn:
-        return await tasks.create_many(conn, [arguments for arguments, _, _ in creates],
-                                       [key for _, key, _ in creates], [hash_ for _, _, hash_ in creates])
+        created = await tasks.create_many(conn, [arguments for arguments, _, _ in creates],
+                                          [key for _, key, _ in creates], [hash_ for _, _, hash_ in creates],
+                                          handoff.lease_seconds)
+    handoff.give(created)
+    return created
 
 
 def refused(exc: Exception) -> bool:
@@ -37,5 +43,5 @@ def refused(exc: Exception) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, db.UNAVAILABLE_ERRORS)
 
 
-def batcher(pool: asyncpg.Pool) -> Batcher[Create, asyncpg.Record | None]:
-    return Batcher(functools.partial(write, pool), MAX_BATCH, WRITERS, split=refused)
+def batcher(pool: asyncpg.Pool, handoff: Handoff) -> Batcher[Create, asyncpg.Record | None]:
+    return Batcher(functools.partial(write, pool, handoff), MAX_BATCH, WRITERS, split=refused)

@@ -119,11 +119,22 @@ def deliver(feed: EventFeed, event: dict[str, Any]) -> None:
 def on_event_notify(feed: EventFeed, payload: str | None) -> None:
     """A writer announced new events; or (payload None) LISTEN was (re)connected, and the
     announcements sent while it was down are lost: read in either case. This process's own
-    announcements are skipped: its commits asked for a read already."""
+    announcements are skipped: its commits asked for a read already. The waits for the tasks
+    an announcement names as COMPLETED are answered at once (events.announce)."""
     if payload is None:
         feed.listening.set()
-    elif is_own_echo(payload, feed.own_id):
-        return
+    else:
+        sender, _, completed = payload.partition(" ")
+        if is_own_echo(sender, feed.own_id):
+            return
+        try:
+            finished = [str(uuid.UUID(hex=task_id)) for task_id in completed.split(",") if task_id]
+        except ValueError:
+            log.warning("ignored the task ids of a malformed task_events notification")
+            finished = []
+        for task_id in finished:
+            for waiter in feed.waiters.get(task_id, ()):
+                waiter.finish("COMPLETED")
     feed.read_due.set()
 
 

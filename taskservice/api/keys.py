@@ -7,6 +7,7 @@ from aiohttp import web
 
 from taskservice.api.memo import Memo
 from taskservice.batching import Batcher
+from taskservice.handoff import Handoff
 from taskservice.kinds import Kind
 from taskservice.settings import Settings
 from taskservice.wakeups import AfterCommit
@@ -18,6 +19,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 LIST_POOL = web.AppKey("list_pool", asyncpg.Pool)
 # Single creates, written together (taskservice.api.creates).
 CREATES = web.AppKey("creates", Batcher)
+# The creates' outbox rows for the embedded dispatcher, while it takes them (taskservice.handoff).
+HANDOFF = web.AppKey("handoff", Handoff)
 # Each search's index key, remembered for seconds (taskservice.api.memo).
 SEARCH_KEYS = web.AppKey("search_keys", Memo)
 # The searches (without a status or schedule filter) that matched more than the count limit, remembered for

@@ -186,7 +186,8 @@ async def create_task(request: web.Request) -> web.Response:
         if row["request_hash"] != request_hash:
             raise Problem(409, "This Idempotency-Key was already used with a different request.")
         return json_response(tasks.public(row))
-    request.app[OUTBOX_WAKEUP].set()
+    if not row.get("leased"):  # (a leased row is with this process's dispatcher already)
+        request.app[OUTBOX_WAKEUP].set()
     request.app[EVENTS_COMMITTED].soon()  # NEW: announced with PENDING, usually
     metrics.TASKS_CREATED.labels(row["priority"]).inc()
     metrics.count_transition(None, "NEW")

@@ -22,12 +22,21 @@ from taskservice.api.event_feed import EVENT_FEED, WAIT_LINGER_SECONDS, EventFee
 
 @dataclass(eq=False)
 class Waiter:
-    """One waiting request: the newest event for its task since it registered."""
+    """One waiting request: the newest event for its task since it registered, or the status
+    its task has for good (`final`: COMPLETED, which no task leaves)."""
     newest: dict[str, Any] | None = None
+    final: str | None = None
     arrived: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def offer(self, event: dict[str, Any]) -> None:
         self.newest = event
+        self.wake()
+
+    def finish(self, status: str) -> None:
+        self.final = status
+        self.wake()
+
+    def wake(self) -> None:
         if not self.arrived.done():
             self.arrived.set_result(None)
 
@@ -69,6 +78,9 @@ async def wait_for_change(pool: asyncpg.Pool, feed: EventFeed, task_id: UUID, si
         if status != since:
             return status
         while not feed.closing:
+            if waiter.final is not None and waiter.final != since:
+                status = waiter.final
+                break
             event = waiter.newest
             # Events for one task commit in id order (each holds the task's row lock), so an
             # id past the one the read saw is a change after it.
@@ -92,5 +104,4 @@ async def release_waiters(app: web.Application) -> None:
     feed.closing = True
     for waiters in feed.waiters.values():
         for waiter in waiters:
-            if not waiter.arrived.done():
-                waiter.arrived.set_result(None)
+            waiter.wake()

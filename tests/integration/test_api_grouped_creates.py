@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from taskservice import db
 from taskservice.api import creates
+from taskservice.handoff import Handoff
 
 TASKS = "/api/v1/tasks/"
 
@@ -79,7 +80,7 @@ async def test_a_batch_cut_off_by_a_lost_connection_is_not_written_again(pool, s
     marker = f"cutoff-{uuid.uuid4().hex[:8]}"
     writers = await db.create_pool(settings)
     try:
-        batcher = creates.batcher(writers)
+        batcher = creates.batcher(writers, Handoff())
         async with pool.acquire() as locker:
             async with locker.transaction():
                 await locker.execute("LOCK TABLE tasks IN EXCLUSIVE MODE")  # inserts wait

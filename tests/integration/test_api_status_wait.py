@@ -88,6 +88,29 @@ async def test_a_change_made_by_another_connection_wakes_the_waiter(client, pool
     assert loop.time() - changed_at < PROMPT
 
 
+async def test_an_announcement_naming_the_task_completed_answers_without_a_read(client, pool):
+    """A worker's announcement names the tasks it completed: their waits are answered from it.
+    Here the database never made the task COMPLETED, so only the announcement can have said so."""
+    task = await create(client)
+    waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="20"))
+    await until_waiting(client, task["id"])
+    async with pool.acquire() as conn:
+        await events.announce(conn, [uuid.uuid4(), uuid.UUID(task["id"])])
+    status, body = await asyncio.wait_for(waiting, 5)
+    assert (status, body) == (200, {"task_id": task["id"], "status": "COMPLETED"})
+
+
+async def test_an_announcement_with_malformed_task_ids_is_only_a_read(client, pool):
+    task = await create(client)
+    waiting = asyncio.create_task(get_status(client, task["id"], since="NEW", wait="20"))
+    await until_waiting(client, task["id"])
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE tasks SET status = 'PENDING' WHERE id = $1", uuid.UUID(task["id"]))
+        await conn.execute("SELECT pg_notify('task_events', ' not-a-task-id')")
+    status, body = await asyncio.wait_for(waiting, 5)
+    assert (status, body["status"]) == (200, "PENDING")
+
+
 async def test_times_out_with_the_unchanged_status(client):
     task = await create(client)
     loop = asyncio.get_running_loop()

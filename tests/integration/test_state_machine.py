@@ -24,6 +24,7 @@ STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
 # fresh outbox row.
 CASES = {
     #                   NEW            PENDING        IN_PROGRESS    COMPLETED  FAILED     CANCELLED
+    "mark_pending":    ("PENDING",     _,             _,             _,         _,         _),
     "claim":           ("IN_PROGRESS", "IN_PROGRESS", _,             _,         _,         _),
     "limited_claim":   ("IN_PROGRESS", "IN_PROGRESS", _,             _,         _,         _),
     "complete":        (_,             _,             "COMPLETED",   _,         _,         _),
@@ -70,6 +71,8 @@ async def task_in(conn: asyncpg.Connection, status: str) -> tuple[UUID, int]:
 async def run(transition: str, conn: asyncpg.Connection, task_id: UUID, outbox_id: int) -> bool | None:
     """Run the real function; whether it reports acting on this task (None: it reports a count)."""
     match transition:
+        case "mark_pending":
+            return await tasks.mark_pending(conn, [task_id]) == 1
         case "claim":
             return (await tasks.claim(conn, [(task_id, outbox_id)], "worker-2", 60))[0] is not None
         case "limited_claim":  # a limit with room to spare: only the status decides

@@ -43,7 +43,7 @@ async def test_a_batch_completion_writes_only_the_attempts_still_owned(pool):
     rows = await wait_for_status(pool, ids, ("COMPLETED", "PENDING"), timeout=1)
     assert [rows[task_id]["status"] for task_id in ids] == ["COMPLETED", "PENDING", "COMPLETED"]
     assert [rows[task_id]["result"] for task_id in ids] == [{"n": 0}, None, {"n": 2}]
-    assert await statuses_seen(pool, ids[1]) == ["NEW", "IN_PROGRESS", "PENDING"]
+    assert await statuses_seen(pool, ids[1]) == ["NEW", "PENDING", "IN_PROGRESS", "PENDING"]
 
 
 async def test_a_batch_completion_stores_every_kind_of_json_result(pool):

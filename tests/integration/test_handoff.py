@@ -1,0 +1,91 @@
+"""A create in an API process whose embedded dispatcher is publishing leases its outbox row to that
+dispatcher in the create's own statement and hands the row over in memory (taskservice.handoff):
+published without a claim, left alone by other dispatchers, and due again for any of them if the
+process dies before publishing it."""
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from taskservice import dispatcher, tasks, worker
+from taskservice.api.app import create_app
+from taskservice.api.keys import HANDOFF
+from tests.support.execution import statuses_seen, wait_for_status
+
+ITEM = {"name": "handed over", "description": None, "priority": "MEDIUM", "kind": "echo", "payload": {},
+        "max_attempts": 3, "timeout_seconds": 60, "run_at": None}
+
+
+async def until(condition, timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_create_hands_its_row_to_the_embedded_dispatcher_which_publishes_it(aiohttp_client, settings,
+                                                                                 pool, running):
+    app = create_app(dataclasses.replace(settings, dispatcher_embedded=True))
+    client = await aiohttp_client(app)
+    await until(lambda: app[HANDOFF].lease_seconds is not None)
+    running(worker.main)
+    resp = await client.post("/api/v1/tasks/", json={"name": "handed over", "kind": "echo"})
+    assert resp.status == 201
+    task = await resp.json()
+    assert task["status"] == "NEW"
+    await wait_for_status(pool, [task["id"]], "COMPLETED")
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT available_at - created_at AS lease, published_at FROM outbox "
+                                  "WHERE task_id = $1", task["id"])
+    # Leased by the create's statement itself (a claim would lease it from a later now()).
+    assert row["lease"] == timedelta(seconds=dispatcher.PUBLISH_LEASE_SECONDS)
+    assert row["published_at"] is not None
+    assert await statuses_seen(pool, task["id"]) == ["NEW", "PENDING", "IN_PROGRESS", "COMPLETED"]
+
+
+async def test_a_row_leased_by_a_process_that_died_is_published_by_another_dispatcher_after_its_lease(
+        pool, running):
+    async with pool.acquire() as conn:  # as an API process that died before publishing leaves it
+        [created] = await tasks.create_many(conn, [ITEM], [None], [None], lease_seconds=1.0)
+    assert created["leased"]
+    running(dispatcher.main)
+    running(worker.main)
+    await wait_for_status(pool, [created["id"]], "COMPLETED")
+    async with pool.acquire() as conn:
+        events = await tasks.events(conn, created["id"])
+    assert [event["status"] for event in events] == ["NEW", "PENDING", "IN_PROGRESS", "COMPLETED"]
+    # No dispatcher took it while the lease held.
+    assert events[1]["created_at"] - events[0]["created_at"] >= timedelta(seconds=1)
+
+
+async def test_only_tasks_due_now_are_leased(pool):
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await tasks.create_many(conn, [ITEM, {**ITEM, "run_at": later}, {**ITEM, "waiting_on": 1}],
+                                       [None] * 3, [None] * 3, lease_seconds=30)
+        due_at = {row["id"]: await conn.fetchval("SELECT available_at FROM outbox WHERE task_id = $1", row["id"])
+                  for row in rows}
+        unleased = await tasks.create_many(conn, [ITEM], [None], [None])
+    assert [row["leased"] for row in rows] == [True, False, False]
+    assert rows[0]["outbox_id"] is not None and rows[2]["outbox_id"] is None
+    assert due_at[rows[1]["id"]] == later  # a scheduled task's row waits for its run_at, unleased
+    assert due_at[rows[2]["id"]] is None  # a task waiting on a parent has no row yet
+    assert not unleased[0]["leased"]
+
+
+async def test_a_task_claimed_while_still_new_records_the_pending_it_passed_through(pool):
+    """The dispatcher marks a handed-over task PENDING while its message goes out: a quick worker
+    can claim it first. The message was published all the same, and the history says so."""
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            [created] = await tasks.create_many(conn, [ITEM], [None], [None], lease_seconds=30)
+            [claimed] = await tasks.claim(conn, [(created["id"], created["outbox_id"])], "worker-1", 60)
+            assert claimed["status"] == "IN_PROGRESS"
+            assert await tasks.mark_pending(conn, [created["id"]]) == 0  # too late: it keeps its status
+            events = await tasks.events(conn, created["id"])
+        finally:
+            await transaction.rollback()
+    assert [(e["from_status"], e["status"], e["attempt"]) for e in events] == [
+        (None, "NEW", 0), ("NEW", "PENDING", 0), ("PENDING", "IN_PROGRESS", 1)]
+    assert events[0]["id"] < events[1]["id"] < events[2]["id"]
