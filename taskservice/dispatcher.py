@@ -9,6 +9,7 @@ Two fronts call `run_dispatcher`: a background task of the API process
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from datetime import timedelta
@@ -78,13 +79,21 @@ async def drain_once(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker
 
 
 async def publish_handed_off(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher,
-                             rows: list[dict], committed: wakeups.AfterCommit) -> int:
-    """Publish outbox rows that creates of this process leased to it (taskservice.handoff); how
-    many. Their tasks are marked PENDING on `claims` while the messages go out: the worker that
-    receives one finds it PENDING, as after a claim, a round trip sooner."""
+                             committed: wakeups.AfterCommit, rows: list[dict]) -> None:
+    """Publish outbox rows that creates of this process leased to it (taskservice.handoff). Their
+    tasks are marked PENDING on `claims` while the messages go out: the worker that receives one
+    finds it PENDING, as after a claim, a round trip sooner. Rows not confirmed are due again
+    after PUBLISH_RETRY_SECONDS, for the claim."""
     pending = asyncio.ensure_future(mark_pending(claims, [row["task_id"] for row in rows], committed))
     try:
-        return await publish(pool, publisher, rows)
+        await publish(pool, publisher, rows)
+    except PublishFailed as exc:
+        log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
+                    len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
+        await record_publish_error(pool, exc)
+    except db.UNAVAILABLE_ERRORS as exc:  # published, not marked: due again when the lease runs out
+        log.warning("dispatcher: database unavailable (%s) marking %d outbox rows published",
+                    type(exc).__name__, len(rows))
     finally:
         await pending
 
@@ -120,42 +129,30 @@ async def publish(pool: asyncpg.Pool, publisher: broker.Publisher, rows: list) -
 
 
 async def drain_forever(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,
-                        wake: asyncio.Event, committed: wakeups.AfterCommit, handoff: Handoff,
-                        stop: asyncio.Event) -> None:
-    """Publish the rows handed over (`handoff`) as they come, and claim due rows from the outbox
-    when woken (`wake`), after a full batch, and every DISPATCH_POLL_SECONDS."""
+                        wake: asyncio.Event, committed: wakeups.AfterCommit, stop: asyncio.Event) -> None:
     # Woken by every create in its own process, a busy dispatcher would claim a few rows per
     # round trip: paced, the rows committed meanwhile go together.
     pace = wakeups.Pace(wakeups.WAKEUP_INTERVAL_SECONDS, wakeups.WAKEUP_BURST)
-    claim = True  # rows may have come due while no dispatcher ran
     while not stop.is_set():
         if not await pace.turn(stop):
             return
-        claim = claim or wake.is_set()
         wake.clear()
         try:
-            handed = handoff.take()
-            if handed:
-                await publish_handed_off(pool, claims, publisher, handed, committed)
-            published = await drain_once(pool, claims, publisher, settings, committed) if claim else 0
+            published = await drain_once(pool, claims, publisher, settings, committed)
         except PublishFailed as exc:
             log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
                         len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
             await record_publish_error(pool, exc)
             await wait_for(stop, PUBLISH_RETRY_SECONDS)
-            claim = True
             continue
         except db.UNAVAILABLE_ERRORS as exc:
             log.warning("dispatcher: database unavailable (%s)", type(exc).__name__)
             await wait_for(stop, 1.0)
-            claim = True
             continue
-        claim = published >= settings.dispatch_batch_size
-        if not claim and not handoff.due.is_set():
+        if published < settings.dispatch_batch_size:
             # NOTIFY from a new outbox row wakes us at once; polling catches
             # scheduled rows coming due and any notification that was lost.
-            await wait_any((stop, wake, handoff.due), settings.dispatch_poll_seconds)
-            claim = wake.is_set() or not handoff.due.is_set()
+            await wait_any((stop, wake), settings.dispatch_poll_seconds)
 
 
 async def record_publish_error(pool: asyncpg.Pool, failure: PublishFailed) -> None:
@@ -357,31 +354,14 @@ async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.
         publisher = broker.Publisher(channel, topology.exchange, settings, declared=set(topology.queues))
         connection.reconnect_callbacks.add(publisher.forget_declared)
         log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
-        handoff.open(PUBLISH_LEASE_SECONDS)
+        handoff.open(PUBLISH_LEASE_SECONDS,
+                     functools.partial(publish_handed_off, pool, claims, publisher, committed))
         try:
-            await drain_forever(pool, claims, publisher, settings, wake, committed, handoff, stop)
+            await drain_forever(pool, claims, publisher, settings, wake, committed, stop)
         finally:
-            handoff.close()
-            await publish_last_handed_off(pool, claims, publisher, handoff, committed)
+            await handoff.close()
     finally:
         await asyncio.gather(claims.close(), broker.close(connection))
-
-
-async def publish_last_handed_off(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher,
-                                  handoff: Handoff, committed: wakeups.AfterCommit) -> None:
-    """Publish what was handed over after the last turn: else it would wait for its lease to run out."""
-    rows = handoff.take()
-    if not rows:
-        return
-    try:
-        await publish_handed_off(pool, claims, publisher, rows, committed)
-    except PublishFailed as exc:
-        log.warning("publishing %d outbox rows failed (%s) while stopping; they are due again in %.0fs",
-                    len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
-        await record_publish_error(pool, exc)
-    except db.UNAVAILABLE_ERRORS as exc:
-        log.warning("dispatcher: database unavailable while stopping (%s); %d outbox rows are due again "
-                    "when their lease runs out", type(exc).__name__, len(rows))
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:

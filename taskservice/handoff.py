@@ -1,17 +1,26 @@
 """Outbox rows handed from an API process's creates to its own embedded dispatcher, in memory.
 
 While the dispatcher is publishing, a create leases its task's outbox row to it in the create's
-own statement (tasks/create_many's lease) and hands the row over here: the dispatcher publishes
-it at once, without the claim's round trip (outbox/claim_due), and marks its task PENDING while
-the message goes out (tasks/mark_pending). The lease keeps other dispatchers off the row as a
-claim's would; if this process dies before the row is marked published, the row comes due again
-when the lease runs out and any dispatcher publishes it (the worker skips a duplicate).
+own statement (tasks/create_many's lease) and hands the row over here. It is published at once,
+without the claim's round trip (outbox/claim_due), while its task is marked PENDING
+(tasks/mark_pending). The lease keeps other dispatchers off the row as a claim's would; if this
+process dies before the row is marked published, the row comes due again when the lease runs out
+and any dispatcher publishes it (the worker skips a duplicate).
+
+One publish runs at a time, started by the create that found none running (in the same turn of the
+event loop, ahead of its HTTP answer); the rows handed over meanwhile go out together in the next.
 """
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Publishes a batch of handed-over rows (taskservice.dispatcher.publish_handed_off).
+Publish = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -19,24 +28,35 @@ class Handoff:
     # Seconds a create leases its row for; None while no dispatcher takes rows (creates then leave
     # them to the claim).
     lease_seconds: float | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)  # handed over, not yet taken
-    due: asyncio.Event = field(default_factory=asyncio.Event)  # rows are waiting: wakes the dispatcher
+    publish: Publish | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)  # handed over, not yet being published
+    publishing: asyncio.Task | None = None
 
-    def open(self, lease_seconds: float) -> None:
-        self.lease_seconds = lease_seconds
+    def open(self, lease_seconds: float, publish: Publish) -> None:
+        self.lease_seconds, self.publish = lease_seconds, publish
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Lease no more rows; publish what was handed over. (A create already under way may still
+        hand over a row after this: it waits for its lease to run out.)"""
         self.lease_seconds = None
+        while self.publishing is not None and not self.publishing.done():
+            await self.publishing
+        self.publish = None
 
     def give(self, created: Sequence[Any]) -> None:
         """Take the leased rows among tasks.create_many's results (None: not created)."""
         leased = [{"id": row["outbox_id"], "task_id": row["id"], "priority": row["priority"],
                    "queue": row["queue"]} for row in created if row is not None and row["leased"]]
-        if leased:
-            self.rows.extend(leased)
-            self.due.set()
+        if not leased or self.publish is None:
+            return
+        self.rows.extend(leased)
+        if self.publishing is None or self.publishing.done():
+            self.publishing = asyncio.get_running_loop().create_task(self.publish_all(self.publish))
 
-    def take(self) -> list[dict[str, Any]]:
-        rows, self.rows = self.rows, []
-        self.due.clear()
-        return rows
+    async def publish_all(self, publish: Publish) -> None:
+        while self.rows:
+            rows, self.rows = self.rows, []
+            try:
+                await publish(rows)
+            except Exception:  # the rows come due again when their lease runs out
+                log.exception("publishing %d handed-over outbox rows failed unexpectedly", len(rows))
