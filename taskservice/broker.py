@@ -199,7 +199,10 @@ async def publish_routed(publisher: Publisher, rows: Sequence) -> None:
         by_queue[row["queue"]].append(row)
     try:
         for queue in by_queue.keys() - publisher.declared:
-            await declare_task_queue(publisher.channel, publisher.exchange, publisher.settings, queue)
+            # Bounded like a publish: on a channel waiting to reconnect a declare waits for good,
+            # and a stopping dispatcher must still stop.
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                await declare_task_queue(publisher.channel, publisher.exchange, publisher.settings, queue)
             publisher.declared.add(queue)
         await asyncio.gather(*(publish_batch(publisher.exchange, queue_name(publisher.settings, queue), queue_rows)
                                for queue, queue_rows in by_queue.items()))

@@ -75,7 +75,8 @@ async def drain_once(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker
         return 0
     committed.soon()  # PENDING: announced with the worker's claim, usually
     metrics.count_transition("NEW", "PENDING", len({row["task_id"] for row in rows if row["dispatched"]}))
-    return await publish(pool, publisher, rows)
+    await publish_confirmed(publisher, rows)
+    return await mark_published(pool, rows)
 
 
 async def publish_handed_off(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher,
@@ -86,16 +87,21 @@ async def publish_handed_off(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher
     after PUBLISH_RETRY_SECONDS, for the claim."""
     pending = asyncio.ensure_future(mark_pending(claims, [row["task_id"] for row in rows], committed))
     try:
-        await publish(pool, publisher, rows)
+        await publish_confirmed(publisher, rows)
     except PublishFailed as exc:
         log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
                     len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
         await record_publish_error(pool, exc)
+        return
+    finally:
+        # Committed before the rows are marked published: that commit waits for the WAL flush, and
+        # so makes the PENDING (committed without waiting) as durable as the mark.
+        await pending
+    try:
+        await mark_published(pool, rows)
     except db.UNAVAILABLE_ERRORS as exc:  # published, not marked: due again when the lease runs out
         log.warning("dispatcher: database unavailable (%s) marking %d outbox rows published",
                     type(exc).__name__, len(rows))
-    finally:
-        await pending
 
 
 async def mark_pending(claims: asyncpg.Pool, task_ids: list, committed: wakeups.AfterCommit) -> None:
@@ -109,23 +115,25 @@ async def mark_pending(claims: asyncpg.Pool, task_ids: list, committed: wakeups.
     metrics.count_transition("NEW", "PENDING", moved)
 
 
-async def publish(pool: asyncpg.Pool, publisher: broker.Publisher, rows: list) -> int:
-    """Publish leased outbox rows, wait for the confirms and mark the rows published; how many.
-    PublishFailed if RabbitMQ did not confirm every message."""
-    ids = [row["id"] for row in rows]
+async def publish_confirmed(publisher: broker.Publisher, rows: list) -> None:
+    """Publish leased outbox rows and wait for the confirms; PublishFailed if RabbitMQ did not
+    confirm every message."""
     # No pool connection held through the confirms: the embedded dispatcher shares the API's pool.
     started = time.perf_counter()
     try:
         await broker.publish_routed(publisher, rows)
     except Exception as exc:  # whatever the broker did, the rows must come due again
         metrics.PUBLISH_FAILURES.inc()
-        raise PublishFailed(ids, f"{type(exc).__name__}: {exc}") from exc
+        raise PublishFailed([row["id"] for row in rows], f"{type(exc).__name__}: {exc}") from exc
     metrics.PUBLISH_DURATION.observe(time.perf_counter() - started)
+
+
+async def mark_published(pool: asyncpg.Pool, rows: list) -> int:
     async with pool.acquire() as conn:
-        await outbox.mark_published(conn, ids)
-    metrics.DISPATCH_BATCH_SIZE.observe(len(ids))
-    log.debug("published %d outbox rows", len(ids))
-    return len(ids)
+        await outbox.mark_published(conn, [row["id"] for row in rows])
+    metrics.DISPATCH_BATCH_SIZE.observe(len(rows))
+    log.debug("published %d outbox rows", len(rows))
+    return len(rows)
 
 
 async def drain_forever(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher, settings: Settings,

@@ -7,10 +7,10 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from taskservice import dispatcher, tasks, worker
+from taskservice import broker, dispatcher, tasks, worker
 from taskservice.api.app import create_app
 from taskservice.api.keys import HANDOFF
-from tests.support.execution import statuses_seen, wait_for_status
+from tests.support.execution import TcpProxy, statuses_seen, wait_for_status
 
 ITEM = {"name": "handed over", "description": None, "priority": "MEDIUM", "kind": "echo", "payload": {},
         "max_attempts": 3, "timeout_seconds": 60, "run_at": None}
@@ -89,3 +89,73 @@ async def test_a_task_claimed_while_still_new_records_the_pending_it_passed_thro
     assert [(e["from_status"], e["status"], e["attempt"]) for e in events] == [
         (None, "NEW", 0), ("NEW", "PENDING", 0), ("PENDING", "IN_PROGRESS", 1)]
     assert events[0]["id"] < events[1]["id"] < events[2]["id"]
+
+
+async def test_a_broker_outage_delays_handed_over_rows_but_loses_none(aiohttp_client, settings, pool, running):
+    """Rows handed over while RabbitMQ is unreachable fail to publish and go back to the outbox,
+    where the dispatcher's claim publishes them once the broker is back: each task runs once."""
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    try:
+        via_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+        app = create_app(dataclasses.replace(settings, dispatcher_embedded=True, amqp_url=via_proxy))
+        client = await aiohttp_client(app)
+        await until(lambda: app[HANDOFF].lease_seconds is not None)
+        running(worker.main)
+
+        async def create(name: str) -> str:
+            resp = await client.post("/api/v1/tasks/", json={"name": name, "kind": "echo"})
+            assert resp.status == 201
+            return (await resp.json())["id"]
+
+        before = [await create(f"before-{i}") for i in range(5)]
+        await wait_for_status(pool, before, "COMPLETED")
+        proxy.cut()
+        during = [await create(f"during-{i}") for i in range(10)]
+        await asyncio.sleep(1.0)
+        async with pool.acquire() as conn:
+            unpublished = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE task_id = ANY($1::uuid[]) AND published_at IS NULL", during)
+        assert unpublished == len(during)  # nothing dropped while the broker is unreachable
+        async with pool.acquire() as conn:
+            failed = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE task_id = ANY($1::uuid[]) AND publish_attempts > 0", during)
+        assert failed > 0  # handed over, tried, and given back to the claim (the rest wait in a publish)
+        proxy.restore()
+        after = [await create(f"after-{i}") for i in range(5)]
+        rows = await wait_for_status(pool, before + during + after, "COMPLETED", timeout=60)
+        assert all(row["attempts"] == 1 for row in rows.values())
+        for task_id in during:
+            assert await statuses_seen(pool, task_id) == ["NEW", "PENDING", "IN_PROGRESS", "COMPLETED"]
+    finally:
+        proxy.restore()
+        await client.close()  # while the proxy forwards: the dispatcher closes its connection
+        await proxy.close()
+
+
+async def test_an_api_stopped_while_rabbitmq_is_unreachable_stops_and_its_rows_run_later(
+        aiohttp_client, settings, pool, running):
+    """Its publishes of handed-over rows give up after broker.PUBLISH_TIMEOUT_SECONDS (a queue
+    declare on a channel waiting to reconnect used to wait for good), and the rows go back to the
+    outbox, where another dispatcher finds them."""
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    try:
+        via_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+        app = create_app(dataclasses.replace(settings, dispatcher_embedded=True, amqp_url=via_proxy))
+        client = await aiohttp_client(app)
+        await until(lambda: app[HANDOFF].lease_seconds is not None)
+        proxy.cut()
+        created = []
+        for i in range(5):
+            resp = await client.post("/api/v1/tasks/", json={"name": f"stopping-{i}", "kind": "echo"})
+            assert resp.status == 201
+            created.append((await resp.json())["id"])
+        async with asyncio.timeout(3 * broker.PUBLISH_TIMEOUT_SECONDS):
+            await client.close()
+    finally:
+        await proxy.close()
+    running(dispatcher.main)
+    running(worker.main)
+    rows = await wait_for_status(pool, created, "COMPLETED", timeout=60)
+    assert all(row["attempts"] == 1 for row in rows.values())
