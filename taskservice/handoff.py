@@ -7,8 +7,10 @@ without the claim's round trip (outbox/claim_due), while its task is marked PEND
 process dies before the row is marked published, the row comes due again when the lease runs out
 and any dispatcher publishes it (the worker skips a duplicate).
 
-One publish runs at a time, started by the create that found none running (in the same turn of the
-event loop, ahead of its HTTP answer); the rows handed over meanwhile go out together in the next.
+It is for a process that is not busy dispatching: a create leases its row only while no handed-over
+publish is under way (`lease`). The publish then starts in the same turn of the event loop, ahead
+of the create's HTTP answer. Under load the creates leave their rows to the dispatcher's claim, whose
+paced batches cost fewer statements per task than a publish per create.
 """
 
 import asyncio
@@ -25,12 +27,17 @@ Publish = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 @dataclass(eq=False)
 class Handoff:
-    # Seconds a create leases its row for; None while no dispatcher takes rows (creates then leave
-    # them to the claim).
+    # Seconds a create leases its row for while a dispatcher takes rows; None while none does.
     lease_seconds: float | None = None
     publish: Publish | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # handed over, not yet being published
     publishing: asyncio.Task | None = None
+
+    def lease(self) -> float | None:
+        """Seconds a create now leases its row for; None: leave it to the claim."""
+        if self.publish is None or (self.publishing is not None and not self.publishing.done()):
+            return None
+        return self.lease_seconds
 
     def open(self, lease_seconds: float, publish: Publish) -> None:
         self.lease_seconds, self.publish = lease_seconds, publish

@@ -5,8 +5,8 @@ Each task is as its own request would have written it, with its outbox row in th
 transaction. A batch the database refused is written again item by item, so one request's error
 is never another's; a batch whose outcome is unknown (the connection was lost) is never written
 again: every request in it fails, as a lone create would. An idle API writes a lone create on the
-next turn of the event loop. While the process's embedded dispatcher is publishing, the tasks due
-now are handed to it (taskservice.handoff).
+next turn of the event loop. While the process's embedded dispatcher is idle, the tasks due now are
+handed to it (taskservice.handoff).
 """
 
 import functools
@@ -33,7 +33,7 @@ async def write(pool: asyncpg.Pool, handoff: Handoff, creates: list[Create]) -> 
     async with pool.acquire() as conn:
         created = await tasks.create_many(conn, [arguments for arguments, _, _ in creates],
                                           [key for _, key, _ in creates], [hash_ for _, _, hash_ in creates],
-                                          handoff.lease_seconds)
+                                          handoff.lease())
     handoff.give(created)
     return created
 
