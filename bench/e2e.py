@@ -24,6 +24,7 @@ The bench and PostgreSQL share this machine's clock.
 
 import argparse
 import asyncio
+import gc
 import os
 import time
 from collections import Counter
@@ -567,7 +568,13 @@ async def bench_waits(server: Server, worker: Worker, args: argparse.Namespace, 
                 await asyncio.sleep(1.0)  # the last requests read and registered
                 early = len(answered_at)
                 rss["waits open"] = rss_mb(server.pid)
-                creates_during = await measure_creates(server, worker, args, conn)
+                # The waiting clients live in this process too: out of its collector, whose full
+                # collections (up to 100 ms) would stall the creates it measures, not the API.
+                gc.freeze()
+                try:
+                    creates_during = await measure_creates(server, worker, args, conn)
+                finally:
+                    gc.unfreeze()
                 rss["waits open, after the creates"] = rss_mb(server.pid)
                 clock = time.perf_counter()
                 await conn.execute("UPDATE outbox SET available_at = now() "

@@ -43,9 +43,11 @@ async def replay(conn: asyncpg.Connection, after: int, *, task_id: UUID | None, 
     return await conn.fetch(QUERIES["events/replay"], after, task_id, status, priority, limit, queue)
 
 
-async def read_new(conn: asyncpg.Connection, after: int, gaps: list[int], limit: int) -> list[asyncpg.Record]:
-    """Events after id `after` or among `gaps`, oldest first, at most `limit`."""
-    return await conn.fetch(QUERIES["events/read_new"], after, gaps, limit)
+async def read_new(conn: asyncpg.Connection, after: int, gaps: list[int], limit: int,
+                   with_tasks: bool = True) -> list[asyncpg.Record]:
+    """Events after id `after` or among `gaps`, oldest first, at most `limit`; with their task's
+    priority and queue only `with_tasks` (else None)."""
+    return await conn.fetch(QUERIES["events/read_new"], after, gaps, limit, with_tasks)
 
 
 async def task_position(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:

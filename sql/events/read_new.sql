@@ -4,9 +4,11 @@
 -- are assigned before commit, so they commit out of order). The priority and
 -- queue are the task's current ones, looked up by primary key for each event:
 -- planned as a join, a read of 500 rows at most hashed the whole tasks table
--- on every read, though a read usually holds a few dozen events.
+-- on every read, though a read usually holds a few dozen events. Without $4
+-- they are NULL and the tasks are not read: only streams filter on them.
 -- Plan: see docs/design.md, "Query plans".
--- $1 after this event id, $2 gap ids (bigint[], below the cursor), $3 at most this many rows
+-- $1 after this event id, $2 gap ids (bigint[], below the cursor), $3 at most this many rows,
+-- $4 whether to read each event's task for its priority and queue
 SELECT e.id, e.task_id, e.from_status, e.status, t.priority, t.queue, e.attempt, e.created_at
 FROM (
     (SELECT g.id, g.task_id, g.from_status, g.status, g.attempt, g.created_at
@@ -19,8 +21,8 @@ FROM (
      ORDER BY n.id
      LIMIT $3)
 ) AS e
-CROSS JOIN LATERAL (
-    SELECT priority, queue FROM tasks WHERE tasks.id = e.task_id LIMIT 1
-) AS t
+LEFT JOIN LATERAL (
+    SELECT priority, queue FROM tasks WHERE $4::boolean AND tasks.id = e.task_id LIMIT 1
+) AS t ON true
 ORDER BY e.id
 LIMIT $3;

@@ -225,8 +225,13 @@ async def read_once(pool: asyncpg.Pool, feed: EventFeed) -> bool:
         now = asyncio.get_running_loop().time()
         feed.gaps = {gap: now for gap in missing}
     feed.read_started_at = asyncio.get_running_loop().time()
+    # Only the streams filter on a task's priority and queue: with none open, the read leaves the
+    # tasks alone (a lookup per event, with waits open while tasks are created fast).
+    streams = bool(feed.subscribers)
     async with pool.acquire() as conn:
-        rows = await events.read_new(conn, feed.cursor, list(feed.gaps), READ_BATCH)
+        rows = await events.read_new(conn, feed.cursor, list(feed.gaps), READ_BATCH, streams)
+    if feed.subscribers and not streams:
+        return True  # a stream opened meanwhile: the same events again, at once, for it too
     track_gaps(feed, rows, asyncio.get_running_loop().time())
     for row in rows:
         event = event_from_row(row)

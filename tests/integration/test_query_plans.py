@@ -200,13 +200,23 @@ async def test_the_event_feed_reads_new_events_and_gaps_by_primary_key_ranges(fi
     one ordered scan filtered by `id > cursor OR id = ANY(gaps)` read every event in the table
     each time."""
     latest = await filled.fetchval("SELECT max(id) FROM task_events")
-    args = (latest - 5, [latest - 100, latest - 50], 500)
+    args = (latest - 5, [latest - 100, latest - 50], 500, True)
     await filled.execute("SET plan_cache_mode = force_custom_plan")
     explained = await filled.fetchval(f"EXPLAIN (FORMAT JSON) {QUERIES['events/read_new']}", *args)
     for found in (json.loads(explained)[0]["Plan"], await generic_plan(filled, "events/read_new", *args)):
         scans = event_scans(found)
         assert scans and all(bounded for _, bounded in scans), scans
         assert scans_of_tasks(found) == ["tasks_pkey"], found
+    # Without the tasks (no stream open), a read does not touch them.
+    analyzed = await filled.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {QUERIES['events/read_new']}",
+                                     *args[:3], False)
+    assert all(scan.get("Actual Loops", 0) == 0 for scan in task_scans(json.loads(analyzed)[0]["Plan"]))
+
+
+def task_scans(plan: dict) -> list[dict]:
+    """Every scan node of `tasks` in the plan."""
+    own = [plan] if plan["Node Type"].endswith("Scan") and plan.get("Relation Name") == "tasks" else []
+    return own + [scan for child in plan.get("Plans", []) for scan in task_scans(child)]
 
 
 def scans(plan: dict) -> list[tuple[str, str]]:
