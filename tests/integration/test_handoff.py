@@ -22,15 +22,29 @@ async def until(condition, timeout: float = 10) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_a_create_hands_its_row_to_the_embedded_dispatcher_which_publishes_it(aiohttp_client, settings,
-                                                                                 pool, running):
-    app = create_app(dataclasses.replace(settings, dispatcher_embedded=True))
+async def handing_over(aiohttp_client, settings, **overrides):
+    """A client of an API whose embedded dispatcher is publishing: its creates hand rows over."""
+    app = create_app(dataclasses.replace(settings, dispatcher_embedded=True, **overrides))
     client = await aiohttp_client(app)
     await until(lambda: app[HANDOFF].lease_seconds is not None)
-    running(worker.main)
-    resp = await client.post("/api/v1/tasks/", json={"name": "handed over", "kind": "echo"})
+    return client
+
+
+async def create(client, name: str) -> dict:
+    resp = await client.post("/api/v1/tasks/", json={"name": name, "kind": "echo"})
     assert resp.status == 201
-    task = await resp.json()
+    return await resp.json()
+
+
+def through(proxy: TcpProxy) -> str:
+    return f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+
+
+async def test_a_create_hands_its_row_to_the_embedded_dispatcher_which_publishes_it(aiohttp_client, settings,
+                                                                                 pool, running):
+    client = await handing_over(aiohttp_client, settings)
+    running(worker.main)
+    task = await create(client, "handed over")
     assert task["status"] == "NEW"
     await wait_for_status(pool, [task["id"]], "COMPLETED")
     async with pool.acquire() as conn:
@@ -97,21 +111,12 @@ async def test_a_broker_outage_delays_handed_over_rows_but_loses_none(aiohttp_cl
     proxy = TcpProxy("127.0.0.1", 5672)
     await proxy.start()
     try:
-        via_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
-        app = create_app(dataclasses.replace(settings, dispatcher_embedded=True, amqp_url=via_proxy))
-        client = await aiohttp_client(app)
-        await until(lambda: app[HANDOFF].lease_seconds is not None)
+        client = await handing_over(aiohttp_client, settings, amqp_url=through(proxy))
         running(worker.main)
-
-        async def create(name: str) -> str:
-            resp = await client.post("/api/v1/tasks/", json={"name": name, "kind": "echo"})
-            assert resp.status == 201
-            return (await resp.json())["id"]
-
-        before = [await create(f"before-{i}") for i in range(5)]
+        before = [(await create(client, f"before-{i}"))["id"] for i in range(5)]
         await wait_for_status(pool, before, "COMPLETED")
         proxy.cut()
-        during = [await create(f"during-{i}") for i in range(10)]
+        during = [(await create(client, f"during-{i}"))["id"] for i in range(10)]
         await asyncio.sleep(1.0)
         async with pool.acquire() as conn:
             unpublished = await conn.fetchval(
@@ -122,7 +127,7 @@ async def test_a_broker_outage_delays_handed_over_rows_but_loses_none(aiohttp_cl
                 "SELECT count(*) FROM outbox WHERE task_id = ANY($1::uuid[]) AND publish_attempts > 0", during)
         assert failed > 0  # handed over, tried, and given back to the claim (the rest wait in a publish)
         proxy.restore()
-        after = [await create(f"after-{i}") for i in range(5)]
+        after = [(await create(client, f"after-{i}"))["id"] for i in range(5)]
         rows = await wait_for_status(pool, before + during + after, "COMPLETED", timeout=60)
         assert all(row["attempts"] == 1 for row in rows.values())
         for task_id in during:
@@ -141,16 +146,9 @@ async def test_an_api_stopped_while_rabbitmq_is_unreachable_stops_and_its_rows_r
     proxy = TcpProxy("127.0.0.1", 5672)
     await proxy.start()
     try:
-        via_proxy = f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
-        app = create_app(dataclasses.replace(settings, dispatcher_embedded=True, amqp_url=via_proxy))
-        client = await aiohttp_client(app)
-        await until(lambda: app[HANDOFF].lease_seconds is not None)
+        client = await handing_over(aiohttp_client, settings, amqp_url=through(proxy))
         proxy.cut()
-        created = []
-        for i in range(5):
-            resp = await client.post("/api/v1/tasks/", json={"name": f"stopping-{i}", "kind": "echo"})
-            assert resp.status == 201
-            created.append((await resp.json())["id"])
+        created = [(await create(client, f"stopping-{i}"))["id"] for i in range(5)]
         async with asyncio.timeout(3 * broker.PUBLISH_TIMEOUT_SECONDS):
             await client.close()
     finally:
