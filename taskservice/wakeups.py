@@ -114,7 +114,7 @@ class Pace:
         return True
 
 
-async def send_wakeups(pool: asyncpg.Pool, pending: asyncio.Event, notify: Notify, stop: asyncio.Event) -> None:
+async def send_wakeups(pool: asyncpg.Pool, pending: AfterCommit, notify: Notify, stop: asyncio.Event) -> None:
     """Call `notify` whenever `pending` is set, paced (WAKEUP_BURST, WAKEUP_INTERVAL_SECONDS),
     and once more at `stop` if it is set then."""
     pace = Pace(WAKEUP_INTERVAL_SECONDS, WAKEUP_BURST)

@@ -14,7 +14,7 @@ from taskservice import dispatcher, events, worker
 from taskservice.api.app import create_app
 from taskservice.api.event_feed import EVENT_FEED
 from taskservice.api.status_waits import release_waiters
-from tests.support.execution import TcpProxy, start
+from tests.support.execution import TcpProxy, new_task, start, wait_for_status
 
 TASKS = "/api/v1/tasks/"
 PROMPT = 0.2  # the most a waiting request may lag behind the change it waits for
@@ -321,3 +321,27 @@ async def test_the_spec_documents_wait_and_since(client):
     assert (parameters["wait"]["schema"]["minimum"], parameters["wait"]["schema"]["maximum"]) == (0, 60)
     assert set(parameters["since"]["schema"]["enum"]) == {"NEW", "PENDING", "IN_PROGRESS", "COMPLETED",
                                                           "FAILED", "CANCELLED"}
+
+
+async def test_the_worker_names_the_tasks_it_completed_in_its_announcement(pool, running, settings):
+    """What lets a wait be answered without the feed's read: while some process listens, the
+    worker's announcement after a completion carries the task's id."""
+    heard: list[str] = []
+    listener = await asyncpg.connect(settings.database_url)
+    await listener.add_listener("task_events", lambda *args: heard.append(args[3]))
+    row = uuid.uuid4()
+    async with pool.acquire() as conn:  # as an API process with a wait open keeps it
+        await conn.execute("INSERT INTO stream_listeners (listener, expires_at) "
+                           "VALUES ($1, now() + interval '1 minute')", row)
+    try:
+        running(dispatcher.main)
+        running(worker.main)
+        task_id = await new_task(pool, "named when done")
+        await wait_for_status(pool, [task_id], "COMPLETED")
+        async with asyncio.timeout(5):
+            while not any(task_id.hex in payload.partition(" ")[2].split(",") for payload in heard):
+                await asyncio.sleep(0.01)
+    finally:
+        await listener.close()
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM stream_listeners WHERE listener = $1", row)
