@@ -89,8 +89,6 @@ async def publish_handed_off(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher
     try:
         await publish_confirmed(publisher, rows)
     except PublishFailed as exc:
-        log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
-                    len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
         await record_publish_error(pool, exc)
         return
     finally:
@@ -148,8 +146,6 @@ async def drain_forever(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: bro
         try:
             published = await drain_once(pool, claims, publisher, settings, committed)
         except PublishFailed as exc:
-            log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
-                        len(exc.outbox_ids), exc.reason, PUBLISH_RETRY_SECONDS)
             await record_publish_error(pool, exc)
             await wait_for(stop, PUBLISH_RETRY_SECONDS)
             continue
@@ -164,6 +160,9 @@ async def drain_forever(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: bro
 
 
 async def record_publish_error(pool: asyncpg.Pool, failure: PublishFailed) -> None:
+    """Log the failure and make its rows due again after PUBLISH_RETRY_SECONDS."""
+    log.warning("publishing %d outbox rows failed (%s); retrying in %.0fs",
+                len(failure.outbox_ids), failure.reason, PUBLISH_RETRY_SECONDS)
     try:
         async with pool.acquire() as conn:
             await outbox.record_publish_error(conn, failure.outbox_ids, failure.reason[:1000],

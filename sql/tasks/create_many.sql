@@ -32,21 +32,20 @@ WITH items AS MATERIALIZED (
     FROM items
     ORDER BY idempotency_key, position  -- keys in one order: no deadlock
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING *
+    RETURNING *, $14::double precision IS NOT NULL AND waiting_on = 0
+                 AND coalesce(run_at, now()) <= now() AS leased
 ), dispatch AS (
     INSERT INTO outbox (task_id, priority, available_at)
     SELECT id, priority,
-           CASE WHEN $14::double precision IS NOT NULL AND coalesce(run_at, now()) <= now()
-                THEN now() + make_interval(secs => $14)  -- leased: due again only if not published by then
+           CASE WHEN leased
+                THEN now() + make_interval(secs => $14)  -- due again only if not published by then
                 ELSE coalesce(run_at, now())
            END
     FROM new_tasks
     WHERE waiting_on = 0
     RETURNING id, task_id
 )
-SELECT new_tasks.*, items.position, dispatch.id AS outbox_id,
-       dispatch.id IS NOT NULL AND $14::double precision IS NOT NULL
-           AND coalesce(new_tasks.run_at, now()) <= now() AS leased
+SELECT new_tasks.*, items.position, dispatch.id AS outbox_id
 FROM new_tasks
 JOIN items USING (id)
 LEFT JOIN dispatch ON dispatch.task_id = new_tasks.id
