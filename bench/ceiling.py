@@ -132,7 +132,7 @@ LIFECYCLE_MARK_PUBLISHED = {1: "ARRAY[:due_id]::bigint[]"}
 # each a batch of this one task (the worker batches what arrives or finishes together).
 LIFECYCLE_CLAIM = {1: "ARRAY[:task_id]", 2: "ARRAY[:due_id]", 3: LIFECYCLE_WORKER_ID, 4: "30", 5: "'{}'"}
 LIFECYCLE_COMPLETE = {1: "ARRAY[:task_id]", 2: "ARRAY[:claimed_attempts]", 3: "ARRAY[NULL]",
-                      4: LIFECYCLE_WORKER_ID}
+                      4: LIFECYCLE_WORKER_ID, 5: "NULL"}
 
 
 def split_ctes(sql: str, name: str) -> tuple[list[tuple[str, str]], str]:

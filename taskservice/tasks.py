@@ -255,13 +255,14 @@ async def renew_leases(conn: asyncpg.Connection, task_ids: Sequence[UUID], worke
 
 
 async def complete(conn: asyncpg.Connection, attempts: Sequence[tuple[UUID, int, Any]],
-                   worker_id: str) -> list[asyncpg.Record | None]:
-    """For each (task id, attempt, result): the task's (id, attempts, status), now COMPLETED, or None
-    when the attempt is no longer ours."""
+                   worker_id: str, announce_as: str | None = None) -> list[asyncpg.Record | None]:
+    """For each (task id, attempt, result): the task's (id, attempts, status, announced), now
+    COMPLETED, or None when the attempt is no longer ours. `announce_as`: the commit announces the
+    completions itself, as events.announce with this sender would (`announced`: if it did)."""
     rows = await conn.fetch(QUERIES["tasks/complete"], [task_id for task_id, _, _ in attempts],
                             [attempt for _, attempt, _ in attempts],
                             [None if result is None else orjson.dumps(result).decode() for _, _, result in attempts],
-                            worker_id)
+                            worker_id, announce_as)
     # By task and attempt: a lost attempt and its task's next one may finish in one batch.
     completed = {(row["id"], row["attempts"]): row for row in rows}
     return [completed.get((task_id, attempt)) for task_id, attempt, _ in attempts]

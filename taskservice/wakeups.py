@@ -8,6 +8,11 @@ and process turns it into NOTIFYs, paced by a `Pace`: the outbox's
 (`events.announce`, waking the streaming API processes). The same event wakes
 this process's own listeners (the embedded dispatcher, the API's event feed) at
 once, with no round trip through PostgreSQL.
+
+One exception, for latency: an idle worker's completion carries its own NOTIFY
+(tasks/complete.sql), when nothing else waits to be announced and the pace has a
+turn free (AfterCommit.quiet). Idle, its commit has no other to hold up; busy, the
+worker is back to announcing after commits.
 """
 
 import asyncio
@@ -56,8 +61,13 @@ class AfterCommit(asyncio.Event):
         # Tasks whose COMPLETED was committed since the last notification, which names them
         # (events.announce): a request waiting for one is answered without a read.
         self.completed: list[UUID] = []
+        # The NOTIFYs' pace: send_wakeups takes its turns from it, and so does a commit that
+        # announces itself (quiet).
+        self.pace = Pace(WAKEUP_INTERVAL_SECONDS, WAKEUP_BURST)
+        self.noted = 0  # commits noted so far (set and soon): what announced_within covers
 
     def note(self) -> float:
+        self.noted += 1
         if self.committed_at is None:
             self.committed_at = asyncio.get_running_loop().time()
         return self.committed_at
@@ -65,11 +75,15 @@ class AfterCommit(asyncio.Event):
     def set(self, completed: Iterable[UUID] = ()) -> None:
         """`completed`: tasks this commit made COMPLETED."""
         self.completed.extend(completed)
+        self.settle(self.note())
+        super().set()
+
+    def settle(self, committed_at: float) -> None:
+        """What soon() put off is due now; this process's own listeners read at once."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        committed_at, self.committed_at = self.note(), None
-        super().set()
+        self.committed_at = None
         for hook in self.local:
             hook(committed_at)
 
@@ -77,6 +91,26 @@ class AfterCommit(asyncio.Event):
         self.note()
         if self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(SOON_SECONDS, self.set)
+
+    def quiet(self) -> int | None:
+        """For a writer whose next commit can announce itself (a NOTIFY inside it, tasks/complete):
+        a mark to pass to announced_within when nothing waits to be announced and the pace has a
+        turn free, so that the NOTIFY goes out a round trip sooner than after the commit; None
+        otherwise: the commit is announced after it, paced, as usual."""
+        if self.is_set() or self.pace.delay() > 0:
+            return None
+        return self.noted
+
+    def announced_within(self, mark: int) -> None:
+        """A commit announced itself (see quiet). The commits noted before `mark` came before it,
+        so it announced them too, and what soon() put off is dropped; if others were noted since
+        the mark, they may have come after it: they are announced as usual."""
+        self.pace.take()
+        if self.noted != mark:
+            self.set()
+            return
+        if self.committed_at is not None:
+            self.settle(self.committed_at)
 
     def flush(self) -> None:
         """What `soon()` put off, now."""
@@ -110,18 +144,21 @@ class Pace:
         while (delay := self.delay()) > 0:
             if await wait_for(stop, delay):
                 return False
-        self.tokens -= 1
+        self.take()
         return True
+
+    def take(self) -> None:
+        """Count a turn taken (by `turn`, or after checking `delay`)."""
+        self.tokens -= 1
 
 
 async def send_wakeups(pool: asyncpg.Pool, pending: AfterCommit, notify: Notify, stop: asyncio.Event) -> None:
     """Call `notify` whenever `pending` is set, paced (WAKEUP_BURST, WAKEUP_INTERVAL_SECONDS),
     and once more at `stop` if it is set then."""
-    pace = Pace(WAKEUP_INTERVAL_SECONDS, WAKEUP_BURST)
     while True:
         await wait_any((stop, pending), 5.0)
         if pending.is_set():
-            await pace.turn(stop)  # (at `stop` at once: the last one goes out without delay)
+            await pending.pace.turn(stop)  # (at `stop` at once: the last one goes out without delay)
             pending.clear()  # what was set while waiting for the turn goes out with this one
             completed, pending.completed = pending.completed, []
             try:

@@ -74,7 +74,8 @@ class GroupWrites:
     completions: Batcher[tuple[UUID, int, Any], asyncpg.Record | None]  # (task id, attempt, result)
 
 
-def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozenset[str] = frozenset()) -> GroupWrites:
+def group_writes(pool: asyncpg.Pool, settings: Settings, committed: wakeups.AfterCommit,
+                 limited_kinds: frozenset[str] = frozenset()) -> GroupWrites:
     async def claim(messages: list[tuple[UUID, int]]) -> list[asyncpg.Record | None]:
         async with pool.acquire() as conn:
             claimed = await tasks.claim(conn, messages, settings.worker_id, settings.lease_seconds,
@@ -90,8 +91,13 @@ def group_writes(pool: asyncpg.Pool, settings: Settings, limited_kinds: frozense
         return [row if row is not None else next(limited) for row in claimed]
 
     async def complete(attempts: list[tuple[UUID, int, Any]]) -> list[asyncpg.Record | None]:
+        # An idle worker's completions announce themselves in their commit (AfterCommit.quiet).
+        mark = committed.quiet() if len(attempts) <= events.ANNOUNCED_COMPLETIONS else None
         async with pool.acquire() as conn:
-            return await tasks.complete(conn, attempts, settings.worker_id)
+            rows = await tasks.complete(conn, attempts, settings.worker_id, None if mark is None else "")
+        if mark is not None and any(row is not None and row["announced"] for row in rows):
+            committed.announced_within(mark)
+        return rows
 
     # At most one slot's worth each: the worker never holds more attempts than that.
     return GroupWrites(claims=Batcher(claim, settings.worker_concurrency),
@@ -265,7 +271,8 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     if row is not None:
-        committed.set([task["id"]] if row["status"] == "COMPLETED" else ())
+        if not row.get("announced"):  # (else its commit announced it: tasks/complete)
+            committed.set([task["id"]] if row["status"] == "COMPLETED" else ())
         if outcome == "completed" and row["status"] != "COMPLETED":
             outcome = "failed"  # the handler returned, but its result was refused
         if row["status"] == "PENDING" and outcome != "cancelled":  # (cancelled: a hand back)
@@ -498,7 +505,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
     heartbeat = Heartbeat(settings, running, lambda *held: stop_held(running, *held))
     heartbeat.start()
     intake: Intake | None = None
-    writes = group_writes(pool, settings, frozenset(declared))
+    writes = group_writes(pool, settings, committed, frozenset(declared))
 
     def own(work: Awaitable[None]) -> None:
         task = asyncio.create_task(work)

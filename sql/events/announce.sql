@@ -1,6 +1,7 @@
 -- Tell the streaming API processes (LISTEN task_events) that status changes
--- were committed: sent by a writing process after its commits, paced,
--- never inside the writing transaction (a NOTIFY there serialises commits).
+-- were committed: sent by a writing process after its commits, paced, not
+-- inside the writing transaction (a NOTIFY there serialises commits; only an
+-- idle worker's completion announces itself, tasks/complete.sql).
 -- Only while some stream or status wait is open in another process (a live
 -- stream_listeners row that is not the sender's: an API process's own event feed
 -- is woken in-process); otherwise the statement does nothing. The payload names

@@ -124,7 +124,7 @@ async def test_claim_and_complete_read_tasks_by_primary_key(filled):
     for n in (16, 1):
         claim = await generic_plan(filled, "tasks/claim", ids[:n], outbox_ids[:n], "worker-2", 60, ["limited"],
                                    session=worker.SESSION)
-        complete = await generic_plan(filled, "tasks/complete", ids[:n], [1] * n, [None] * n, "worker-1",
+        complete = await generic_plan(filled, "tasks/complete", ids[:n], [1] * n, [None] * n, "worker-1", "",
                                       session=worker.SESSION)
         # The claim's second scan reads the claimed task's parents (their results), by key too.
         assert (scans_of_tasks(claim), scans_of_tasks(complete)) == (["tasks_pkey", "tasks_pkey"], ["tasks_pkey"])
@@ -139,7 +139,7 @@ async def test_the_workers_plans_made_on_empty_tables_read_tasks_by_primary_key(
     outbox_id = await empty.fetchval("SELECT id FROM outbox WHERE task_id = $1", task_id)
     claim = await generic_plan(empty, "tasks/claim", [task_id], [outbox_id], "worker-2", 60, [],
                                session=worker.SESSION)
-    complete = await generic_plan(empty, "tasks/complete", [task_id], [1], [None], "worker-1",
+    complete = await generic_plan(empty, "tasks/complete", [task_id], [1], [None], "worker-1", "",
                                   session=worker.SESSION)
     assert (scans_of_tasks(claim), scans_of_tasks(complete)) == (["tasks_pkey", "tasks_pkey"], ["tasks_pkey"])
 

@@ -1,8 +1,14 @@
 """The worker's batched writes: claims of messages that arrive together, completions of attempts
 that finish together, each one statement in which every row keeps its own guard."""
 
+import asyncio
+import contextlib
+import uuid
+
+import asyncpg
 
 from taskservice import tasks, worker
+from taskservice.wakeups import AfterCommit
 from tests.support.execution import new_task, publish_tasks, ready_messages, statuses_seen, wait_for_status
 
 
@@ -73,3 +79,79 @@ async def test_messages_that_claim_nothing_are_acked_with_the_rest(pool, running
     rows = await wait_for_status(pool, ids[:2], ("CANCELLED", "IN_PROGRESS"), timeout=1)
     assert [rows[task_id]["status"] for task_id in ids[:2]] == ["CANCELLED", "IN_PROGRESS"]
     assert rows[ids[1]]["worker_id"] == "other-worker"
+
+
+@contextlib.asynccontextmanager
+async def listening_api(pool, settings):
+    """What an API process with a wait open does: a live stream_listeners row, and LISTEN
+    task_events. Yields the payloads heard."""
+    heard: list[str] = []
+    listener, row = await asyncpg.connect(settings.database_url), uuid.uuid4()
+    await listener.add_listener("task_events", lambda *args: heard.append(args[3]))
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO stream_listeners (listener, expires_at) "
+                           "VALUES ($1, now() + interval '1 minute')", row)
+    try:
+        yield heard
+    finally:
+        await listener.close()
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM stream_listeners WHERE listener = $1", row)
+
+
+async def until(condition, timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_completion_announces_itself_when_asked_while_an_api_process_listens(pool, settings):
+    ids = [await new_task(pool, f"told-{i}") for i in range(3)]
+    async with listening_api(pool, settings) as heard, pool.acquire() as conn:
+        await tasks.claim(conn, list(zip(ids, await outbox_ids(pool, ids), strict=True)), "this-worker", 30)
+        told = await tasks.complete(conn, [(ids[0], 1, None), (ids[1], 1, None)], "this-worker", announce_as="")
+        assert [row["announced"] for row in told] == [True, True]
+        await until(lambda: heard)
+        assert heard == [" " + ",".join(task_id.hex for task_id in ids[:2])]  # as events.announce names them
+        untold = await tasks.complete(conn, [(ids[2], 1, None)], "this-worker")  # not asked
+        assert [row["announced"] for row in untold] == [False]
+        stale = await tasks.complete(conn, [(ids[2], 1, None)], "this-worker", announce_as="")  # not ours now
+        assert stale == [None]
+        await asyncio.sleep(0.2)
+        assert len(heard) == 1
+
+
+async def test_with_no_api_process_listening_a_completion_announces_nothing(pool):
+    task_id = await new_task(pool, "untold")
+    async with pool.acquire() as conn:
+        await tasks.claim(conn, [(task_id, (await outbox_ids(pool, [task_id]))[0])], "this-worker", 30)
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute("DELETE FROM stream_listeners")  # (other tests' rows; rolled back)
+            [row] = await tasks.complete(conn, [(task_id, 1, None)], "this-worker", announce_as="")
+        finally:
+            await transaction.rollback()
+    assert row["status"] == "COMPLETED" and not row["announced"]
+
+
+async def test_an_idle_workers_completion_leaves_nothing_to_announce_after_its_commit(pool, settings):
+    """The claim's IN_PROGRESS, put off to be announced with the outcome, is covered by the
+    completion's own NOTIFY; a worker with an announcement already waiting announces as usual."""
+    ids = [await new_task(pool, f"idle-{i}") for i in range(2)]
+    committed = AfterCommit()
+    writes = worker.group_writes(pool, settings, committed)
+    async with listening_api(pool, settings) as heard:
+        task = await writes.claims.submit((ids[0], (await outbox_ids(pool, ids[:1]))[0]))
+        committed.soon()  # as handle_message does after a claim
+        row = await writes.completions.submit((task["id"], task["attempts"], None))
+        assert row["announced"] and not committed.is_set() and committed.timer is None
+        await until(lambda: heard)
+        assert heard == [" " + ids[0].hex]
+
+        task = await writes.claims.submit((ids[1], (await outbox_ids(pool, ids[1:]))[0]))
+        committed.set()  # waiting for the sending loop (none runs here)
+        row = await writes.completions.submit((task["id"], task["attempts"], None))
+        assert row["status"] == "COMPLETED" and not row["announced"]
+        await asyncio.sleep(0.2)
+        assert heard == [" " + ids[0].hex]

@@ -60,3 +60,41 @@ def test_only_a_payload_naming_this_process_is_its_own_echo():
     assert not wakeups.is_own_echo("xyz", "abc")  # another process's
     assert not wakeups.is_own_echo(None, "abc")  # LISTEN (re)connected: always acted on
     assert not wakeups.is_own_echo("", "")  # a process without the in-process wake-up
+
+
+async def test_a_commit_may_announce_itself_only_while_nothing_waits_and_the_pace_has_a_turn():
+    event = AfterCommit()
+    assert event.quiet() is not None
+    event.set()  # an announcement waits for the sending loop
+    assert event.quiet() is None
+    event.clear()
+    for _ in range(wakeups.WAKEUP_BURST):
+        event.pace.take()
+    assert event.quiet() is None  # the pace's turns are used up
+
+
+async def test_a_commit_that_announced_itself_drops_what_soon_put_off_before_it():
+    event, calls = AfterCommit(), []
+    event.local.append(calls.append)
+    event.soon()  # a claim's IN_PROGRESS, committed before the completion
+    mark = event.quiet()
+    event.announced_within(mark)
+    assert event.timer is None and not event.is_set()  # nothing left to announce
+    assert len(calls) == 1  # this process's own listeners still read at once
+    await asyncio.sleep(wakeups.SOON_SECONDS * 2)
+    assert not event.is_set()
+
+
+async def test_a_commit_noted_after_the_mark_is_announced_as_usual():
+    event = AfterCommit()
+    mark = event.quiet()
+    event.soon()  # committed while the self-announcing commit was under way: maybe after it
+    event.announced_within(mark)
+    assert event.is_set()
+
+
+async def test_a_self_announcing_commit_takes_a_turn_of_the_pace():
+    event = AfterCommit()
+    for _ in range(wakeups.WAKEUP_BURST):
+        event.announced_within(event.quiet())
+    assert event.quiet() is None
