@@ -173,6 +173,7 @@ async def test_stream_progress_events_arrive_in_order_between_the_attempts_statu
             break
     resp.close()
     kinds = [(event, data.get("status")) for event, data, _ in seen]
+    assert ("status", "IN_PROGRESS") in kinds, seen
     started = kinds.index(("status", "IN_PROGRESS"))
     reports = [data for event, data, _ in seen if event == "progress"]
     assert reports, kinds
