@@ -50,18 +50,15 @@ class Handoff:
             await self.publishing
         self.publish = None
 
-    def give(self, created: Sequence[Any]) -> bool:
-        """Take the leased rows among tasks.create_many's results (None: not created); True when
-        a publish of them starts on the next turn of the event loop."""
+    def give(self, created: Sequence[Any]) -> None:
+        """Take the leased rows among tasks.create_many's results (None: not created)."""
         leased = [{"id": row["outbox_id"], "task_id": row["id"], "priority": row["priority"],
                    "queue": row["queue"]} for row in created if row is not None and row["leased"]]
         if not leased or self.publish is None:
-            return False
+            return
         self.rows.extend(leased)
         if self.publishing is None or self.publishing.done():
             self.publishing = asyncio.get_running_loop().create_task(self.publish_all(self.publish))
-            return True
-        return False
 
     async def publish_all(self, publish: Publish) -> None:
         while self.rows:

@@ -453,22 +453,17 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
             return
         # The claim is committed: the database owns the task now, acked or not. A message whose
         # channel closed meanwhile comes back, and whoever receives it claims nothing and acks it.
-        # The ack goes out while the attempt starts (awaited first, it held every task back by the
-        # client library's write round, about 0.2 ms idle).
-        acking = asyncio.ensure_future(broker.settle(message, "ack"))
-        try:
-            if task is None:
-                log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
-                return
-            committed.soon()  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
-            # From NEW only when it beat the dispatcher's PENDING mark (taskservice.handoff); the history
-            # records the PENDING it passed through all the same, so it is counted as from PENDING.
-            metrics.count_transition("PENDING", "IN_PROGRESS")
-            # Every log line of the attempt, the handler's included, names the task and attempt.
-            with log_context(task_id=task_id, attempt=task["attempts"]):
-                await run_attempt(pool, settings, writes, registry, running, task, committed)
-        finally:
-            await acking
+        await broker.settle(message, "ack")
+        if task is None:
+            log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
+            return
+        committed.soon()  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
+        # From NEW only when it beat the dispatcher's PENDING mark (taskservice.handoff); the history
+        # records the PENDING it passed through all the same, so it is counted as from PENDING.
+        metrics.count_transition("PENDING", "IN_PROGRESS")
+        # Every log line of the attempt, the handler's included, names the task and attempt.
+        with log_context(task_id=task_id, attempt=task["attempts"]):
+            await run_attempt(pool, settings, writes, registry, running, task, committed)
     finally:
         await intake.give_back()
 

@@ -9,7 +9,6 @@ next turn of the event loop. While the process's embedded dispatcher is idle, th
 handed to it (taskservice.handoff).
 """
 
-import asyncio
 import functools
 from typing import Any
 
@@ -35,10 +34,7 @@ async def write(pool: asyncpg.Pool, handoff: Handoff, creates: list[Create]) -> 
         created = await tasks.create_many(conn, [arguments for arguments, _, _ in creates],
                                           [key for _, key, _ in creates], [hash_ for _, _, hash_ in creates],
                                           handoff.lease())
-    if handoff.give(created):
-        # One turn of the loop for the handed-over publish to write its message: the HTTP answers
-        # of this batch would otherwise be written first.
-        await asyncio.sleep(0)
+    handoff.give(created)
     return created
 
 
