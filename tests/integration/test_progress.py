@@ -164,8 +164,8 @@ async def test_stream_progress_events_arrive_in_order_between_the_attempts_statu
     resp = await client.get("/api/v1/tasks/stream", params={"task_id": created["id"], "last_event_id": before})
     assert resp.status == 200
     reader = EventReader(resp)
-    await reader.until_ready()
-    seen = []
+    replayed, _ = await reader.until_ready()  # a task that started first: its status events so far
+    seen = [(message.event, message.json(), message.id) for message in replayed]
     while True:
         message = await reader.next_event(timeout=15)
         seen.append((message.event, message.json(), message.id))
