@@ -173,7 +173,8 @@ async def search_page(
     newest_rows: int = SEARCH_NEWEST_ROWS, queues: Sequence[str] | None = None, schedule_id: UUID | None = None,
 ) -> list[asyncpg.Record]:
     """Tasks matching a text search, newest first; `key` is search_key's part of it. Each row's
-    `from_newest` says whether the page came from the newest tasks (matches are common)."""
+    `from_newest` says whether the page came from the newest tasks (matches are common);
+    `matched`, how many tasks match in all when it came from the index (else None)."""
     return await conn.fetch(QUERIES["tasks/search_page"], statuses, priorities, search,
                             limit, offset, key, newest_rows, queues, schedule_id)
 

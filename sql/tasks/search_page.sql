@@ -1,5 +1,7 @@
 -- One page of the tasks matching a text search (and the other filters), newest first,
--- each with `from_newest`: whether the page came from the walk of the newest tasks.
+-- each with `from_newest`: whether the page came from the walk of the newest tasks, and
+-- `matched`: how many tasks match in all, when the page came from the index (whose
+-- branch tests and sorts every candidate anyway); NULL from the walk.
 -- Plan: see docs/design.md, "Query plans" (the newest tasks when matches are common,
 -- the trigram index when they are not; one of the two runs). A match lies in the name
 -- or in the description, never across the two; when the key is the whole search and it
@@ -32,13 +34,13 @@ WITH newest AS MATERIALIZED (
     LIMIT $4 + $5
 ),
 page AS (
-    (SELECT id, created_at, true AS from_newest
+    (SELECT id, created_at, true AS from_newest, NULL::bigint AS matched
      FROM newest
      WHERE (SELECT count(*) FROM newest) = $4 + $5
      ORDER BY created_at DESC, id DESC
      OFFSET $5)
     UNION ALL
-    (SELECT task_id, created_at, false
+    (SELECT task_id, created_at, false, count(*) OVER ()
      FROM task_texts
      WHERE (SELECT count(*) FROM newest) < $4 + $5
        AND (name || ' ' || coalesce(description, ''))
@@ -56,7 +58,7 @@ page AS (
      ORDER BY created_at DESC, task_id DESC
      LIMIT $4 OFFSET $5)
 )
-SELECT tasks.*, page.from_newest,
+SELECT tasks.*, page.from_newest, page.matched,
        ARRAY(SELECT parent_id FROM task_dependencies d WHERE d.task_id = tasks.id ORDER BY parent_id) AS depends_on
 FROM page
 JOIN tasks USING (id)

@@ -345,6 +345,8 @@ async def list_tasks(request: web.Request) -> web.Response:
             total = await tasks.count(conn, **filters)
         elif rows and len(rows) < page_size:
             total = offset + len(rows)  # the last page: the matches end here
+        elif search is not None and rows and rows[0]["matched"] is not None:
+            total = rows[0]["matched"]  # the index's branch counted every match as it sorted them
         elif search is not None:
             total = await search_total(request.app, conn, rows, filters, more, search, key, count_limit)
         else:

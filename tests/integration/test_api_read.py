@@ -253,6 +253,9 @@ async def test_search_answers_alike_from_the_newest_tasks_and_from_the_index(cli
             for newest_rows in (100_000, 0):  # the newest tasks hold the page; the index alone
                 rows = await tasks.search_page(conn, **args, limit=limit, offset=offset, newest_rows=newest_rows)
                 assert [str(r["id"]) for r in rows] == wanted[offset:offset + limit], (search, filters, newest_rows)
+                # From the index, every row also says how many match in all; from the walk, none does.
+                assert {r["matched"] for r in rows} <= ({len(wanted)} if not rows or not rows[0]["from_newest"]
+                                                        else {None}), (search, filters, newest_rows)
             page = await tasks.search_page(conn, **args, limit=3, offset=0)
             for most in {max(len(wanted) - 1, 1), len(wanted) or 1, len(wanted) + 1}:
                 # The whole index; hours that hold every task; hours that hold none (so the whole
