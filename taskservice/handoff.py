@@ -8,8 +8,8 @@ process dies before the row is marked published, the row comes due again when th
 and any dispatcher publishes it (the worker skips a duplicate).
 
 It is for a process that is not busy dispatching: a create leases its row only while no handed-over
-publish is under way (`lease`). The publish then starts in the same turn of the event loop, ahead
-of the create's HTTP answer. Under load the creates leave their rows to the dispatcher's claim, whose
+publish is under way (`lease`). The publish then starts on the next turn of the event loop, beside
+the create's HTTP answer. Under load the creates leave their rows to the dispatcher's claim, whose
 paced batches cost fewer statements per task than a publish per create.
 """
 
