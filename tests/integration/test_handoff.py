@@ -10,16 +10,10 @@ from datetime import UTC, datetime, timedelta
 from taskservice import broker, dispatcher, tasks, worker
 from taskservice.api.app import create_app
 from taskservice.api.keys import HANDOFF
-from tests.support.execution import TcpProxy, statuses_seen, wait_for_status
+from tests.support.execution import TcpProxy, statuses_seen, until, wait_for_status
 
 ITEM = {"name": "handed over", "description": None, "priority": "MEDIUM", "kind": "echo", "payload": {},
         "max_attempts": 3, "timeout_seconds": 60, "run_at": None}
-
-
-async def until(condition, timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 async def handing_over(aiohttp_client, settings, **overrides):

@@ -59,6 +59,13 @@ async def wait_for_status(pool: asyncpg.Pool, task_ids, statuses, timeout: float
         await asyncio.sleep(0.05)
 
 
+async def until(condition: Callable[[], object], timeout: float = 10) -> None:
+    """Until `condition()` is true; TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 async def statuses_seen(pool: asyncpg.Pool, task_id: UUID) -> list[str]:
     async with pool.acquire() as conn:
         rows = await conn.fetch("SELECT status FROM task_events WHERE task_id = $1 ORDER BY id", task_id)
