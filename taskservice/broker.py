@@ -5,7 +5,7 @@ import logging
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -166,11 +166,20 @@ def parse_task_message(body: bytes) -> tuple[str, int]:
 
 async def publish_batch(exchange: AbstractExchange, routing_key: str, rows: Sequence) -> None:
     """Publish every row and wait for all confirms; raises if any is nacked or returned."""
-    await asyncio.gather(*(
+    await gather_or_await([
         exchange.publish(task_message(row["id"], row["task_id"], row["priority"]), routing_key,
                          mandatory=True, timeout=PUBLISH_TIMEOUT_SECONDS)
         for row in rows
-    ))
+    ])
+
+
+async def gather_or_await(publishes: list[Awaitable]) -> None:
+    """A lone publish is awaited in the caller's own task: a gather's task for it would start a
+    turn of the event loop later, after whatever else is ready (the create's HTTP answer, say)."""
+    if len(publishes) == 1:
+        await publishes[0]
+    else:
+        await asyncio.gather(*publishes)
 
 
 @dataclass
@@ -204,8 +213,8 @@ async def publish_routed(publisher: Publisher, rows: Sequence) -> None:
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
                 await declare_task_queue(publisher.channel, publisher.exchange, publisher.settings, queue)
             publisher.declared.add(queue)
-        await asyncio.gather(*(publish_batch(publisher.exchange, queue_name(publisher.settings, queue), queue_rows)
-                               for queue, queue_rows in by_queue.items()))
+        await gather_or_await([publish_batch(publisher.exchange, queue_name(publisher.settings, queue), queue_rows)
+                               for queue, queue_rows in by_queue.items()])
     except BaseException:
         publisher.forget_declared()
         raise

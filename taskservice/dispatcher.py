@@ -81,36 +81,26 @@ async def drain_once(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker
 
 async def publish_handed_off(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher,
                              committed: wakeups.AfterCommit, rows: list[dict]) -> None:
-    """Publish outbox rows that creates of this process leased to it (taskservice.handoff). Their
-    tasks are marked PENDING on `claims` while the messages go out: the worker that receives one
-    finds it PENDING, as after a claim, a round trip sooner. Rows not confirmed are due again
-    after PUBLISH_RETRY_SECONDS, for the claim."""
-    pending = asyncio.ensure_future(mark_pending(claims, [row["task_id"] for row in rows], committed))
+    """Publish outbox rows that creates of this process leased to it (taskservice.handoff); once
+    RabbitMQ confirms them, mark them published and their tasks PENDING in one statement on
+    `claims`. Nothing else runs beside the publish: a statement started with it delayed its
+    frames. Rows not confirmed are due again after PUBLISH_RETRY_SECONDS, for the claim."""
     try:
         await publish_confirmed(publisher, rows)
     except PublishFailed as exc:
         await record_publish_error(pool, exc)
         return
-    finally:
-        # Committed before the rows are marked published: that commit waits for the WAL flush, and
-        # so makes the PENDING (committed without waiting) as durable as the mark.
-        await pending
-    try:
-        await mark_published(pool, rows)
-    except db.UNAVAILABLE_ERRORS as exc:  # published, not marked: due again when the lease runs out
-        log.warning("dispatcher: database unavailable (%s) marking %d outbox rows published",
-                    type(exc).__name__, len(rows))
-
-
-async def mark_pending(claims: asyncpg.Pool, task_ids: list, committed: wakeups.AfterCommit) -> None:
     try:
         async with claims.acquire() as conn:
-            moved = await tasks.mark_pending(conn, task_ids)
-    except db.UNAVAILABLE_ERRORS as exc:  # they stay NEW: the worker's claim takes them from there
-        log.warning("dispatcher: could not mark %d published tasks PENDING (%s)", len(task_ids), type(exc).__name__)
+            moved = await outbox.mark_handed_off(conn, [row["id"] for row in rows])
+    except db.UNAVAILABLE_ERRORS as exc:  # published, not marked: due again when the lease runs out
+        log.warning("dispatcher: database unavailable (%s) marking %d handed-over outbox rows published",
+                    type(exc).__name__, len(rows))
         return
-    committed.soon()  # PENDING: announced with the worker's claim, usually
+    if moved:
+        committed.soon()
     metrics.count_transition("NEW", "PENDING", moved)
+    metrics.DISPATCH_BATCH_SIZE.observe(len(rows))
 
 
 async def publish_confirmed(publisher: broker.Publisher, rows: list) -> None:

@@ -2,13 +2,13 @@
 
 While the dispatcher is publishing, a create leases its task's outbox row to it in the create's
 own statement (tasks/create_many's lease) and hands the row over here. It is published at once,
-without the claim's round trip (outbox/claim_due), while its task is marked PENDING
-(tasks/mark_pending). The lease keeps other dispatchers off the row as a claim's would; if this
-process dies before the row is marked published, the row comes due again when the lease runs out
-and any dispatcher publishes it (the worker skips a duplicate).
+without the claim's round trip (outbox/claim_due); once RabbitMQ confirms it, the row is marked
+published and its task PENDING (outbox/mark_handed_off). The lease keeps other dispatchers off the
+row as a claim's would; if this process dies before the row is marked published, the row comes due
+again when the lease runs out and any dispatcher publishes it (the worker skips a duplicate).
 
 It is for a process that is not busy dispatching: a create leases its row only while no handed-over
-publish is under way (`lease`). The publish then starts on the next turn of the event loop, beside
+publish is under way (`lease`). The publish then takes the next turn of the event loop, ahead of
 the create's HTTP answer. Under load the creates leave their rows to the dispatcher's claim, whose
 paced batches cost fewer statements per task than a publish per create.
 """
@@ -50,15 +50,18 @@ class Handoff:
             await self.publishing
         self.publish = None
 
-    def give(self, created: Sequence[Any]) -> None:
-        """Take the leased rows among tasks.create_many's results (None: not created)."""
+    def give(self, created: Sequence[Any]) -> bool:
+        """Take the leased rows among tasks.create_many's results (None: not created); True when
+        this started a publish (its first step runs on the next turn of the event loop)."""
         leased = [{"id": row["outbox_id"], "task_id": row["id"], "priority": row["priority"],
                    "queue": row["queue"]} for row in created if row is not None and row["leased"]]
         if not leased or self.publish is None:
-            return
+            return False
         self.rows.extend(leased)
-        if self.publishing is None or self.publishing.done():
-            self.publishing = asyncio.get_running_loop().create_task(self.publish_all(self.publish))
+        if self.publishing is not None and not self.publishing.done():
+            return False
+        self.publishing = asyncio.get_running_loop().create_task(self.publish_all(self.publish))
+        return True
 
     async def publish_all(self, publish: Publish) -> None:
         while self.rows:

@@ -31,6 +31,12 @@ async def mark_published(conn: asyncpg.Connection, outbox_ids: Sequence[int]) ->
     await conn.execute(QUERIES["outbox/mark_published"], outbox_ids)
 
 
+async def mark_handed_off(conn: asyncpg.Connection, outbox_ids: Sequence[int]) -> int:
+    """Confirmed handed-over rows (taskservice.handoff): published, and their tasks still NEW
+    now PENDING; how many tasks moved. On a connection with CLAIM_SESSION's settings."""
+    return len(await conn.fetch(QUERIES["outbox/mark_handed_off"], outbox_ids))
+
+
 async def record_publish_error(conn: asyncpg.Connection, outbox_ids: Sequence[int], error: str,
                                retry_in_seconds: float) -> None:
     await conn.execute(QUERIES["outbox/record_publish_error"], outbox_ids, error, retry_in_seconds)

@@ -82,11 +82,6 @@ async def create_many(conn: asyncpg.Connection, items: Sequence[dict[str, Any]],
     return created
 
 
-async def mark_pending(conn: asyncpg.Connection, task_ids: Sequence[UUID]) -> int:
-    """NEW → PENDING for tasks whose leased outbox rows are being published; how many moved."""
-    return len(await conn.fetch(QUERIES["tasks/mark_pending"], task_ids))
-
-
 async def get(conn: asyncpg.Connection, task_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(QUERIES["tasks/get"], task_id)
 

@@ -453,17 +453,20 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
             return
         # The claim is committed: the database owns the task now, acked or not. A message whose
         # channel closed meanwhile comes back, and whoever receives it claims nothing and acks it.
-        await broker.settle(message, "ack")
+        # So the attempt starts while the ack is written (awaiting it cost an idle task 0.2-0.3 ms).
+        acked = asyncio.ensure_future(broker.settle(message, "ack"))
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
+            await acked
             return
         committed.soon()  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
-        # From NEW only when it beat the dispatcher's PENDING mark (taskservice.handoff); the history
-        # records the PENDING it passed through all the same, so it is counted as from PENDING.
+        # From NEW when it beat its dispatcher's PENDING mark after the confirm (taskservice.handoff);
+        # the history records the PENDING it passed through all the same, so it is counted as from PENDING.
         metrics.count_transition("PENDING", "IN_PROGRESS")
         # Every log line of the attempt, the handler's included, names the task and attempt.
         with log_context(task_id=task_id, attempt=task["attempts"]):
             await run_attempt(pool, settings, writes, registry, running, task, committed)
+        await acked
     finally:
         await intake.give_back()
 

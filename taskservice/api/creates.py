@@ -9,6 +9,7 @@ next turn of the event loop. While the process's embedded dispatcher is idle, th
 handed to it (taskservice.handoff).
 """
 
+import asyncio
 import functools
 from typing import Any
 
@@ -34,7 +35,10 @@ async def write(pool: asyncpg.Pool, handoff: Handoff, creates: list[Create]) -> 
         created = await tasks.create_many(conn, [arguments for arguments, _, _ in creates],
                                           [key for _, key, _ in creates], [hash_ for _, _, hash_ in creates],
                                           handoff.lease())
-    handoff.give(created)
+    if handoff.give(created):
+        # One turn of the event loop for the publish: its frames are queued for the socket before
+        # the creates' HTTP answers are (the worker is the longer way to the task's outcome).
+        await asyncio.sleep(0)
     return created
 
 

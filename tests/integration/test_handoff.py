@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from taskservice import broker, dispatcher, tasks, worker
+from taskservice import broker, dispatcher, outbox, tasks, worker
 from taskservice.api.app import create_app
 from taskservice.api.keys import HANDOFF
 from tests.support.execution import TcpProxy, statuses_seen, until, wait_for_status
@@ -50,6 +50,16 @@ async def test_a_create_hands_its_row_to_the_embedded_dispatcher_which_publishes
     assert await statuses_seen(pool, task["id"]) == ["NEW", "PENDING", "IN_PROGRESS", "COMPLETED"]
 
 
+async def test_a_handed_over_task_no_worker_takes_is_pending_once_rabbitmq_confirms_it(aiohttp_client, settings,
+                                                                                        pool):
+    client = await handing_over(aiohttp_client, settings)
+    task = await create(client, "handed over, not taken")
+    await wait_for_status(pool, [task["id"]], "PENDING")
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT published_at IS NOT NULL FROM outbox WHERE task_id = $1", task["id"])
+    assert await statuses_seen(pool, task["id"]) == ["NEW", "PENDING"]
+
+
 async def test_a_row_leased_by_a_process_that_died_is_published_by_another_dispatcher_after_its_lease(
         pool, running):
     async with pool.acquire() as conn:  # as an API process that died before publishing leaves it
@@ -81,8 +91,8 @@ async def test_only_tasks_due_now_are_leased(pool):
 
 
 async def test_a_task_claimed_while_still_new_records_the_pending_it_passed_through(pool):
-    """The dispatcher marks a handed-over task PENDING while its message goes out: a quick worker
-    can claim it first. The message was published all the same, and the history says so."""
+    """The dispatcher marks a handed-over task PENDING once RabbitMQ confirms its message: a quick
+    worker claims it first. The message was published all the same, and the history says so."""
     async with pool.acquire() as conn:
         transaction = conn.transaction()
         await transaction.start()
@@ -90,7 +100,10 @@ async def test_a_task_claimed_while_still_new_records_the_pending_it_passed_thro
             [created] = await tasks.create_many(conn, [ITEM], [None], [None], lease_seconds=30)
             [claimed] = await tasks.claim(conn, [(created["id"], created["outbox_id"])], "worker-1", 60)
             assert claimed["status"] == "IN_PROGRESS"
-            assert await tasks.mark_pending(conn, [created["id"]]) == 0  # too late: it keeps its status
+            # Too late: the row is marked published, the task keeps its status.
+            assert await outbox.mark_handed_off(conn, [created["outbox_id"]]) == 0
+            assert await conn.fetchval("SELECT published_at IS NOT NULL FROM outbox WHERE id = $1",
+                                       created["outbox_id"])
             events = await tasks.events(conn, created["id"])
         finally:
             await transaction.rollback()

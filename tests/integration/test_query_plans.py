@@ -241,14 +241,16 @@ async def test_the_dispatchers_claim_reads_the_due_index_in_order_and_tasks_by_p
     assert {index for table, index in found if table == "outbox"} <= {"outbox_due_idx", "outbox_pkey"}, found
 
 
-async def test_marking_handed_over_tasks_pending_reads_them_by_primary_key(filled):
-    """tasks/mark_pending, run on the claim connection (a generic plan, outbox.CLAIM_SESSION), with
-    a backlog of 5,000 NEW tasks: its status guard is a CASE, as the claims' are."""
-    ids = [row["id"] for row in await filled.fetch(
-        "INSERT INTO tasks (name, kind, timeout_seconds) SELECT 'new ' || n, 'noop', 60 "
-        "FROM generate_series(1, 5000) AS n RETURNING id")]
-    plan = await generic_plan(filled, "tasks/mark_pending", ids[:3], session=outbox.CLAIM_SESSION)
+async def test_marking_handed_over_rows_reads_them_and_their_tasks_by_primary_key(filled):
+    """outbox/mark_handed_off, run on the claim connection (a generic plan, outbox.CLAIM_SESSION),
+    with a backlog of 5,000 NEW tasks and their rows: its status guard is a CASE, as the claims' are."""
+    ids = [row["id"] for row in await filled.fetch("""
+        WITH new AS (INSERT INTO tasks (name, kind, timeout_seconds)
+                     SELECT 'new ' || n, 'noop', 60 FROM generate_series(1, 5000) AS n RETURNING id, priority)
+        INSERT INTO outbox (task_id, priority) SELECT id, priority FROM new RETURNING id""")]
+    plan = await generic_plan(filled, "outbox/mark_handed_off", ids[:3], session=outbox.CLAIM_SESSION)
     assert scans_of_tasks(plan) == ["tasks_pkey"]
+    assert scans_of_tasks(plan, "outbox") == ["outbox_pkey"]
 
 
 async def test_only_the_claims_connection_commits_without_waiting_for_the_flush(settings):

@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from taskservice import limits, tasks
+from taskservice import limits, outbox, tasks
 
 _ = "unchanged"
 STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
@@ -24,7 +24,7 @@ STATUSES = ("NEW", "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED")
 # fresh outbox row.
 CASES = {
     #                   NEW            PENDING        IN_PROGRESS    COMPLETED  FAILED     CANCELLED
-    "mark_pending":    ("PENDING",     _,             _,             _,         _,         _),
+    "mark_handed_off": ("PENDING",     _,             _,             _,         _,         _),
     "claim":           ("IN_PROGRESS", "IN_PROGRESS", _,             _,         _,         _),
     "limited_claim":   ("IN_PROGRESS", "IN_PROGRESS", _,             _,         _,         _),
     "complete":        (_,             _,             "COMPLETED",   _,         _,         _),
@@ -71,8 +71,9 @@ async def task_in(conn: asyncpg.Connection, status: str) -> tuple[UUID, int]:
 async def run(transition: str, conn: asyncpg.Connection, task_id: UUID, outbox_id: int) -> bool | None:
     """Run the real function; whether it reports acting on this task (None: it reports a count)."""
     match transition:
-        case "mark_pending":
-            return await tasks.mark_pending(conn, [task_id]) == 1
+        case "mark_handed_off":  # its row confirmed by RabbitMQ, not yet marked published
+            await conn.execute("UPDATE outbox SET published_at = NULL WHERE id = $1", outbox_id)
+            return await outbox.mark_handed_off(conn, [outbox_id]) == 1
         case "claim":
             return (await tasks.claim(conn, [(task_id, outbox_id)], "worker-2", 60))[0] is not None
         case "limited_claim":  # a limit with room to spare: only the status decides
