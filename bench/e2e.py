@@ -645,7 +645,8 @@ async def pipeline(url: str, broker: Broker, concurrency: int, args: argparse.Na
                    results_dir: Path, name: str, api_env: dict[str, str] | None = None,
                    ) -> AsyncIterator[tuple[Server, Worker]]:
     """Empty task tables (emptied while nothing runs: a TRUNCATE beside a running dispatcher
-    can deadlock with it), then the API with its embedded dispatcher and a worker, warmed up."""
+    can deadlock with it), then the API with its embedded dispatcher and a worker, warmed up,
+    and the earlier scenarios' writes checkpointed, so that no checkpoint of theirs lands in it."""
     await database.empty_tasks(url)
     pool = worker_pool(args, concurrency)
     async with (
@@ -659,6 +660,7 @@ async def pipeline(url: str, broker: Broker, concurrency: int, args: argparse.Na
               f"worker pid {worker.pid} (concurrency {concurrency}, pool {pool}); "
               f"exchange {broker.exchange}", flush=True)
         await warm_up(server, url, args)
+        await database.checkpoint(url)
         yield server, worker
 
 
