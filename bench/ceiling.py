@@ -127,10 +127,11 @@ LIFECYCLE_WORKER_ID = "'bench-lifecycle'"
 # and mark...
 LIFECYCLE_CLAIM_DUE = {1: "1", 2: "30"}
 LIFECYCLE_MARK_PUBLISHED = {1: "ARRAY[:due_id]::bigint[]"}
-# ...and the worker's claim (tasks, the messages' outbox ids, worker, LEASE_SECONDS, no limited kinds) and
+# ...and the worker's claim (tasks, the messages' outbox ids, worker, LEASE_SECONDS, no limited kinds,
+# waiting for the WAL flush as a busy worker's does) and
 # complete (tasks, the attempts the claim returned, the noop handler's results: None, worker),
 # each a batch of this one task (the worker batches what arrives or finishes together).
-LIFECYCLE_CLAIM = {1: "ARRAY[:task_id]", 2: "ARRAY[:due_id]", 3: LIFECYCLE_WORKER_ID, 4: "30", 5: "'{}'"}
+LIFECYCLE_CLAIM = {1: "ARRAY[:task_id]", 2: "ARRAY[:due_id]", 3: LIFECYCLE_WORKER_ID, 4: "30", 5: "'{}'", 6: "false"}
 LIFECYCLE_COMPLETE = {1: "ARRAY[:task_id]", 2: "ARRAY[:claimed_attempts]", 3: "ARRAY[NULL]",
                       4: LIFECYCLE_WORKER_ID, 5: "NULL"}
 

@@ -230,16 +230,24 @@ async def count_active_by_queue(conn: asyncpg.Connection) -> list[asyncpg.Record
 
 # -- execution: every write below is guarded by the attempt it owns --------------
 
+async def flush_claim(conn: asyncpg.Connection, task_id: UUID, attempt: int) -> bool:
+    """Once every commit so far is flushed to disk (a claim committed without waiting, say):
+    whether the claim of `attempt` of the task is there, or was lost in a database crash."""
+    return await conn.fetchval(QUERIES["tasks/flush_claim"], task_id, attempt)
+
+
 async def claim(conn: asyncpg.Connection, messages: Sequence[tuple[UUID, int]], worker_id: str,
-                lease_seconds: float, limited_kinds: Sequence[str] = ()) -> list[asyncpg.Record | None]:
+                lease_seconds: float, limited_kinds: Sequence[str] = (),
+                unflushed: bool = False) -> list[asyncpg.Record | None]:
     """For each (task id, outbox id) message: its task, now IN_PROGRESS under this worker's
     lease, or None if the message claimed nothing (tasks of `limited_kinds` never: their
-    claims go through taskservice.limits)."""
+    claims go through taskservice.limits). `unflushed`: commit without waiting for the WAL
+    flush (each row's `flushed` is then false; see flush_claim)."""
     # Sorted by task: two workers' batches that share a task (a duplicate message) lock in one order.
     ordered = sorted(set(messages))
     rows = await conn.fetch(QUERIES["tasks/claim"], [task_id for task_id, _ in ordered],
                             [outbox_id for _, outbox_id in ordered], worker_id, lease_seconds,
-                            list(limited_kinds))
+                            list(limited_kinds), unflushed)
     claimed = {(row["id"], row["outbox_id"]): row for row in rows}
     # pop: of two identical messages in one batch, only the first gets the task.
     return [claimed.pop(message, None) for message in messages]

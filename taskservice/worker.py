@@ -1,8 +1,10 @@
 """The worker: consumes task messages, runs handlers under a lease, records outcomes.
 
-A message is acked as soon as the claim (with its lease) is committed: from then
-on the database owns recovery (heartbeat + reaper), so a 2-hour task never
-trips RabbitMQ's consumer timeout. For the same reason a message is handled, and
+A message is acked as soon as the claim (with its lease) is durably committed: from
+then on the database owns recovery (heartbeat + reaper), so a 2-hour task never
+trips RabbitMQ's consumer timeout. An idle worker's lone claim commits without
+waiting for the WAL flush, and its message is acked once a later commit has
+flushed it (ack_once_flushed). For the same reason a message is handled, and
 its attempt run, in a task the worker owns, never in the task aio-pika gives the
 delivery (its channel cancels that one when the connection drops): losing the
 broker stops the intake, never an attempt.
@@ -43,6 +45,10 @@ log = logging.getLogger(__name__)
 SHUTDOWN_HAND_BACK_SECONDS = 10.0
 # How long a delivery that finds every slot taken waits for one before it is requeued (Intake).
 HOLD_SECONDS = 0.25
+# An attempt whose claim committed without the WAL flush and that runs longer than this has its
+# claim flushed by a commit of its own, then its message acked (ack_once_flushed).
+ACK_FLUSH_SECONDS = 0.1
+FLUSH_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # while the database is unreachable: about 30 s
 # The session of the worker's pool: each statement planned once per connection (the worker runs
 # the same few statements all day; planning each call, trigger statements included, took a
 # sizeable share of its PostgreSQL CPU), with index scans only, so a plan settled on while the
@@ -75,11 +81,16 @@ class GroupWrites:
 
 
 def group_writes(pool: asyncpg.Pool, settings: Settings, committed: wakeups.AfterCommit,
-                 limited_kinds: frozenset[str] = frozenset()) -> GroupWrites:
+                 limited_kinds: frozenset[str] = frozenset(),
+                 running: Mapping[UUID, "Attempt"] | None = None) -> GroupWrites:
     async def claim(messages: list[tuple[UUID, int]]) -> list[asyncpg.Record | None]:
+        # An idle worker's lone claim skips the WAL flush (0.3-0.45 ms here), which its ack then
+        # waits for (ack_once_flushed). A busy worker's claims share their flushes anyway, and
+        # acked at once, their messages leave the prefetch window to the next deliveries.
+        unflushed = len(messages) == 1 and running is not None and not running
         async with pool.acquire() as conn:
             claimed = await tasks.claim(conn, messages, settings.worker_id, settings.lease_seconds,
-                                        sorted(limited_kinds))
+                                        sorted(limited_kinds), unflushed)
             rest = [message for message, row in zip(messages, claimed, strict=True) if row is None]
             if not limited_kinds or not rest:
                 return claimed
@@ -244,17 +255,18 @@ def format_delay(seconds: float) -> str:
 
 
 async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, attempt: Attempt,
-                         committed: wakeups.AfterCommit) -> None:
+                         committed: wakeups.AfterCommit) -> bool:
     """Write the outcome, retrying while the database is unreachable (the caller keeps
     renewing the lease meanwhile); past one lease length the reaper takes over. Sets
-    `committed` once the outcome's status change is committed."""
+    `committed` once the outcome's status change is committed. Whether it was (a synchronous
+    commit, so the claim before it is flushed too)."""
     task = attempt.task
     outcome, duration = handler_outcome(attempt), time.perf_counter() - attempt.started
     context = {"task_id": str(task["id"]), "attempt": task["attempts"]}
     if attempt.stop_reason == "lost":
         log.warning("task %s attempt %d: lease lost to the reaper; outcome dropped",
                     task["id"], task["attempts"], extra=context)
-        return
+        return False
     retry_in = retry_delay(settings, task["attempts"])  # used only if the attempt failed
     give_up_at, delay = time.monotonic() + settings.lease_seconds, 0.5
     while True:
@@ -265,7 +277,7 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
             if time.monotonic() + delay > give_up_at:
                 log.error("task %s attempt %d: could not record the outcome (%s); the reaper will "
                           "retry the task", task["id"], task["attempts"], type(exc).__name__, extra=context)
-                return
+                return False
             log.warning("task %s attempt %d: database unavailable (%s) recording the outcome; retrying",
                         task["id"], task["attempts"], type(exc).__name__, extra=context)
             await asyncio.sleep(delay)
@@ -282,8 +294,9 @@ async def record_outcome(pool: asyncpg.Pool, settings: Settings, writes: GroupWr
     if row is None:
         log.warning("task %s attempt %d: outcome not recorded, the attempt is no longer ours",
                     task["id"], task["attempts"], extra=context)
-    else:
-        log_outcome(attempt, row["status"], retry_in, settings.max_result_bytes)
+        return False
+    log_outcome(attempt, row["status"], retry_in, settings.max_result_bytes)
+    return True
 
 
 def progress_writer(pool: asyncpg.Pool, settings: Settings, task: asyncpg.Record) -> progress.Write:
@@ -300,7 +313,8 @@ def progress_writer(pool: asyncpg.Pool, settings: Settings, task: asyncpg.Record
 
 
 async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrites, registry: Mapping[str, Kind],
-                      running: dict[UUID, Attempt], task: asyncpg.Record, committed: wakeups.AfterCommit) -> None:
+                      running: dict[UUID, Attempt], task: asyncpg.Record, committed: wakeups.AfterCommit) -> bool:
+    """Run the attempt and record its outcome; whether that was recorded (record_outcome)."""
     kind = registry.get(task["kind"])
     if kind is None:
         async with pool.acquire() as conn:
@@ -312,7 +326,7 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
             metrics.count_transition("IN_PROGRESS", row["status"])
         log.error("task %s: unknown kind %r", task["id"], task["kind"],
                   extra={"task_id": str(task["id"]), "attempt": task["attempts"]})
-        return
+        return row is not None
     reporter = progress.Reporter(progress_writer(pool, settings, task), asyncio.get_running_loop())
     ctx = HandlerContext(task_id=task["id"], attempt=task["attempts"], log=log, stopping=threading.Event(),
                          report_progress=reporter.report, parent_results=task["parent_results"] or {})
@@ -321,7 +335,7 @@ async def run_attempt(pool: asyncpg.Pool, settings: Settings, writes: GroupWrite
     try:
         await asyncio.wait([attempt.handler_task])
         await reporter.finish()  # the last report is written before the outcome, never after
-        await record_outcome(pool, settings, writes, attempt, committed)
+        return await record_outcome(pool, settings, writes, attempt, committed)
     finally:
         del running[task["id"]]
 
@@ -454,21 +468,58 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         # The claim is committed: the database owns the task now, acked or not. A message whose
         # channel closed meanwhile comes back, and whoever receives it claims nothing and acks it.
         # So the attempt starts while the ack is written (awaiting it cost an idle task 0.2-0.3 ms).
-        acked = asyncio.ensure_future(broker.settle(message, "ack"))
         if task is None:
             log.debug("task %s not claimable (cancelled, finished, taken or stale message)", task_id)
-            await acked
+            await broker.settle(message, "ack")
             return
-        committed.soon()  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
-        # From NEW when it beat its dispatcher's PENDING mark after the confirm (taskservice.handoff);
-        # the history records the PENDING it passed through all the same, so it is counted as from PENDING.
-        metrics.count_transition("PENDING", "IN_PROGRESS")
-        # Every log line of the attempt, the handler's included, names the task and attempt.
-        with log_context(task_id=task_id, attempt=task["attempts"]):
-            await run_attempt(pool, settings, writes, registry, running, task, committed)
-        await acked
+        recorded = asyncio.get_running_loop().create_future()  # run_attempt's outcome was recorded
+        if task.get("flushed", True):  # (limits.claim's rows always are)
+            acked = asyncio.ensure_future(broker.settle(message, "ack"))
+        else:
+            acked = asyncio.ensure_future(ack_once_flushed(message, pool, task, recorded))
+        try:
+            committed.soon()  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
+            # From NEW when it beat its dispatcher's PENDING mark after the confirm (taskservice.handoff); the
+            # history records the PENDING it passed through all the same, so it is counted as from PENDING.
+            metrics.count_transition("PENDING", "IN_PROGRESS")
+            # Every log line of the attempt, the handler's included, names the task and attempt.
+            with log_context(task_id=task_id, attempt=task["attempts"]):
+                recorded.set_result(await run_attempt(pool, settings, writes, registry, running, task, committed))
+        finally:
+            if not recorded.done():
+                recorded.set_result(False)
+            await acked
     finally:
         await intake.give_back()
+
+
+async def ack_once_flushed(message: AbstractIncomingMessage, pool: asyncpg.Pool, task: asyncpg.Record,
+                           recorded: asyncio.Future) -> None:
+    """Ack the message of a claim committed without waiting for the WAL flush, once the claim is
+    flushed: by its attempt's recorded outcome (a later synchronous commit) if `recorded` says so
+    within ACK_FLUSH_SECONDS, else by a commit of its own. Until then a database crash could lose
+    the claim, so the message stays with RabbitMQ (it comes back if this worker's channel closes,
+    and the claim's guard skips it); one whose claim was lost goes back to the queue."""
+    done, _ = await asyncio.wait([recorded], timeout=ACK_FLUSH_SECONDS)
+    if not (done and recorded.result()):
+        for delay in FLUSH_RETRY_DELAYS:
+            try:
+                async with pool.acquire() as conn:
+                    claimed = await tasks.flush_claim(conn, task["id"], task["attempts"])
+                break
+            except db.UNAVAILABLE_ERRORS as exc:
+                log.warning("database unavailable (%s) flushing a claim; its message waits", type(exc).__name__)
+                await asyncio.sleep(delay)
+        else:
+            log.error("message %s left unacked: its claim could not be flushed; it comes back when this "
+                      "worker's channel closes", message.message_id)
+            return
+        if not claimed:
+            log.warning("task %s: the claim of attempt %d was lost (a database crash?); its message goes "
+                        "back to the queue", task["id"], task["attempts"])
+            await broker.settle(message, "requeue")
+            return
+    await broker.settle(message, "ack")
 
 
 def stop_held(running: Mapping[UUID, Attempt], task_id: UUID, attempt_number: int, reason: str) -> None:
@@ -508,7 +559,7 @@ async def run_worker(pool: asyncpg.Pool, settings: Settings, registry: Mapping[s
     heartbeat = Heartbeat(settings, running, lambda *held: stop_held(running, *held))
     heartbeat.start()
     intake: Intake | None = None
-    writes = group_writes(pool, settings, committed, frozenset(declared))
+    writes = group_writes(pool, settings, committed, frozenset(declared), running)
 
     def own(work: Awaitable[None]) -> None:
         task = asyncio.create_task(work)

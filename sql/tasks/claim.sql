@@ -6,9 +6,14 @@
 -- message that claimed it and its parents' results (`parent_results`, parent
 -- id → result, NULL for a task without parents); messages without a row
 -- claimed nothing. Kinds with a limit are left to limits/claim.
+-- With $6, the claim commits without waiting for the WAL flush (set_config's
+-- setting lasts until the statement's own commit): an idle worker's lone claim,
+-- whose message is acked only once a later synchronous commit has flushed it
+-- (taskservice/worker.py, ack_once_flushed). `flushed` says which it was.
 -- Plan: see docs/design.md, "Query plans" (the guard is a CASE on purpose).
 -- $1 task ids (uuid[]), $2 the outbox id each message came from (bigint[], same
--- order), $3 worker id, $4 lease seconds, $5 the kinds to leave alone (text[])
+-- order), $3 worker id, $4 lease seconds, $5 the kinds to leave alone (text[]),
+-- $6 commit without waiting for the WAL flush (boolean)
 UPDATE tasks t
 SET status = 'IN_PROGRESS',
     attempts = t.attempts + 1,
@@ -26,7 +31,10 @@ WHERE t.id = message.task_id
   AND t.attempts < t.max_attempts
   AND t.kind <> ALL($5::text[])
   AND (SELECT count(*) FROM outbox o WHERE o.task_id = message.task_id AND o.id > message.outbox_id) = 0
-RETURNING t.*, message.outbox_id,
+  AND (SELECT set_config('synchronous_commit',
+                         CASE WHEN $6 THEN 'off' ELSE current_setting('synchronous_commit') END,
+                         true)) IS NOT NULL
+RETURNING t.*, message.outbox_id, NOT $6 AS flushed,
     (SELECT jsonb_object_agg(d.parent_id::text, p.result)
      FROM task_dependencies d
      JOIN tasks p ON p.id = d.parent_id

@@ -122,7 +122,7 @@ async def test_claim_and_complete_read_tasks_by_primary_key(filled):
     ids = [row["id"] for row in await filled.fetch("SELECT id FROM tasks LIMIT 16")]
     outbox_ids = [row["id"] for row in await filled.fetch("SELECT id FROM outbox LIMIT 16")]
     for n in (16, 1):
-        claim = await generic_plan(filled, "tasks/claim", ids[:n], outbox_ids[:n], "worker-2", 60, ["limited"],
+        claim = await generic_plan(filled, "tasks/claim", ids[:n], outbox_ids[:n], "worker-2", 60, ["limited"], False,
                                    session=worker.SESSION)
         complete = await generic_plan(filled, "tasks/complete", ids[:n], [1] * n, [None] * n, "worker-1", "",
                                       session=worker.SESSION)
@@ -137,7 +137,7 @@ async def test_the_workers_plans_made_on_empty_tables_read_tasks_by_primary_key(
     task_id = await empty.fetchval("INSERT INTO tasks (name, kind, timeout_seconds) VALUES ('t', 'noop', 60) "
                                    "RETURNING id")
     outbox_id = await empty.fetchval("SELECT id FROM outbox WHERE task_id = $1", task_id)
-    claim = await generic_plan(empty, "tasks/claim", [task_id], [outbox_id], "worker-2", 60, [],
+    claim = await generic_plan(empty, "tasks/claim", [task_id], [outbox_id], "worker-2", 60, [], False,
                                session=worker.SESSION)
     complete = await generic_plan(empty, "tasks/complete", [task_id], [1], [None], "worker-1", "",
                                   session=worker.SESSION)
