@@ -66,9 +66,11 @@ STAGES_SQL = """
     WHERE ($1::uuid[] IS NULL OR task_id = ANY ($1))
     GROUP BY task_id
     HAVING min(created_at) FILTER (WHERE status = 'NEW') >= to_timestamp($2)"""
-# (name, from, to) over STAGES_SQL's columns
+# (name, from, to) over STAGES_SQL's columns. A task handed over to its API's dispatcher
+# (taskservice.handoff) and claimed before the confirm's PENDING mark has its PENDING recorded by
+# the claim: its first stage then spans the publish and the claim, and its second is 0.
 STAGES = (
-    ("outbox wait (NEW→PENDING)", "created", "dispatched"),
+    ("outbox wait (NEW→PENDING, handed over: →claim)", "created", "dispatched"),
     ("publish, deliver, claim (PENDING→IN_PROGRESS)", "dispatched", "claimed"),
     ("run and record (IN_PROGRESS→COMPLETED)", "claimed", "completed"),
 )
