@@ -18,7 +18,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from taskservice import broker, callbacks, db, events, maintenance, metrics, outbox, schedules, tasks, wakeups
-from taskservice.handoff import Handoff
+from taskservice.handoff import Handoff, Marks
 from taskservice.lifecycle import supervised, wait_any, wait_for
 from taskservice.settings import Settings
 
@@ -79,17 +79,22 @@ async def drain_once(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker
     return await mark_published(pool, rows)
 
 
-async def publish_handed_off(pool: asyncpg.Pool, claims: asyncpg.Pool, publisher: broker.Publisher,
-                             committed: wakeups.AfterCommit, rows: list[dict]) -> None:
-    """Publish outbox rows that creates of this process leased to it (taskservice.handoff); once
-    RabbitMQ confirms them, mark them published and their tasks PENDING in one statement on
-    `claims`. Nothing else runs beside the publish: a statement started with it delayed its
-    frames. Rows not confirmed are due again after PUBLISH_RETRY_SECONDS, for the claim."""
+async def publish_handed_off(pool: asyncpg.Pool, publisher: broker.Publisher, marks: Marks,
+                             rows: list[dict]) -> None:
+    """Publish outbox rows that creates of this process leased to it (taskservice.handoff), and
+    put off marking them published (`marks`) once RabbitMQ confirms them. Nothing else runs
+    beside the publish: a statement started with it delayed its frames. Rows not confirmed are
+    due again after PUBLISH_RETRY_SECONDS, for the claim."""
     try:
         await publish_confirmed(publisher, rows)
     except PublishFailed as exc:
         await record_publish_error(pool, exc)
         return
+    marks.add(rows)
+
+
+async def mark_handed_off(claims: asyncpg.Pool, committed: wakeups.AfterCommit, rows: list[dict]) -> None:
+    """Confirmed handed-over rows published and their tasks PENDING, in one statement on `claims`."""
     try:
         async with claims.acquire() as conn:
             moved = await outbox.mark_handed_off(conn, [row["id"] for row in rows])
@@ -351,12 +356,13 @@ async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.
         publisher = broker.Publisher(channel, topology.exchange, settings, declared=set(topology.queues))
         connection.reconnect_callbacks.add(publisher.forget_declared)
         log.info("dispatcher publishing to exchange %s", settings.amqp_exchange)
-        handoff.open(PUBLISH_LEASE_SECONDS,
-                     functools.partial(publish_handed_off, pool, claims, publisher, committed))
+        marks = Marks(functools.partial(mark_handed_off, claims, committed))
+        handoff.open(PUBLISH_LEASE_SECONDS, functools.partial(publish_handed_off, pool, publisher, marks))
         try:
             await drain_forever(pool, claims, publisher, settings, wake, committed, stop)
         finally:
             await handoff.close()
+            await marks.close()
     finally:
         await asyncio.gather(claims.close(), broker.close(connection))
 

@@ -3,7 +3,8 @@ rows, and that every row handed over is published, one publish at a time."""
 
 import asyncio
 
-from taskservice.handoff import Handoff
+from taskservice import handoff as handoff_module
+from taskservice.handoff import Handoff, Marks
 
 
 def created(n: int, leased: bool = True) -> dict:
@@ -48,3 +49,26 @@ async def test_a_failed_publish_does_not_stop_the_next():
     handoff.give([created(2)])
     await handoff.close()
     assert published == [["task-1"], ["task-2"]]
+
+
+async def test_confirmed_rows_are_marked_together_after_the_delay_or_at_once_on_close(monkeypatch):
+    monkeypatch.setattr(handoff_module, "MARK_DELAY_SECONDS", 0.05)
+    marked = []
+
+    async def mark(rows):
+        marked.append([row["id"] for row in rows])
+        if rows[0]["id"] == 3:
+            raise RuntimeError("a mark that fails is logged; the next ones still go")
+
+    marks = Marks(mark)
+    marks.add([{"id": 1}])
+    await asyncio.sleep(0.01)
+    marks.add([{"id": 2}])
+    assert marked == []  # waiting: the claim and the completion of these tasks go first
+    await asyncio.sleep(0.1)
+    assert marked == [[1, 2]]
+    marks.add([{"id": 3}])
+    await asyncio.sleep(0.1)
+    marks.add([{"id": 4}])
+    await marks.close()  # a stopping dispatcher: no waiting
+    assert marked == [[1, 2], [3], [4]]
