@@ -82,12 +82,14 @@ async def stop(proc: asyncio.subprocess.Process, timeout: float = 15) -> None:
         await proc.wait()
 
 
-async def spawn(command: list[str], env: Mapping[str, str], log_path: Path) -> asyncio.subprocess.Process:
-    """`python -m taskservice <command>` with its output in `log_path`."""
+async def spawn(command: list[str], env: Mapping[str, str], log_path: Path,
+                root: Path = ROOT) -> asyncio.subprocess.Process:
+    """`python -m taskservice <command>`, the package of the checkout at `root` (this one by
+    default), with its output in `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "taskservice", *command, cwd=ROOT, env={**os.environ, **env},
+            sys.executable, "-m", "taskservice", *command, cwd=root, env={**os.environ, **env},
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
 
 
@@ -125,7 +127,8 @@ async def wait_for_children(proc: asyncio.subprocess.Process, port: int, count: 
 
 @asynccontextmanager
 async def running_api(database_url: str, *, pool_max: int, log_path: Path,
-                      env: Mapping[str, str] | None = None, processes: int = 1) -> AsyncIterator[Server]:
+                      env: Mapping[str, str] | None = None, processes: int = 1,
+                      root: Path = ROOT) -> AsyncIterator[Server]:
     """The API serving `database_url`, by default without the embedded dispatcher (the bench
     measures the HTTP path alone; `env` may turn it on, with its own AMQP names), in
     `processes` processes (each with a pool of `pool_max`), stopped with SIGTERM on the way
@@ -140,7 +143,7 @@ async def running_api(database_url: str, *, pool_max: int, log_path: Path,
         "DB_POOL_MIN": str(pool_max),
         "DB_POOL_MAX": str(pool_max),
         **(env or {}),
-    }, log_path)
+    }, log_path, root)
     base_url = f"http://127.0.0.1:{port}"
     try:
         await wait_until_ready(proc, base_url, log_path)
@@ -154,7 +157,7 @@ async def running_api(database_url: str, *, pool_max: int, log_path: Path,
 @asynccontextmanager
 async def running_worker(database_url: str, *, concurrency: int, pool_max: int, log_path: Path,
                          env: Mapping[str, str], ready: Callable[[], Awaitable[bool]],
-                         timeout: float = 30) -> AsyncIterator[Worker]:
+                         timeout: float = 30, root: Path = ROOT) -> AsyncIterator[Worker]:
     """`python -m taskservice worker --concurrency N`, waited for until `ready()` (its consumer
     is on the queue), stopped with SIGTERM on the way out."""
     proc = await spawn(["worker", "--concurrency", str(concurrency)], {
@@ -163,7 +166,7 @@ async def running_worker(database_url: str, *, concurrency: int, pool_max: int, 
         "DB_POOL_MIN": str(pool_max),
         "DB_POOL_MAX": str(pool_max),
         **env,
-    }, log_path)
+    }, log_path, root)
     try:
         deadline = asyncio.get_running_loop().time() + timeout
         while not await ready():

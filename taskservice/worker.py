@@ -48,7 +48,6 @@ HOLD_SECONDS = 0.25
 # An attempt whose claim committed without the WAL flush and that runs longer than this has its
 # claim flushed by a commit of its own, then its message acked (ack_once_flushed).
 ACK_FLUSH_SECONDS = 0.1
-FLUSH_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # while the database is unreachable: about 30 s
 # The session of the worker's pool: each statement planned once per connection (the worker runs
 # the same few statements all day; planning each call, trigger statements included, took a
 # sizeable share of its PostgreSQL CPU), with index scans only, so a plan settled on while the
@@ -497,22 +496,20 @@ async def ack_once_flushed(message: AbstractIncomingMessage, pool: asyncpg.Pool,
                            recorded: asyncio.Future) -> None:
     """Ack the message of a claim committed without waiting for the WAL flush, once the claim is
     flushed: by its attempt's recorded outcome (a later synchronous commit) if `recorded` says so
-    within ACK_FLUSH_SECONDS, else by a commit of its own. Until then a database crash could lose
-    the claim, so the message stays with RabbitMQ (it comes back if this worker's channel closes,
-    and the claim's guard skips it); one whose claim was lost goes back to the queue."""
+    within ACK_FLUSH_SECONDS, else by a commit of its own, which also finds whether the claim is
+    there. Until then a database crash could lose the claim, so RabbitMQ keeps the message (it
+    comes back if this worker's channel closes). A message whose claim was lost, or could not be
+    checked, goes back to the queue: whoever receives it claims the task again, or, finding it
+    claimed, acks it."""
     done, _ = await asyncio.wait([recorded], timeout=ACK_FLUSH_SECONDS)
     if not (done and recorded.result()):
-        for delay in FLUSH_RETRY_DELAYS:
-            try:
-                async with pool.acquire() as conn:
-                    claimed = await tasks.flush_claim(conn, task["id"], task["attempts"])
-                break
-            except db.UNAVAILABLE_ERRORS as exc:
-                log.warning("database unavailable (%s) flushing a claim; its message waits", type(exc).__name__)
-                await asyncio.sleep(delay)
-        else:
-            log.error("message %s left unacked: its claim could not be flushed; it comes back when this "
-                      "worker's channel closes", message.message_id)
+        try:
+            async with pool.acquire() as conn:
+                claimed = await tasks.flush_claim(conn, task["id"], task["attempts"])
+        except db.UNAVAILABLE_ERRORS as exc:
+            log.warning("task %s: could not flush the claim of attempt %d (%s); its message goes back to the "
+                        "queue", task["id"], task["attempts"], type(exc).__name__)
+            await broker.settle(message, "requeue")
             return
         if not claimed:
             log.warning("task %s: the claim of attempt %d was lost (a database crash?); its message goes "

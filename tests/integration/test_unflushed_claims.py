@@ -11,7 +11,7 @@ import asyncpg
 
 from taskservice import tasks, worker
 from taskservice.wakeups import AfterCommit
-from tests.support.execution import new_task
+from tests.support.execution import new_task, publish_tasks, ready_messages, start, wait_for_status
 
 
 async def outbox_id(pool: asyncpg.Pool, task_id: uuid.UUID) -> int:
@@ -125,3 +125,37 @@ async def test_a_message_whose_claim_was_lost_goes_back_to_the_queue(pool, setti
         recorded.set_result(False)  # its outcome found the attempt not ours
         await asyncio.wait_for(worker.ack_once_flushed(message, pool, task, recorded), 5)
         assert await ready_after_close() == 1
+
+
+async def test_a_message_whose_claim_cannot_be_checked_goes_back_to_the_queue(pool, settings):
+    """The database is unreachable when the flush is due: the message goes back, and whoever
+    receives it claims the task again or, finding it claimed, acks it."""
+    task = await claimed_task(pool)
+    unreachable = await asyncpg.create_pool("postgresql://postgres@127.0.0.1:1/none", min_size=0)
+    try:
+        async with one_delivery(settings) as (message, ready_after_close):
+            recorded = asyncio.get_running_loop().create_future()
+            recorded.set_result(False)
+            await asyncio.wait_for(worker.ack_once_flushed(message, unreachable, task, recorded), 5)
+            assert await ready_after_close() == 1
+    finally:
+        await unreachable.close()
+
+
+async def test_an_idle_workers_tasks_run_once_and_their_messages_are_acked(pool, settings):
+    """Through a real worker: a quick task (acked after its outcome) and one that outlasts
+    ACK_FLUSH_SECONDS (acked after a flush of its own). Unacked, their messages would be back in
+    the queue once the worker's connection closed."""
+    ids = [await new_task(pool, "idle quick"),
+           await new_task(pool, "idle slow", kind="sleep", payload={"seconds": 0.3})]
+    running = start(worker.main, settings)
+    try:
+        for task_id in ids:  # one at a time: the worker is idle for each claim
+            await publish_tasks(settings, pool, [task_id])
+            await wait_for_status(pool, [task_id], "COMPLETED")
+    finally:
+        await running.shutdown()
+    assert await ready_messages(settings) == 0
+    async with pool.acquire() as conn:
+        attempts = await conn.fetch("SELECT attempts FROM tasks WHERE id = ANY($1)", ids)
+    assert [row["attempts"] for row in attempts] == [1, 1]
