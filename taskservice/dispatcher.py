@@ -90,6 +90,7 @@ async def publish_handed_off(pool: asyncpg.Pool, publisher: broker.Publisher, ma
     except PublishFailed as exc:
         await record_publish_error(pool, exc)
         return
+    metrics.DISPATCH_BATCH_SIZE.observe(len(rows))
     marks.add(rows)
 
 
@@ -105,7 +106,6 @@ async def mark_handed_off(claims: asyncpg.Pool, committed: wakeups.AfterCommit, 
     if moved:
         committed.soon()
     metrics.count_transition("NEW", "PENDING", moved)
-    metrics.DISPATCH_BATCH_SIZE.observe(len(rows))
 
 
 async def publish_confirmed(publisher: broker.Publisher, rows: list) -> None:
