@@ -361,8 +361,10 @@ async def publish_forever(pool: asyncpg.Pool, settings: Settings, wake: asyncio.
         try:
             await drain_forever(pool, claims, publisher, settings, wake, committed, stop)
         finally:
-            await handoff.close()
-            await marks.close()
+            try:
+                await handoff.close()
+            finally:
+                await marks.close()
     finally:
         await asyncio.gather(claims.close(), broker.close(connection))
 

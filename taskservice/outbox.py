@@ -15,8 +15,8 @@ from taskservice.sql import QUERIES
 #   would read the whole table for every row). Planning each claim afresh cost 0.35 ms of it;
 # - committed without waiting for the WAL flush (it sits between a create and its message). A
 #   claim lost in a database crash leaves its rows due and its tasks NEW, so they are published
-#   again and the worker skips the duplicates; any later synchronous commit, such as a worker's
-#   claim of one of its tasks, flushes it first.
+#   again and the worker skips the duplicates; any later synchronous commit that writes, such as
+#   a worker's outcome for one of its tasks, flushes it first.
 CLAIM_SESSION = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off",
                  "enable_bitmapscan": "off", "synchronous_commit": "off"}
 

@@ -230,10 +230,11 @@ async def count_active_by_queue(conn: asyncpg.Connection) -> list[asyncpg.Record
 
 # -- execution: every write below is guarded by the attempt it owns --------------
 
-async def flush_claim(conn: asyncpg.Connection, task_id: UUID, attempt: int) -> bool:
+async def flush_claim(conn: asyncpg.Connection, task_id: UUID, attempt: int, worker_id: str) -> bool:
     """Once every commit so far is flushed to disk (a claim committed without waiting, say):
-    whether the claim of `attempt` of the task is there, or was lost in a database crash."""
-    return await conn.fetchval(QUERIES["tasks/flush_claim"], task_id, attempt)
+    whether this worker's claim of `attempt` of the task is there and still running (false: a
+    database crash lost it, or the attempt has moved on)."""
+    return bool(await conn.fetchval(QUERIES["tasks/flush_claim"], task_id, attempt, worker_id))
 
 
 async def claim(conn: asyncpg.Connection, messages: Sequence[tuple[UUID, int]], worker_id: str,

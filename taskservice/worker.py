@@ -475,7 +475,7 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         if task.get("flushed", True):  # (limits.claim's rows always are)
             acked = asyncio.ensure_future(broker.settle(message, "ack"))
         else:
-            acked = asyncio.ensure_future(ack_once_flushed(message, pool, task, recorded))
+            acked = asyncio.ensure_future(ack_once_flushed(message, pool, settings, task, recorded))
         try:
             committed.soon()  # the claim's IN_PROGRESS event: announced with the outcome, if that is quick
             # From NEW when it beat its dispatcher's PENDING mark after the confirm (taskservice.handoff); the
@@ -492,28 +492,29 @@ async def handle_message(message: AbstractIncomingMessage, pool: asyncpg.Pool, s
         await intake.give_back()
 
 
-async def ack_once_flushed(message: AbstractIncomingMessage, pool: asyncpg.Pool, task: asyncpg.Record,
-                           recorded: asyncio.Future) -> None:
+async def ack_once_flushed(message: AbstractIncomingMessage, pool: asyncpg.Pool, settings: Settings,
+                           task: asyncpg.Record, recorded: asyncio.Future) -> None:
     """Ack the message of a claim committed without waiting for the WAL flush, once the claim is
     flushed: by its attempt's recorded outcome (a later synchronous commit) if `recorded` says so
-    within ACK_FLUSH_SECONDS, else by a commit of its own, which also finds whether the claim is
-    there. Until then a database crash could lose the claim, so RabbitMQ keeps the message (it
-    comes back if this worker's channel closes). A message whose claim was lost, or could not be
-    checked, goes back to the queue: whoever receives it claims the task again, or, finding it
-    claimed, acks it."""
+    within ACK_FLUSH_SECONDS, else by a write of its own to the running attempt's row, which also
+    finds whether the claim is there. Until then a database crash could lose the claim, so RabbitMQ
+    keeps the message (it comes back if this worker's channel closes). A message whose claim was
+    lost, or could not be checked, goes back to the queue: whoever receives it claims the task
+    again, or, finding it claimed or finished, acks it."""
     done, _ = await asyncio.wait([recorded], timeout=ACK_FLUSH_SECONDS)
     if not (done and recorded.result()):
         try:
             async with pool.acquire() as conn:
-                claimed = await tasks.flush_claim(conn, task["id"], task["attempts"])
-        except db.UNAVAILABLE_ERRORS as exc:
+                claimed = await tasks.flush_claim(conn, task["id"], task["attempts"], settings.worker_id)
+        except Exception as exc:  # unavailable, read-only after a failover, ...
             log.warning("task %s: could not flush the claim of attempt %d (%s); its message goes back to the "
-                        "queue", task["id"], task["attempts"], type(exc).__name__)
-            await broker.settle(message, "requeue")
-            return
+                        "queue", task["id"], task["attempts"], type(exc).__name__,
+                        exc_info=not isinstance(exc, db.UNAVAILABLE_ERRORS))
+            claimed = None
         if not claimed:
-            log.warning("task %s: the claim of attempt %d was lost (a database crash?); its message goes "
-                        "back to the queue", task["id"], task["attempts"])
+            if claimed is not None:
+                log.info("task %s: the claim of attempt %d is not there or has moved on (a database crash "
+                         "may have lost it); its message goes back to the queue", task["id"], task["attempts"])
             await broker.settle(message, "requeue")
             return
     await broker.settle(message, "ack")

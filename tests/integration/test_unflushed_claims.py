@@ -49,12 +49,26 @@ async def test_only_an_idle_workers_lone_claim_skips_the_flush(pool, settings):
     assert [row["flushed"] for row in together] == [True, True]
 
 
-async def claimed_task(pool) -> asyncpg.Record:
+async def claimed_task(pool, settings) -> asyncpg.Record:
+    """A task this test's worker id claimed without waiting for the flush."""
     task_id = await new_task(pool, "claimed")
     async with pool.acquire() as conn:
-        [row] = await tasks.claim(conn, [(task_id, await outbox_id(pool, task_id))], "this-worker", 30,
+        [row] = await tasks.claim(conn, [(task_id, await outbox_id(pool, task_id))], settings.worker_id, 30,
                                   unflushed=True)
     return row
+
+
+async def test_flushing_a_claim_waits_until_the_wal_is_on_disk_through_it(pool, settings):
+    """Right after an unflushed claim its commit may not be on disk yet (the WAL writer flushes it
+    within wal_writer_delay); once flush_claim returns, the WAL is flushed past it."""
+    task = await claimed_task(pool, settings)
+    async with pool.acquire() as conn:
+        written = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")  # past the claim's commit
+        assert await tasks.flush_claim(conn, task["id"], task["attempts"], settings.worker_id)
+        assert await conn.fetchval("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn", written)
+        # Not this worker's, or not this attempt: nothing to flush for, and the answer says so.
+        assert not await tasks.flush_claim(conn, task["id"], task["attempts"], "another-worker")
+        assert not await tasks.flush_claim(conn, task["id"], task["attempts"] + 1, settings.worker_id)
 
 
 @contextlib.asynccontextmanager
@@ -84,10 +98,10 @@ async def one_delivery(settings):
 async def test_the_message_stays_unacked_until_the_outcome_is_recorded_and_then_is_acked(pool, settings,
                                                                                        monkeypatch):
     monkeypatch.setattr(worker, "ACK_FLUSH_SECONDS", 30.0)
-    task = await claimed_task(pool)
+    task = await claimed_task(pool, settings)
     async with one_delivery(settings) as (message, ready_after_close):
         recorded = asyncio.get_running_loop().create_future()
-        acking = asyncio.ensure_future(worker.ack_once_flushed(message, pool, task, recorded))
+        acking = asyncio.ensure_future(worker.ack_once_flushed(message, pool, settings, task, recorded))
         await asyncio.sleep(0.3)
         assert not acking.done()
         recorded.set_result(True)  # the outcome's synchronous commit flushed the claim
@@ -96,19 +110,19 @@ async def test_the_message_stays_unacked_until_the_outcome_is_recorded_and_then_
 
 
 async def test_an_attempt_still_running_has_its_claim_flushed_and_its_message_acked(pool, settings):
-    task = await claimed_task(pool)
+    task = await claimed_task(pool, settings)
     async with one_delivery(settings) as (message, ready_after_close):
         recorded = asyncio.get_running_loop().create_future()  # never set: the attempt runs on
-        await asyncio.wait_for(worker.ack_once_flushed(message, pool, task, recorded), 5)
+        await asyncio.wait_for(worker.ack_once_flushed(message, pool, settings, task, recorded), 5)
         assert await ready_after_close() == 0
 
 
 async def test_a_message_not_yet_flushed_comes_back_when_its_channel_closes(pool, settings, monkeypatch):
     monkeypatch.setattr(worker, "ACK_FLUSH_SECONDS", 30.0)
-    task = await claimed_task(pool)
+    task = await claimed_task(pool, settings)
     async with one_delivery(settings) as (message, ready_after_close):
         recorded = asyncio.get_running_loop().create_future()
-        acking = asyncio.ensure_future(worker.ack_once_flushed(message, pool, task, recorded))
+        acking = asyncio.ensure_future(worker.ack_once_flushed(message, pool, settings, task, recorded))
         try:
             await asyncio.sleep(0.3)
             assert await ready_after_close() == 1  # RabbitMQ still held it: requeued
@@ -118,25 +132,25 @@ async def test_a_message_not_yet_flushed_comes_back_when_its_channel_closes(pool
 
 async def test_a_message_whose_claim_was_lost_goes_back_to_the_queue(pool, settings):
     """As after a database crash that lost the claim: the task never reached this attempt."""
-    task = dict(await claimed_task(pool))
+    task = dict(await claimed_task(pool, settings))
     task["attempts"] += 1  # an attempt whose claim is not there
     async with one_delivery(settings) as (message, ready_after_close):
         recorded = asyncio.get_running_loop().create_future()
         recorded.set_result(False)  # its outcome found the attempt not ours
-        await asyncio.wait_for(worker.ack_once_flushed(message, pool, task, recorded), 5)
+        await asyncio.wait_for(worker.ack_once_flushed(message, pool, settings, task, recorded), 5)
         assert await ready_after_close() == 1
 
 
 async def test_a_message_whose_claim_cannot_be_checked_goes_back_to_the_queue(pool, settings):
     """The database is unreachable when the flush is due: the message goes back, and whoever
     receives it claims the task again or, finding it claimed, acks it."""
-    task = await claimed_task(pool)
+    task = await claimed_task(pool, settings)
     unreachable = await asyncpg.create_pool("postgresql://postgres@127.0.0.1:1/none", min_size=0)
     try:
         async with one_delivery(settings) as (message, ready_after_close):
             recorded = asyncio.get_running_loop().create_future()
             recorded.set_result(False)
-            await asyncio.wait_for(worker.ack_once_flushed(message, unreachable, task, recorded), 5)
+            await asyncio.wait_for(worker.ack_once_flushed(message, unreachable, settings, task, recorded), 5)
             assert await ready_after_close() == 1
     finally:
         await unreachable.close()
