@@ -4,10 +4,9 @@ import asyncio
 import logging
 import os
 import socket
-from collections import defaultdict
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import aio_pika
 import orjson
@@ -166,20 +165,18 @@ def parse_task_message(body: bytes) -> tuple[str, int]:
 
 async def publish_batch(exchange: AbstractExchange, routing_key: str, rows: Sequence) -> None:
     """Publish every row and wait for all confirms; raises if any is nacked or returned."""
-    await gather_or_await([
-        exchange.publish(task_message(row["id"], row["task_id"], row["priority"]), routing_key,
-                         mandatory=True, timeout=PUBLISH_TIMEOUT_SECONDS)
-        for row in rows
-    ])
+    await publish_each(exchange, [(routing_key, row) for row in rows])
 
 
-async def gather_or_await(publishes: list[Awaitable]) -> None:
-    """A lone publish is awaited in the caller's own task: a gather's task for it would start a
-    turn of the event loop later, after whatever else is ready (the create's HTTP answer, say)."""
-    if len(publishes) == 1:
-        await publishes[0]
-    else:
-        await asyncio.gather(*publishes)
+async def publish_each(exchange: AbstractExchange, routed: Sequence[tuple[str, Any]]) -> None:
+    """Publish each (routing key, row) and wait for all confirms; raises if any is nacked or
+    returned. A lone message is published in the caller's own task: a gather's task for it would
+    start a turn of the event loop later, after whatever else is ready (the create's HTTP answer,
+    say)."""
+    publishes = [exchange.publish(task_message(row["id"], row["task_id"], row["priority"]), routing_key,
+                                  mandatory=True, timeout=PUBLISH_TIMEOUT_SECONDS)
+                 for routing_key, row in routed]
+    await (publishes[0] if len(publishes) == 1 else asyncio.gather(*publishes))
 
 
 @dataclass
@@ -203,18 +200,14 @@ class Publisher:
 async def publish_routed(publisher: Publisher, rows: Sequence) -> None:
     """Publish every row (with its `queue`) to its task queue and wait for all confirms;
     raises if any is nacked or returned."""
-    by_queue: dict[str, list] = defaultdict(list)
-    for row in rows:
-        by_queue[row["queue"]].append(row)
     try:
-        for queue in by_queue.keys() - publisher.declared:
+        for queue in {row["queue"] for row in rows} - publisher.declared:
             # Bounded like a publish: on a channel waiting to reconnect a declare waits for good,
             # and a stopping dispatcher must still stop.
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
                 await declare_task_queue(publisher.channel, publisher.exchange, publisher.settings, queue)
             publisher.declared.add(queue)
-        await gather_or_await([publish_batch(publisher.exchange, queue_name(publisher.settings, queue), queue_rows)
-                               for queue, queue_rows in by_queue.items()])
+        await publish_each(publisher.exchange, [(queue_name(publisher.settings, row["queue"]), row) for row in rows])
     except BaseException:
         publisher.forget_declared()
         raise
